@@ -1,0 +1,103 @@
+#include "checkpoint.h"
+
+#include <filesystem>
+
+#include "errors.h"
+#include "hf_checkpoint.h"
+#include "llama2c_checkpoint.h"
+#include "safetensors.h"
+
+namespace mops {
+namespace {
+
+constexpr const char* kFormatKey = "format";
+constexpr const char* kFormatValue = "mops";
+constexpr const char* kConfigKey = "mops_model_config";
+
+LoadedModel load_own_format(const std::string& path) {
+  SafetensorsReader reader(path);
+  const auto& metadata = reader.metadata();
+  auto format = metadata.find(kFormatKey);
+  MOPS_CHECK(format != metadata.end() && format->second == kFormatValue && metadata.count(kConfigKey),
+             path << ": not a MoPs model file (its safetensors metadata lacks format=mops and "
+                     "mops_model_config). Hugging Face checkpoints are loaded from their directory, "
+                     "llama2.c exports from a .bin file");
+  LoadedModel loaded;
+  loaded.model = Llama(ModelConfig::from_json(metadata.at(kConfigKey), path));
+  ParameterFiller filler(loaded.model, path);
+  for (const auto& item : loaded.model->named_parameters()) {
+    filler.fill(item.key(), reader.float_tensor(item.key()));
+  }
+  filler.finish();
+  loaded.format = CheckpointFormat::kMops;
+  loaded.metadata = metadata;
+  return loaded;
+}
+
+}  // namespace
+
+const char* format_name(CheckpointFormat format) {
+  switch (format) {
+    case CheckpointFormat::kMops: return "mops safetensors";
+    case CheckpointFormat::kLlama2c: return "llama2.c v0";
+    case CheckpointFormat::kHuggingFace: return "Hugging Face Llama";
+  }
+  return "?";
+}
+
+LoadedModel load_model(const std::string& path) {
+  namespace fs = std::filesystem;
+  MOPS_CHECK(fs::exists(path), "model '" << path << "' does not exist");
+  LoadedModel loaded;
+  if (fs::is_directory(path)) {
+    loaded.model = load_hf_checkpoint(path);
+    loaded.format = CheckpointFormat::kHuggingFace;
+  } else if (fs::path(path).extension() == ".bin") {
+    loaded.model = load_llama2c_checkpoint(path);
+    loaded.format = CheckpointFormat::kLlama2c;
+  } else {
+    loaded = load_own_format(path);
+  }
+  loaded.model->eval();
+  return loaded;
+}
+
+void save_model(Llama& model, const std::string& path,
+                const std::map<std::string, std::string>& metadata) {
+  auto all_metadata = metadata;
+  all_metadata[kFormatKey] = kFormatValue;
+  all_metadata[kConfigKey] = model->config().to_json();
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& item : model->named_parameters()) {
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kFloat32).contiguous());
+  }
+  write_safetensors(path, tensors, all_metadata);
+}
+
+ParameterFiller::ParameterFiller(Llama& model, std::string source) : source_(std::move(source)) {
+  for (const auto& item : model->named_parameters()) {
+    parameters_[item.key()] = item.value();
+    filled_[item.key()] = false;
+  }
+}
+
+void ParameterFiller::fill(const std::string& name, const torch::Tensor& value) {
+  auto it = parameters_.find(name);
+  MOPS_CHECK(it != parameters_.end(), source_ << ": no model parameter is called '" << name << "'");
+  MOPS_CHECK(it->second.sizes() == value.sizes(),
+             source_ << ": tensor '" << name << "' has shape " << value.sizes()
+                     << " but the model config implies " << it->second.sizes());
+  torch::NoGradGuard no_grad;
+  it->second.copy_(value.to(torch::kFloat32));
+  filled_[name] = true;
+}
+
+void ParameterFiller::finish() const {
+  std::string missing;
+  for (const auto& [name, done] : filled_) {
+    if (!done) missing += (missing.empty() ? "" : ", ") + name;
+  }
+  MOPS_CHECK(missing.empty(), source_ << ": missing tensors: " << missing);
+}
+
+}  // namespace mops

@@ -1,0 +1,46 @@
+// Loading and saving the backbone. Formats:
+//   - the project's own: one .safetensors file, parameter names as in llama.h, the model
+//     config (and anything else the writer adds) in its metadata;
+//   - llama2.c's legacy v0 .bin export (tied or untied classifier);
+//   - a Hugging Face Llama directory: config.json + model.safetensors, or shards listed in
+//     model.safetensors.index.json; F32/F16/BF16; q/k rows converted from rotate-half.
+#pragma once
+#include <map>
+#include <string>
+
+#include "llama.h"
+
+namespace mops {
+
+enum class CheckpointFormat { kMops, kLlama2c, kHuggingFace };
+const char* format_name(CheckpointFormat format);
+
+struct LoadedModel {
+  Llama model{nullptr};
+  CheckpointFormat format = CheckpointFormat::kMops;
+  std::map<std::string, std::string> metadata;  // own format only
+};
+
+// Picks the format from the path: a directory is Hugging Face, *.bin is llama2.c, anything
+// else must be the project's safetensors format.
+LoadedModel load_model(const std::string& path);
+
+// Writes the project's format (atomically); `metadata` is stored next to the model config.
+void save_model(Llama& model, const std::string& path,
+                const std::map<std::string, std::string>& metadata = {});
+
+// Fills a freshly built model parameter by parameter, checking shapes, and makes sure none
+// is left out. Used by every loader.
+class ParameterFiller {
+ public:
+  ParameterFiller(Llama& model, std::string source);
+  void fill(const std::string& name, const torch::Tensor& value);  // value in any float dtype
+  void finish() const;  // error naming every parameter that was never filled
+
+ private:
+  std::map<std::string, torch::Tensor> parameters_;
+  std::map<std::string, bool> filled_;
+  std::string source_;
+};
+
+}  // namespace mops

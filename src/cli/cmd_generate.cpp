@@ -1,0 +1,78 @@
+// `mops generate`: continue a text or a list of token ids.
+#include <iostream>
+
+#include "checkpoint.h"
+#include "cli/command_start.h"
+#include "cli/commands.h"
+#include "generate.h"
+#include "tokenizer.h"
+
+namespace mops {
+
+int run_generate(int argc, const char* const* argv) {
+  CommandLine cl("generate",
+                 "Generate a continuation with a KV cache. Give --prompt TEXT (needs a tokenizer) or "
+                 "--ids \"1 2 3\"; with --print-ids the generated ids are printed on one line and no "
+                 "tokenizer is needed.");
+  cl.options().add_options()
+      ("model", po::value<std::string>()->required()->value_name("PATH"),
+       "checkpoint: .safetensors (project format), .bin (llama2.c v0) or a Hugging Face directory")
+      ("tokenizer", po::value<std::string>()->value_name("FILE"), "SentencePiece .model file")
+      ("prompt", po::value<std::string>()->value_name("TEXT"), "text to continue (BOS is prepended)")
+      ("ids", po::value<std::string>()->value_name("\"1 2 3\""), "token ids to continue, space or comma separated")
+      ("max-new-tokens", po::value<int>()->default_value(64)->value_name("N"), "tokens to generate at most")
+      ("greedy", po::bool_switch(), "always take the most likely token")
+      ("temperature", po::value<double>()->default_value(0.8)->value_name("T"), "sampling temperature (> 0)")
+      ("top-p", po::value<double>()->default_value(0.95)->value_name("P"),
+       "nucleus sampling: sample among the most likely tokens holding this much mass, in (0, 1]")
+      ("stop-id", po::value<int64_t>()->value_name("ID"),
+       "stop after generating this id (default: the tokenizer's EOS; none without a tokenizer)")
+      ("print-ids", po::bool_switch(), "print the generated ids, space separated, on one line");
+  cl.add_threads_option();
+  cl.add_seed_option();
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  MOPS_CHECK(cl.has("prompt") != cl.has("ids"), "give exactly one of --prompt TEXT and --ids \"1 2 3\"");
+  const bool print_ids = cl.get<bool>("print-ids");
+  MOPS_CHECK(cl.has("tokenizer") || (cl.has("ids") && print_ids),
+             "--tokenizer FILE is needed to encode --prompt or to print text; with --ids, --print-ids "
+             "needs no tokenizer");
+  start_command(cl);
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (cl.has("tokenizer")) tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(cl.get<std::string>("tokenizer")));
+  auto loaded = load_model(cl.get<std::string>("model"));
+  MOPS_CHECK(!tokenizer || tokenizer->vocab_size() <= loaded.model->config().vocab_size,
+             "the tokenizer has " << tokenizer->vocab_size() << " pieces but the model's vocabulary is "
+                                  << loaded.model->config().vocab_size << ": they do not belong together");
+
+  std::vector<int64_t> prompt;
+  if (cl.has("ids")) {
+    prompt = parse_id_list(cl.get<std::string>("ids"), "ids");
+  } else {
+    prompt.push_back(tokenizer->bos_id());
+    for (int id : tokenizer->encode(cl.get<std::string>("prompt"))) prompt.push_back(id);
+  }
+  SamplingOptions options;
+  options.max_new_tokens = cl.get<int>("max-new-tokens");
+  options.greedy = cl.get<bool>("greedy");
+  options.temperature = cl.get<double>("temperature");
+  options.top_p = cl.get<double>("top-p");
+  options.seed = cl.get<uint64_t>("seed");
+  options.stop_id = cl.has("stop-id") ? cl.get<int64_t>("stop-id") : (tokenizer ? tokenizer->eos_id() : -1);
+
+  const auto result = generate(loaded.model, prompt, options);
+  if (print_ids) {
+    for (size_t i = 0; i < result.ids.size(); ++i) std::cout << (i ? " " : "") << result.ids[i];
+    std::cout << "\n";
+  } else {
+    std::vector<int> all(prompt.begin(), prompt.end());
+    all.insert(all.end(), result.ids.begin(), result.ids.end());
+    std::cout << tokenizer->decode(all) << "\n";
+  }
+  std::cerr << "generated " << result.ids.size() << " tokens in " << result.seconds << " s ("
+            << result.ids.size() / std::max(1e-9, result.seconds) << " tokens/s), stopped by "
+            << result.stop_reason << "\n";
+  return 0;
+}
+
+}  // namespace mops

@@ -1,0 +1,58 @@
+// `mops info` and `mops convert`: look at a checkpoint, or rewrite it in the project's format.
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+
+#include "checkpoint.h"
+#include "cli/command_start.h"
+#include "cli/commands.h"
+
+namespace mops {
+
+int run_info(int argc, const char* const* argv) {
+  CommandLine cl("info", "Describe a model checkpoint: format, shapes and parameter count.");
+  cl.options().add_options()("model", po::value<std::string>()->required()->value_name("PATH"),
+                             "checkpoint: .safetensors (project format), .bin (llama2.c v0) or a "
+                             "Hugging Face directory");
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  const auto path = cl.get<std::string>("model");
+  auto loaded = load_model(path);
+  const auto& c = loaded.model->config();
+  std::cout << std::left;
+  auto row = [](const std::string& key, const auto& value) {
+    std::cout << "  " << std::setw(18) << key << value << "\n";
+  };
+  std::cout << path << "\n";
+  row("format", format_name(loaded.format));
+  row("dim", c.dim);
+  row("hidden_dim", c.hidden_dim);
+  row("layers", c.n_layers);
+  row("heads / kv heads", std::to_string(c.n_heads) + " / " + std::to_string(c.n_kv_heads));
+  row("vocab", c.vocab_size);
+  row("max_seq_len", c.max_seq_len);
+  row("classifier", c.tied_classifier ? "tied to the embedding" : "separate");
+  row("parameters", c.parameter_count());
+  for (const auto& [key, value] : loaded.metadata) {
+    if (key != "mops_model_config" && value.size() < 200) row(key, value);
+  }
+  return 0;
+}
+
+int run_convert(int argc, const char* const* argv) {
+  CommandLine cl("convert",
+                 "Convert a llama2.c v0 .bin or a Hugging Face Llama directory to the project's "
+                 "safetensors format (float32, interleaved RoPE layout).");
+  cl.options().add_options()
+      ("model", po::value<std::string>()->required()->value_name("PATH"), "checkpoint to read")
+      ("out", po::value<std::string>()->required()->value_name("FILE"), "where to write (.safetensors)");
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  start_command(cl);
+  auto loaded = load_model(cl.get<std::string>("model"));
+  const auto out = cl.get<std::string>("out");
+  save_model(loaded.model, out, {{"converted_from", cl.get<std::string>("model")}});
+  std::cout << "wrote " << out << " (" << loaded.model->config().parameter_count() << " parameters, "
+            << std::filesystem::file_size(out) << " bytes)\n";
+  return 0;
+}
+
+}  // namespace mops

@@ -1,0 +1,61 @@
+// `mops tokenizer train` and `mops tokenizer encode`.
+#include <iostream>
+
+#include "cli/command_start.h"
+#include "cli/commands.h"
+#include "text_corpus.h"
+#include "tokenizer.h"
+
+namespace mops {
+
+int run_tokenizer_train(int argc, const char* const* argv) {
+  CommandLine cl("tokenizer train",
+                 "Train a SentencePiece tokenizer (Llama's special ids: unk 0, bos 1, eos 2; digits "
+                 "split; byte fallback) on plain-text files (documents separated by blank lines) or "
+                 "JSONL files. Writes PREFIX.model and PREFIX.vocab.");
+  cl.options().add_options()
+      ("input", po::value<std::vector<std::string>>()->required()->multitoken()->value_name("FILE..."),
+       "corpus files: *.jsonl (one JSON object per line) or plain text")
+      ("fields", po::value<std::vector<std::string>>()->multitoken()->default_value({"text"}, "text")->value_name("NAME..."),
+       "JSONL string fields that hold the text, joined by newlines")
+      ("out", po::value<std::string>()->required()->value_name("PREFIX"), "output prefix")
+      ("vocab-size", po::value<int>()->default_value(2000)->value_name("N"), "number of pieces")
+      ("model-type", po::value<std::string>()->default_value("bpe"), "bpe or unigram")
+      ("skip-bad-records", po::bool_switch(), "skip malformed JSONL lines (counted) instead of stopping");
+  cl.add_threads_option();
+  cl.add_seed_option();
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  start_command(cl);
+  TextCorpusOptions corpus_options;
+  corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
+  corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
+  const auto corpus = read_text_corpus(cl.get<std::vector<std::string>>("input"), corpus_options);
+  if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
+  TokenizerTrainOptions options;
+  options.vocab_size = cl.get<int>("vocab-size");
+  options.model_type = cl.get<std::string>("model-type");
+  options.seed = cl.get<uint64_t>("seed");
+  const auto path = train_tokenizer(corpus.documents, cl.get<std::string>("out"), options);
+  const auto tokenizer = Tokenizer::load(path);
+  std::cout << "wrote " << path << ": " << tokenizer.vocab_size() << " pieces from "
+            << corpus.documents.size() << " documents\n";
+  return 0;
+}
+
+int run_tokenizer_encode(int argc, const char* const* argv) {
+  CommandLine cl("tokenizer encode", "Print the token ids of a text, space separated (no BOS/EOS).");
+  cl.options().add_options()
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model file")
+      ("text", po::value<std::string>()->required()->value_name("TEXT"), "text to encode")
+      ("pieces", po::bool_switch(), "print the pieces instead of the ids");
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
+  const auto ids = tokenizer.encode(cl.get<std::string>("text"));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::cout << (i ? " " : "") << (cl.get<bool>("pieces") ? tokenizer.piece(ids[i]) : std::to_string(ids[i]));
+  }
+  std::cout << "\n";
+  return 0;
+}
+
+}  // namespace mops

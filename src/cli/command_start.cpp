@@ -1,0 +1,43 @@
+#include "command_start.h"
+
+#include <torch/torch.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "threads.h"
+
+namespace mops {
+
+void start_command(const CommandLine& command_line) {
+  command_line.print_resolved(std::cerr);
+  const int threads = command_line.has("threads") ? command_line.get<int>("threads") : 0;
+  std::cerr << describe(apply_thread_settings(threads)) << "\n";
+  if (command_line.has("seed")) torch::manual_seed(command_line.get<uint64_t>("seed"));
+}
+
+std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option) {
+  std::string spaced = text;
+  for (char& c : spaced) {
+    if (c == ',') c = ' ';
+  }
+  std::istringstream in(spaced);
+  std::vector<int64_t> ids;
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long value = -1;
+    try {
+      value = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    MOPS_CHECK(used == word.size() && value >= 0,
+               "--" << option << ": '" << word << "' is not a non-negative integer id");
+    ids.push_back(value);
+  }
+  MOPS_CHECK(!ids.empty(), "--" << option << " holds no ids");
+  return ids;
+}
+
+}  // namespace mops

@@ -1,0 +1,13 @@
+// The `mops` subcommands; each parses its own options and returns the exit code.
+#pragma once
+
+namespace mops {
+
+int run_info(int argc, const char* const* argv);
+int run_convert(int argc, const char* const* argv);
+int run_generate(int argc, const char* const* argv);
+int run_pretrain(int argc, const char* const* argv);
+int run_tokenizer_train(int argc, const char* const* argv);
+int run_tokenizer_encode(int argc, const char* const* argv);
+
+}  // namespace mops

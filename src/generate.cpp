@@ -1,0 +1,73 @@
+#include "generate.h"
+
+#include <chrono>
+#include <random>
+
+#include "errors.h"
+
+namespace mops {
+
+int64_t pick_token(const torch::Tensor& logits, const SamplingOptions& options, double random) {
+  if (options.greedy) return logits.argmax().item<int64_t>();
+  auto probs = torch::softmax(logits.to(torch::kFloat64) / options.temperature, -1);  // (V)
+  auto sorted = probs.sort(/*dim=*/-1, /*descending=*/true);
+  auto p = std::get<0>(sorted), order = std::get<1>(sorted);  // (V), (V)
+  auto pa = p.accessor<double, 1>();
+  // Nucleus: the smallest prefix of the sorted distribution whose mass reaches top_p.
+  double kept_mass = 0;
+  int64_t kept = 0;
+  while (kept < p.size(0) && (kept == 0 || kept_mass < options.top_p)) kept_mass += pa[kept++];
+  double target = random * kept_mass, running = 0;
+  for (int64_t i = 0; i < kept; ++i) {
+    running += pa[i];
+    if (target < running) return order[i].item<int64_t>();
+  }
+  return order[kept - 1].item<int64_t>();
+}
+
+GenerationResult generate(Llama& model, const std::vector<int64_t>& prompt_ids,
+                          const SamplingOptions& options, const PromptPlan& plan) {
+  MOPS_CHECK(!prompt_ids.empty(), "generation needs at least one prompt token id");
+  MOPS_CHECK(options.greedy || options.temperature > 0,
+             "--temperature = " << options.temperature << " must be positive (or use --greedy)");
+  MOPS_CHECK(options.greedy || (options.top_p > 0 && options.top_p <= 1),
+             "--top-p = " << options.top_p << " is outside (0, 1]");
+  MOPS_CHECK(options.max_new_tokens >= 0, "--max-new-tokens must be >= 0");
+  const int64_t prompt_positions = plan.first_prompts.defined() ? plan.first_prompts.size(-2) : 0;
+  const int64_t limit = model->config().max_seq_len;
+  MOPS_CHECK(prompt_positions + int64_t(prompt_ids.size()) <= limit,
+             "prompt of " << prompt_ids.size() << " ids (+" << prompt_positions
+                          << " prompt positions) exceeds the model's context of " << limit);
+  torch::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  std::mt19937_64 rng(options.seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  KVCache cache;
+  PromptPlan step_plan;  // after the prefill only the gate weights still act
+  step_plan.weight_from_layer = plan.weight_from_layer;
+  step_plan.column_weights = plan.column_weights;
+
+  GenerationResult result;
+  result.stop_reason = "max-new-tokens";
+  auto logits = model->forward(torch::tensor(prompt_ids, torch::kLong).unsqueeze(0), plan, &cache).logits;
+  int64_t length = prompt_positions + int64_t(prompt_ids.size());
+  for (int i = 0; i < options.max_new_tokens; ++i) {
+    const int64_t next = pick_token(logits[0][-1], options, uniform(rng));
+    result.ids.push_back(next);
+    if (next == options.stop_id) {
+      result.stop_reason = "stop id";
+      break;
+    }
+    if (length >= limit) {
+      result.stop_reason = "context full";
+      break;
+    }
+    if (i + 1 == options.max_new_tokens) break;
+    logits = model->forward(torch::tensor({next}, torch::kLong).unsqueeze(0), step_plan, &cache).logits;
+    ++length;
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace mops

@@ -1,0 +1,243 @@
+#include "llama.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "errors.h"
+
+namespace mops {
+
+// ---------------------------------------------------------------- RMSNorm
+
+RMSNormImpl::RMSNormImpl(int dim, float eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto inv_rms = torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_);  // (..., 1)
+  return x * inv_rms * weight;
+}
+
+// ---------------------------------------------------------------- Attention
+
+namespace {
+torch::nn::Linear linear(int in, int out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
+}  // namespace
+
+AttentionImpl::AttentionImpl(const ModelConfig& config)
+    : n_heads_(config.n_heads), n_kv_heads_(config.n_kv_heads), head_dim_(config.head_dim()) {
+  wq = register_module("wq", linear(config.dim, config.dim));
+  wk = register_module("wk", linear(config.dim, config.kv_dim()));
+  wv = register_module("wv", linear(config.dim, config.kv_dim()));
+  wo = register_module("wo", linear(config.dim, config.dim));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbedding& rope,
+                                     int64_t start, const AttentionContext& context) {
+  const int64_t B = x.size(0), S = x.size(1);
+  const int64_t H = n_heads_, G = n_kv_heads_, D = head_dim_;
+  auto q = wq(x).view({B, S, H, D}).transpose(1, 2);  // (B, H, S, D)
+  auto k = wk(x).view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
+  auto v = wv(x).view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
+  q = rope.apply(q, start);
+  k = rope.apply(k, start);
+  if (context.cache_keys) {
+    if (context.cache_keys->defined()) {
+      k = torch::cat({*context.cache_keys, k}, 2);  // (B, G, Sk, D)
+      v = torch::cat({*context.cache_values, v}, 2);
+    }
+    *context.cache_keys = k;
+    *context.cache_values = v;
+  }
+  const int64_t Sk = k.size(2);
+  if (G != H) {  // query head h reads key/value head h / (H/G)
+    k = k.repeat_interleave(H / G, 1);  // (B, H, Sk, D)
+    v = v.repeat_interleave(H / G, 1);
+  }
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(D));  // (B, H, S, Sk)
+  if (S > 1) {
+    auto future = torch::ones({S, Sk}, torch::kBool).triu(Sk - S + 1);  // (S, Sk)
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  auto probs = torch::softmax(scores, -1);  // (B, H, S, Sk)
+  if (context.column_weights.defined()) {
+    const int64_t P = context.prompt_columns;
+    auto token_columns = torch::ones({B, Sk - P}, probs.options());
+    auto weights = torch::cat({context.column_weights, token_columns}, 1);  // (B, Sk)
+    probs = probs * weights.view({B, 1, 1, Sk});
+  }
+  auto out = torch::matmul(probs, v);                   // (B, H, S, D)
+  out = out.transpose(1, 2).reshape({B, S, H * D});     // (B, S, C)
+  return wo(out);
+}
+
+// ---------------------------------------------------------------- FeedForward and Block
+
+FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
+  w1 = register_module("w1", linear(config.dim, config.hidden_dim));
+  w2 = register_module("w2", linear(config.hidden_dim, config.dim));
+  w3 = register_module("w3", linear(config.dim, config.hidden_dim));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  return w2(torch::silu(w1(x)) * w3(x));  // (B, S, F) inside
+}
+
+BlockImpl::BlockImpl(const ModelConfig& config) {
+  attention_norm = register_module("attention_norm", RMSNorm(config.dim, config.norm_eps));
+  attention = register_module("attention", Attention(config));
+  ffn_norm = register_module("ffn_norm", RMSNorm(config.dim, config.norm_eps));
+  feed_forward = register_module("feed_forward", FeedForward(config));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const RotaryEmbedding& rope,
+                                 int64_t start, const AttentionContext& context) {
+  auto h = x + attention(attention_norm(x), rope, start, context);
+  return h + feed_forward(ffn_norm(h));
+}
+
+// ---------------------------------------------------------------- prompt helpers
+
+torch::Tensor batch_prompts(const torch::Tensor& prompts, int64_t batch, const char* what) {
+  MOPS_CHECK(prompts.dim() == 2 || prompts.dim() == 3,
+             what << " must be (P, C) or (B, P, C), got " << prompts.sizes());
+  if (prompts.dim() == 2) return prompts.unsqueeze(0).expand({batch, -1, -1});
+  MOPS_CHECK(prompts.size(0) == batch,
+             what << " has batch " << prompts.size(0) << " but the tokens have batch " << batch);
+  return prompts;
+}
+
+torch::Tensor replace_prompt_positions(const torch::Tensor& h, int64_t old_prompts,
+                                       const torch::Tensor& prompts) {
+  auto tokens = h.slice(1, old_prompts);  // (B, T, C)
+  return torch::cat({prompts.to(h.dtype()), tokens}, 1);  // (B, P + T, C)
+}
+
+// ---------------------------------------------------------------- Llama
+
+LlamaImpl::LlamaImpl(const ModelConfig& config)
+    : config_(config), rope_(config.head_dim(), config.rope_theta) {
+  config.validate("model");
+  tok_embeddings = register_module("tok_embeddings",
+                                   torch::nn::Embedding(config.vocab_size, config.dim));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int l = 0; l < config.n_layers; ++l) layers->push_back(Block(config));
+  norm = register_module("norm", RMSNorm(config.dim, config.norm_eps));
+  if (!config.tied_classifier) output = register_module("output", linear(config.dim, config.vocab_size));
+}
+
+torch::Tensor LlamaImpl::embed(const torch::Tensor& tokens) {
+  MOPS_CHECK(tokens.dim() == 2 && tokens.scalar_type() == torch::kLong,
+             "tokens must be a (B, T) int64 tensor, got " << tokens.sizes() << " "
+                                                         << tokens.scalar_type());
+  if (tokens.numel() > 0) {
+    const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+    MOPS_CHECK(lo >= 0 && hi < config_.vocab_size,
+               "token id " << (lo < 0 ? lo : hi) << " is outside the vocabulary [0, "
+                           << config_.vocab_size << ")");
+  }
+  return tok_embeddings(tokens);  // (B, T, C)
+}
+
+torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
+                                    const PromptPlan& plan, KVCache* cache) {
+  const int L = config_.n_layers;
+  MOPS_CHECK(0 <= begin && begin <= end && end <= L,
+             "layer range [" << begin << ", " << end << ") is outside [0, " << L << "]");
+  if (cache && int(cache->keys.size()) != L) {
+    cache->keys.assign(L, torch::Tensor());
+    cache->values.assign(L, torch::Tensor());
+    cache->prompt_columns.assign(L, 0);
+  }
+  for (int l = begin; l < end; ++l) {
+    const int64_t start = cache ? cache->length(l) : 0;
+    AttentionContext context;
+    context.prompt_columns = start > 0 ? cache->prompt_columns[l] : prompt_columns;
+    if (cache) {
+      if (start == 0) cache->prompt_columns[l] = prompt_columns;
+      context.cache_keys = &cache->keys[l];
+      context.cache_values = &cache->values[l];
+    }
+    if (plan.column_weights.defined() && plan.weight_from_layer >= 0 && l >= plan.weight_from_layer) {
+      auto weights = plan.column_weights.dim() == 1
+                         ? plan.column_weights.unsqueeze(0).expand({h.size(0), -1})
+                         : plan.column_weights;  // (B, P)
+      MOPS_CHECK(weights.size(0) == h.size(0) && weights.size(1) == context.prompt_columns,
+                 "column weights " << plan.column_weights.sizes() << " do not match layer " << l
+                                   << ", which has " << context.prompt_columns
+                                   << " prompt columns and batch " << h.size(0));
+      context.column_weights = weights;
+    }
+    h = layers[l]->as<Block>()->forward(h, rope_, start, context);
+  }
+  return h;
+}
+
+torch::Tensor LlamaImpl::classify(const torch::Tensor& h, int64_t prompt_columns) {
+  auto x = norm(h.slice(1, prompt_columns));  // (B, T, C)
+  if (config_.tied_classifier) return torch::matmul(x, tok_embeddings->weight.t());  // (B, T, V)
+  return output(x);
+}
+
+ForwardResult LlamaImpl::forward(const torch::Tensor& tokens, const PromptPlan& plan,
+                                 KVCache* cache) {
+  const int L = config_.n_layers;
+  const bool fresh = !cache || cache->empty();
+  MOPS_CHECK(fresh || (!plan.first_prompts.defined() && !plan.replacement.defined()),
+             "the KV cache already holds the prompt prefix; pass prompts only on the first call");
+  MOPS_CHECK(!plan.replacement.defined() || (plan.replace_layer >= 0 && plan.replace_layer < L),
+             "prompt replacement layer " << plan.replace_layer << " is outside [0, " << L - 1 << "]");
+  const int64_t B = tokens.size(0);
+  ForwardResult result;
+  torch::Tensor h;
+  int64_t P = 0;
+  {
+    c10::optional<torch::NoGradGuard> no_grad;
+    if (plan.grad_from_layer > 0) no_grad.emplace();
+    h = embed(tokens);  // (B, T, C)
+    if (plan.first_prompts.defined() && fresh) {
+      auto prompts = batch_prompts(plan.first_prompts, B, "first-layer prompts");  // (B, P0, C)
+      P = prompts.size(1);
+      h = torch::cat({prompts.to(h.dtype()), h}, 1);  // (B, P0 + T, C)
+    }
+  }
+  for (int l = 0; l < L; ++l) {
+    c10::optional<torch::NoGradGuard> no_grad;
+    if (l < plan.grad_from_layer) no_grad.emplace();
+    if (l == plan.replace_layer && plan.replacement.defined() && fresh) {
+      auto prompts = batch_prompts(plan.replacement, B, "replacement prompts");  // (B, P, C)
+      h = replace_prompt_positions(h, P, prompts);
+      P = prompts.size(1);
+    }
+    if (l == plan.capture_layer) result.captured = h;
+    h = run_layers(h, l, l + 1, P, plan, cache);
+  }
+  if (plan.capture_layer == L) result.captured = h;
+  result.logits = classify(h, P);
+  return result;
+}
+
+void LlamaImpl::init_weights(uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::NoGradGuard no_grad;
+  const double residual_std = 0.02 / std::sqrt(2.0 * config_.n_layers);
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    if (p.dim() == 1) {
+      p.fill_(1.0);  // norm gains
+    } else {
+      const bool residual = name.find("wo.") != std::string::npos || name.find("w2.") != std::string::npos;
+      p.normal_(0.0, residual ? residual_std : 0.02, generator);
+    }
+  }
+}
+
+void LlamaImpl::freeze() {
+  for (auto& p : parameters()) p.set_requires_grad(false);
+}
+
+}  // namespace mops

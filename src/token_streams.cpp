@@ -1,0 +1,33 @@
+#include "token_streams.h"
+
+#include "errors.h"
+
+namespace mops {
+
+uint64_t stable_hash(const std::string& text, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+TokenStreams build_token_streams(const std::vector<std::string>& documents, const Tokenizer& tokenizer,
+                                 double test_fraction, uint64_t seed) {
+  MOPS_CHECK(test_fraction >= 0 && test_fraction < 1,
+             "--test-fraction = " << test_fraction << " is outside [0, 1)");
+  MOPS_CHECK(tokenizer.bos_id() >= 0 && tokenizer.eos_id() >= 0,
+             "the tokenizer has no BOS/EOS ids; train one with `mops tokenizer train`");
+  TokenStreams streams;
+  for (const auto& document : documents) {
+    const bool test = double(stable_hash(document, seed) % 1000000) < test_fraction * 1e6;
+    auto& stream = test ? streams.test : streams.train;
+    stream.push_back(tokenizer.bos_id());
+    for (int id : tokenizer.encode(document)) stream.push_back(id);
+    stream.push_back(tokenizer.eos_id());
+  }
+  return streams;
+}
+
+}  // namespace mops

@@ -1,0 +1,20 @@
+// Documents -> packed token streams for pretraining: each document becomes BOS ids EOS, and
+// whole documents go to the held-out split by a seeded hash of their text (the same on every
+// machine), so no document is split across train and test.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pretrain.h"
+#include "tokenizer.h"
+
+namespace mops {
+
+// FNV-1a 64 of `text`, mixed with `seed`: stable across machines and runs.
+uint64_t stable_hash(const std::string& text, uint64_t seed);
+
+TokenStreams build_token_streams(const std::vector<std::string>& documents, const Tokenizer& tokenizer,
+                                 double test_fraction, uint64_t seed);
+
+}  // namespace mops

@@ -1,0 +1,291 @@
+// The decoder's semantics: causality, prompt positions, gate column weights, GQA, RoPE,
+// KV cache and the no-grad lower half. References are written out here with loops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "llama.h"
+
+namespace mops {
+namespace {
+
+ModelConfig tiny_config(int heads = 4, int kv_heads = 2) {
+  ModelConfig c;
+  c.dim = 32;
+  c.hidden_dim = 48;
+  c.n_layers = 4;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.vocab_size = 50;
+  c.max_seq_len = 64;
+  return c;
+}
+
+Llama tiny_model(uint64_t seed = 1, ModelConfig config = tiny_config()) {
+  Llama model(config);
+  model->init_weights(seed);
+  // Larger weights than the training init, so that differences are far above rounding.
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) {
+    if (p.dim() == 2) p.mul_(5.0);
+  }
+  return model;
+}
+
+torch::Tensor random_tokens(int64_t B, int64_t T, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return torch::randint(0, 50, {B, T}, gen, torch::kLong);
+}
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+TEST(Llama, ChangingALaterTokenNeverChangesEarlierLogits) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto tokens = random_tokens(2, 12, 7);
+  auto changed = tokens.clone();
+  changed.index_put_({torch::indexing::Slice(), 7}, (tokens.index({torch::indexing::Slice(), 7}) + 1) % 50);
+  auto a = model->forward(tokens).logits, b = model->forward(changed).logits;  // (B, T, V)
+  const double before = max_diff(a.slice(1, 0, 7), b.slice(1, 0, 7));
+  const double at_and_after = (a.slice(1, 7) - b.slice(1, 7)).abs().amax({0, 2}).min().item<double>();
+  std::printf("max change before position 7: %.3g, min change at/after: %.3g\n", before, at_and_after);
+  EXPECT_LT(before, 1e-5);
+  EXPECT_GT(at_and_after, 1e-3);
+}
+
+TEST(Llama, EveryTokenSeesEveryPromptPosition) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto tokens = random_tokens(1, 10, 3);
+  auto prompts = torch::randn({3, 32});
+  PromptPlan plan;
+  plan.first_prompts = prompts;
+  auto base = model->forward(tokens, plan).logits;  // (1, T, V)
+  EXPECT_EQ(base.sizes(), torch::IntArrayRef({1, 10, 50}));
+  for (int p = 0; p < 3; ++p) {
+    PromptPlan changed = plan;
+    changed.first_prompts = prompts.clone();
+    changed.first_prompts[p] += 1.0;
+    auto logits = model->forward(tokens, changed).logits;
+    auto per_token = (logits - base).abs().amax({0, 2});  // (T)
+    EXPECT_GT(per_token.min().item<double>(), 1e-4) << "prompt " << p << " is not seen by all tokens";
+  }
+}
+
+TEST(Llama, ReplacementPromptsTakeOverThePromptPositions) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto tokens = random_tokens(2, 6, 4);
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({3, 32});
+  plan.replace_layer = 2;
+  plan.replacement = torch::randn({5, 32});
+  plan.capture_layer = 2;
+  auto result = model->forward(tokens, plan);
+  ASSERT_EQ(result.captured.sizes(), torch::IntArrayRef({2, 11, 32}));
+  EXPECT_EQ(max_diff(result.captured[1].slice(0, 0, 5), plan.replacement), 0.0);
+  // Above the replacement layer the first prompts act only through the token states.
+  PromptPlan other = plan;
+  other.first_prompts = torch::zeros({3, 32});
+  auto other_result = model->forward(tokens, other);
+  EXPECT_GT(max_diff(other_result.logits, result.logits), 1e-4);
+  EXPECT_EQ(max_diff(other_result.captured.slice(1, 0, 5), result.captured.slice(1, 0, 5)), 0.0);
+}
+
+TEST(Llama, UnitColumnWeightsChangeNothing) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto tokens = random_tokens(2, 8, 5);
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({4, 32});
+  auto plain = model->forward(tokens, plan).logits;
+  plan.weight_from_layer = 1;
+  plan.column_weights = torch::ones({4});
+  EXPECT_EQ(max_diff(model->forward(tokens, plan).logits, plain), 0.0);
+  plan.column_weights = torch::full({4}, 0.5);
+  EXPECT_GT(max_diff(model->forward(tokens, plan).logits, plain), 1e-4);
+}
+
+// One attention layer computed with scalar loops in double: RoPE on interleaved pairs, GQA by
+// index, causal mask over [prompts | tokens], column weights after the softmax.
+torch::Tensor loop_attention(AttentionImpl& attn, const torch::Tensor& x, const torch::Tensor& weights,
+                             int H, int G, float theta) {
+  const int64_t S = x.size(0), C = x.size(1), D = C / H, P = weights.size(0);
+  auto xd = x.to(torch::kFloat64);
+  auto q = torch::matmul(xd, attn.wq->weight.to(torch::kFloat64).t());  // (S, C)
+  auto k = torch::matmul(xd, attn.wk->weight.to(torch::kFloat64).t());  // (S, G*D)
+  auto v = torch::matmul(xd, attn.wv->weight.to(torch::kFloat64).t());  // (S, G*D)
+  auto rotate = [&](torch::Tensor t, int heads) {
+    auto a = t.accessor<double, 2>();
+    for (int64_t s = 0; s < S; ++s)
+      for (int h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < D / 2; ++i) {
+          const double angle = s * std::pow(double(theta), -2.0 * i / D);
+          double& x0 = a[s][h * D + 2 * i];
+          double& x1 = a[s][h * D + 2 * i + 1];
+          const double r0 = x0 * std::cos(angle) - x1 * std::sin(angle);
+          const double r1 = x0 * std::sin(angle) + x1 * std::cos(angle);
+          x0 = r0;
+          x1 = r1;
+        }
+  };
+  rotate(q, H);
+  rotate(k, G);
+  auto out = torch::zeros({S, C}, torch::kFloat64);
+  auto qa = q.accessor<double, 2>(), ka = k.accessor<double, 2>(), va = v.accessor<double, 2>();
+  auto oa = out.accessor<double, 2>();
+  auto wa = weights.to(torch::kFloat64).accessor<double, 1>();
+  for (int h = 0; h < H; ++h) {
+    const int g = h / (H / G);
+    for (int64_t i = 0; i < S; ++i) {
+      std::vector<double> p(i + 1);
+      double max_score = -1e300, total = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += qa[i][h * D + d] * ka[j][g * D + d];
+        p[j] = dot / std::sqrt(double(D));
+        max_score = std::max(max_score, p[j]);
+      }
+      for (auto& pj : p) total += (pj = std::exp(pj - max_score));
+      for (int64_t j = 0; j <= i; ++j) {
+        const double prob = p[j] / total * (j < P ? wa[j] : 1.0);
+        for (int64_t d = 0; d < D; ++d) oa[i][h * D + d] += prob * va[j][g * D + d];
+      }
+    }
+  }
+  return torch::matmul(out, attn.wo->weight.to(torch::kFloat64).t());  // (S, C)
+}
+
+TEST(Llama, AttentionMatchesAScalarLoopReference) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto& attn = *model->layers[0]->as<Block>()->attention;
+  auto x = torch::randn({9, 32});
+  auto weights = torch::tensor({0.3f, 1.7f, 0.0f});  // three prompt columns
+  RotaryEmbedding rope(8, 10000.0f);
+  AttentionContext context;
+  context.prompt_columns = 3;
+  context.column_weights = weights.unsqueeze(0);
+  auto ours = attn.forward(x.unsqueeze(0), rope, 0, context)[0];
+  auto reference = loop_attention(attn, x, weights, 4, 2, 10000.0f);
+  const double diff = max_diff(ours.to(torch::kFloat64), reference);
+  std::printf("attention vs loop reference: max |diff| = %.3g\n", diff);
+  EXPECT_LT(diff, 1e-4);
+}
+
+TEST(Llama, GroupedQueryAttentionEqualsFullAttentionWithRepeatedHeads) {
+  auto gqa = tiny_model(3, tiny_config(4, 2));
+  Llama full(tiny_config(4, 4));
+  torch::NoGradGuard no_grad;
+  auto source = gqa->named_parameters(), target = full->named_parameters();
+  for (auto& item : source) {
+    auto value = item.value();
+    const bool kv = item.key().find(".wk.") != std::string::npos || item.key().find(".wv.") != std::string::npos;
+    if (kv) value = value.view({2, 8, 32}).repeat_interleave(2, 0).reshape({32, 32});  // (G*D, C) -> (H*D, C)
+    target[item.key()].copy_(value);
+  }
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({2, 32});
+  auto tokens = random_tokens(2, 9, 8);
+  const double diff = max_diff(gqa->forward(tokens, plan).logits, full->forward(tokens, plan).logits);
+  std::printf("GQA vs repeated-head full attention: max |diff| = %.3g\n", diff);
+  EXPECT_LT(diff, 1e-5);
+}
+
+TEST(Llama, RopeMatchesHandComputedRotation) {
+  const int D = 8;
+  RotaryEmbedding rope(D, 10000.0f);
+  auto x = torch::randn({1, 2, 5, D});
+  auto rotated = rope.apply(x, 300);  // positions 300..304 (beyond the initial table)
+  auto xa = x.accessor<float, 4>(), ra = rotated.accessor<float, 4>();
+  double worst = 0;
+  for (int h = 0; h < 2; ++h)
+    for (int s = 0; s < 5; ++s)
+      for (int i = 0; i < D / 2; ++i) {
+        const double angle = (300 + s) * std::pow(10000.0, -2.0 * i / D);
+        const double a = xa[0][h][s][2 * i], b = xa[0][h][s][2 * i + 1];
+        worst = std::max(worst, std::abs(ra[0][h][s][2 * i] - (a * std::cos(angle) - b * std::sin(angle))));
+        worst = std::max(worst, std::abs(ra[0][h][s][2 * i + 1] - (a * std::sin(angle) + b * std::cos(angle))));
+      }
+  std::printf("RoPE vs hand rotation: max |diff| = %.3g\n", worst);
+  EXPECT_LT(worst, 1e-5);
+}
+
+TEST(Llama, IncrementalDecodingWithCacheEqualsFullForward) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto tokens = random_tokens(2, 10, 9);
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({3, 32});
+  plan.replace_layer = 2;
+  plan.replacement = torch::randn({4, 32});
+  plan.weight_from_layer = 2;
+  plan.column_weights = torch::rand({2, 4});
+  auto full = model->forward(tokens, plan).logits;  // (B, T, V)
+  KVCache cache;
+  auto first = model->forward(tokens.slice(1, 0, 6), plan, &cache).logits;
+  PromptPlan weights_only;
+  weights_only.weight_from_layer = plan.weight_from_layer;
+  weights_only.column_weights = plan.column_weights;
+  std::vector<torch::Tensor> pieces{first};
+  for (int t = 6; t < 10; ++t) pieces.push_back(model->forward(tokens.slice(1, t, t + 1), weights_only, &cache).logits);
+  const double diff = max_diff(torch::cat(pieces, 1), full);
+  std::printf("cached vs full forward: max |diff| = %.3g\n", diff);
+  EXPECT_LT(diff, 1e-4);
+  EXPECT_EQ(cache.length(0), 3 + 10);
+  EXPECT_EQ(cache.length(3), 4 + 10);
+  EXPECT_THROW(model->forward(tokens.slice(1, 0, 1), plan, &cache), Error);
+}
+
+TEST(Llama, NoGradLowerLayersGiveGradientsOnlyAbove) {
+  auto model = tiny_model();
+  auto tokens = random_tokens(2, 7, 10);
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({3, 32}).requires_grad_(true);
+  plan.replace_layer = 2;
+  plan.replacement = torch::randn({4, 32}).requires_grad_(true);
+  plan.grad_from_layer = 2;
+  model->forward(tokens, plan).logits.pow(2).mean().backward();
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    const bool below = name.rfind("tok_embeddings", 0) == 0 || name.rfind("layers.0.", 0) == 0 ||
+                       name.rfind("layers.1.", 0) == 0;
+    if (below) {
+      EXPECT_FALSE(item.value().grad().defined()) << name << " got a gradient below the no-grad layer";
+    } else {
+      ASSERT_TRUE(item.value().grad().defined()) << name;
+      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << name;
+    }
+  }
+  EXPECT_FALSE(plan.first_prompts.grad().defined());
+  ASSERT_TRUE(plan.replacement.grad().defined());
+  EXPECT_GT(plan.replacement.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(Llama, FrozenBackboneTrainsOnlyThePrompts) {
+  auto model = tiny_model();
+  model->freeze();
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({3, 32}).requires_grad_(true);
+  model->forward(random_tokens(1, 5, 11), plan).logits.sum().backward();
+  for (auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined());
+  ASSERT_TRUE(plan.first_prompts.grad().defined());
+}
+
+TEST(Llama, BadInputsGiveClearErrors) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  EXPECT_THROW(model->forward(torch::full({1, 3}, 50, torch::kLong)), Error);
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({3, 32});
+  plan.weight_from_layer = 0;
+  plan.column_weights = torch::ones({5});
+  EXPECT_THROW(model->forward(random_tokens(1, 4, 1), plan), Error);
+  ModelConfig bad = tiny_config(4, 3);
+  EXPECT_THROW(Llama{bad}, Error);
+}
+
+}  // namespace
+}  // namespace mops
