@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "errors.h"
 #include "llama.h"
 
 namespace mops {
@@ -136,7 +137,8 @@ torch::Tensor loop_attention(AttentionImpl& attn, const torch::Tensor& x, const 
   auto out = torch::zeros({S, C}, torch::kFloat64);
   auto qa = q.accessor<double, 2>(), ka = k.accessor<double, 2>(), va = v.accessor<double, 2>();
   auto oa = out.accessor<double, 2>();
-  auto wa = weights.to(torch::kFloat64).accessor<double, 1>();
+  auto weights64 = weights.to(torch::kFloat64);
+  auto wa = weights64.accessor<double, 1>();
   for (int h = 0; h < H; ++h) {
     const int g = h / (H / G);
     for (int64_t i = 0; i < S; ++i) {
@@ -240,7 +242,10 @@ TEST(Llama, IncrementalDecodingWithCacheEqualsFullForward) {
 }
 
 TEST(Llama, NoGradLowerLayersGiveGradientsOnlyAbove) {
-  auto model = tiny_model();
+  // Untied: a tied classifier would rightly give the embedding a gradient from the top.
+  ModelConfig untied = tiny_config();
+  untied.tied_classifier = false;
+  auto model = tiny_model(1, untied);
   auto tokens = random_tokens(2, 7, 10);
   PromptPlan plan;
   plan.first_prompts = torch::randn({3, 32}).requires_grad_(true);

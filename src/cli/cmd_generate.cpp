@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "checkpoint.h"
-#include "cli/command_start.h"
+#include "command_start.h"
 #include "cli/commands.h"
 #include "generate.h"
 #include "tokenizer.h"

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "checkpoint.h"
-#include "cli/command_start.h"
+#include "command_start.h"
 #include "cli/commands.h"
 #include "pretrain.h"
 #include "progress.h"

@@ -1,7 +1,7 @@
 // `mops tokenizer train` and `mops tokenizer encode`.
 #include <iostream>
 
-#include "cli/command_start.h"
+#include "command_start.h"
 #include "cli/commands.h"
 #include "text_corpus.h"
 #include "tokenizer.h"

@@ -1,0 +1,149 @@
+// The command line: config file under command-line overrides, where each value came from,
+// range checks, and the `mops` binary's exit codes and messages.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+#include "build_paths.h"
+#include "cli_options.h"
+#include "command_start.h"
+
+namespace mops {
+namespace {
+
+CommandLine example_command() {
+  CommandLine cl("example", "An example command.");
+  cl.options().add_options()
+      ("steps", po::value<int>()->default_value(10), "steps")
+      ("lr", po::value<double>()->default_value(0.1), "learning rate")
+      ("name", po::value<std::string>()->default_value("x"), "a name");
+  cl.add_seed_option();
+  return cl;
+}
+
+std::string write_config(const std::string& name, const std::string& text) {
+  const std::string dir = MOPS_TEST_WORK_DIR "/cli";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+bool parse(CommandLine& cl, std::vector<std::string> args) {
+  args.insert(args.begin(), "example");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream help;
+  return cl.parse(int(argv.size()), argv.data(), help);
+}
+
+std::string source_of(const CommandLine& cl, const std::string& name) {
+  for (const auto& row : cl.resolved()) {
+    if (row.name == name) return row.source;
+  }
+  return "";
+}
+
+TEST(CommandLine, CommandLineOverridesConfigFileOverridesDefault) {
+  const auto config = write_config("override.ini", "steps = 50\nlr = 0.5\n");
+  auto cl = example_command();
+  ASSERT_TRUE(parse(cl, {"--config", config, "--lr", "0.25"}));
+  EXPECT_EQ(cl.get<int>("steps"), 50);
+  EXPECT_DOUBLE_EQ(cl.get<double>("lr"), 0.25);
+  EXPECT_EQ(cl.get<std::string>("name"), "x");
+  EXPECT_EQ(source_of(cl, "steps"), "config file");
+  EXPECT_EQ(source_of(cl, "lr"), "command line");
+  EXPECT_EQ(source_of(cl, "name"), "default");
+  EXPECT_NE(cl.resolved_json().find("\"steps\":\"50\""), std::string::npos) << cl.resolved_json();
+}
+
+TEST(CommandLine, MistakesAreUsageErrorsThatNameTheProblem) {
+  auto unknown = example_command();
+  try {
+    parse(unknown, {"--stepz", "3"});
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("stepz"), std::string::npos) << e.what();
+  }
+  auto bad_value = example_command();
+  EXPECT_THROW(parse(bad_value, {"--steps", "many"}), UsageError);
+  const auto config = write_config("unknown.ini", "stepz = 3\n");
+  auto bad_config = example_command();
+  try {
+    parse(bad_config, {"--config", config});
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown.ini"), std::string::npos) << e.what();
+  }
+  auto missing_config = example_command();
+  EXPECT_THROW(parse(missing_config, {"--config", "/nonexistent.ini"}), Error);
+}
+
+TEST(CommandLine, RangeChecksNameTheOptionAndTheRange) {
+  auto cl = example_command();
+  ASSERT_TRUE(parse(cl, {"--steps", "0"}));
+  try {
+    cl.get_int_in("steps", 1, 100);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--steps = 0 is outside the allowed range [1, 100]"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(CommandLine, HelpIsPrintedAndStopsTheCommand) {
+  auto cl = example_command();
+  EXPECT_FALSE(parse(cl, {"--help"}));
+}
+
+TEST(CommandLine, IdListsParseAndRejectGarbage) {
+  EXPECT_EQ(parse_id_list("1 2,3  4", "ids"), (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_THROW(parse_id_list("1 x", "ids"), Error);
+  EXPECT_THROW(parse_id_list("-1", "ids"), Error);
+  EXPECT_THROW(parse_id_list(" ", "ids"), Error);
+}
+
+struct Run {
+  int exit_code;
+  std::string output;
+};
+
+Run run_mops(const std::string& args) {
+  const std::string command = std::string(MOPS_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (pipe && fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(MopsBinary, HelpListsTheCommands) {
+  const auto run = run_mops("--help");
+  EXPECT_EQ(run.exit_code, 0);
+  for (const char* command : {"generate", "pretrain", "tokenizer train", "convert", "info"}) {
+    EXPECT_NE(run.output.find(command), std::string::npos) << command;
+  }
+  const auto sub = run_mops("generate --help");
+  EXPECT_EQ(sub.exit_code, 0);
+  EXPECT_NE(sub.output.find("--max-new-tokens"), std::string::npos) << sub.output;
+}
+
+TEST(MopsBinary, UsageMistakesExitWithTwo) {
+  EXPECT_EQ(run_mops("no-such-command").exit_code, 2);
+  const auto run = run_mops("generate --no-such-option 1");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("no-such-option"), std::string::npos) << run.output;
+}
+
+TEST(MopsBinary, RunErrorsExitWithOneAndOneClearLine) {
+  const auto run = run_mops("generate --model /nonexistent.bin --ids 1 --print-ids");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("model '/nonexistent.bin' does not exist"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace mops

@@ -1,0 +1,92 @@
+// The checkpoint loaders and generation against an independent NumPy reference
+// (tests/reference/llama2c_reference.py, run by ctest before these tests): the real
+// stories260K llama2.c model, and Hugging Face conversions of it (F32, sharded+untied, BF16, F16).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "build_paths.h"
+#include "checkpoint.h"
+#include "generate.h"
+
+namespace mops {
+namespace {
+
+std::string reference_dir() {
+  const char* dir = std::getenv("MOPS_REFERENCE_DIR");
+  return dir ? dir : MOPS_TEST_WORK_DIR "/reference";
+}
+
+nlohmann::json reference() {
+  std::ifstream in(reference_dir() + "/reference.json");
+  EXPECT_TRUE(in) << "run tests/reference/llama2c_reference.py first (ctest does)";
+  return nlohmann::json::parse(in);
+}
+
+torch::Tensor read_logits(const std::string& file, const nlohmann::json& ref) {
+  const auto shape = ref["logits_shape"].get<std::vector<int64_t>>();
+  auto logits = torch::empty(shape, torch::kFloat32);
+  std::ifstream in(reference_dir() + "/" + file, std::ios::binary);
+  in.read(reinterpret_cast<char*>(logits.data_ptr<float>()), logits.numel() * 4);
+  EXPECT_TRUE(in) << file;
+  return logits;
+}
+
+// Logits of `model_path` for the reference ids, max |difference| from the reference file.
+double logits_difference(const std::string& model_path, const std::string& logits_file) {
+  const auto ref = reference();
+  auto model = load_model(model_path).model;
+  torch::NoGradGuard no_grad;
+  auto ids = torch::tensor(ref["ids"].get<std::vector<int64_t>>(), torch::kLong).unsqueeze(0);
+  auto ours = model->forward(ids).logits[0];  // (T, V)
+  const double diff = (ours - read_logits(logits_file, ref)).abs().max().item<double>();
+  std::printf("%s vs %s: max |diff| = %.3g\n", model_path.c_str(), logits_file.c_str(), diff);
+  return diff;
+}
+
+const std::string kStories = MOPS_SHARED_DIR "/models/stories260K.bin";
+
+TEST(ReferenceLlama2c, LogitsMatchNumPy) { EXPECT_LT(logits_difference(kStories, "logits.f32"), 1e-4); }
+
+TEST(ReferenceLlama2c, GreedyGenerationMatchesTokenForToken) {
+  const auto ref = reference();
+  auto model = load_model(kStories).model;
+  SamplingOptions options;
+  options.greedy = true;
+  options.max_new_tokens = int(ref["greedy_ids"].size());
+  const auto result = generate(model, ref["greedy_prompt"].get<std::vector<int64_t>>(), options);
+  EXPECT_EQ(result.ids, ref["greedy_ids"].get<std::vector<int64_t>>());
+}
+
+TEST(ReferenceHuggingFace, SingleFileF32) { EXPECT_LT(logits_difference(reference_dir() + "/hf", "logits.f32"), 1e-4); }
+
+TEST(ReferenceHuggingFace, ShardedUntiedF32) {
+  EXPECT_LT(logits_difference(reference_dir() + "/hf_sharded", "logits.f32"), 1e-4);
+  EXPECT_FALSE(load_model(reference_dir() + "/hf_sharded").model->config().tied_classifier);
+}
+
+TEST(ReferenceHuggingFace, BF16) { EXPECT_LT(logits_difference(reference_dir() + "/hf_bf16", "logits_bf16.f32"), 1e-4); }
+
+TEST(ReferenceHuggingFace, F16) { EXPECT_LT(logits_difference(reference_dir() + "/hf_f16", "logits_f16.f32"), 1e-4); }
+
+TEST(ReferenceCli, GenerateWithIdsPrintsTheGreedyIds) {
+  const auto ref = reference();
+  const std::string command = std::string(MOPS_BINARY) + " generate --model " + kStories +
+                              " --threads 1 --ids 1 --greedy --print-ids --max-new-tokens " +
+                              std::to_string(ref["greedy_ids"].size()) + " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  while (fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+  ASSERT_EQ(pclose(pipe), 0) << command;
+  std::string expected;
+  for (const auto& id : ref["greedy_ids"]) expected += (expected.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
+  EXPECT_EQ(output, expected + "\n");
+}
+
+}  // namespace
+}  // namespace mops
