@@ -81,11 +81,11 @@ ParameterFiller::ParameterFiller(Llama& model, std::string source) : source_(std
   }
 }
 
-void ParameterFiller::fill(const std::string& name, const torch::Tensor& value) {
+void ParameterFiller::fill(const std::string& name, const torch::Tensor& value, const std::string& stored_name) {
   auto it = parameters_.find(name);
   MOPS_CHECK(it != parameters_.end(), source_ << ": no model parameter is called '" << name << "'");
   MOPS_CHECK(it->second.sizes() == value.sizes(),
-             source_ << ": tensor '" << name << "' has shape " << value.sizes()
+             source_ << ": tensor '" << (stored_name.empty() ? name : stored_name) << "' has shape " << value.sizes()
                      << " but the model config implies " << it->second.sizes());
   torch::NoGradGuard no_grad;
   it->second.copy_(value.to(torch::kFloat32));

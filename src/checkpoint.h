@@ -34,7 +34,8 @@ void save_model(Llama& model, const std::string& path,
 class ParameterFiller {
  public:
   ParameterFiller(Llama& model, std::string source);
-  void fill(const std::string& name, const torch::Tensor& value);  // value in any float dtype
+  // value in any float dtype; `stored_name` is the tensor's name in the file, when it differs.
+  void fill(const std::string& name, const torch::Tensor& value, const std::string& stored_name = "");
   void finish() const;  // error naming every parameter that was never filled
 
  private:

@@ -75,8 +75,12 @@ class ShardSet {
       MOPS_CHECK(j.contains("weight_map") && j["weight_map"].is_object(),
                  index.string() << ": lacks a 'weight_map' object");
       for (const auto& [name, file] : j["weight_map"].items()) {
+        MOPS_CHECK(file.is_string(), index.string() << ": weight_map['" << name << "'] is not a file name");
         const std::string file_name = file.get<std::string>();
         if (!readers_.count(file_name)) {
+          MOPS_CHECK(fs::exists(directory / file_name),
+                     index.string() << " lists shard '" << file_name << "' (for '" << name
+                                    << "'), which does not exist in " << directory.string());
           readers_[file_name] = std::make_shared<SafetensorsReader>((directory / file_name).string());
         }
         owner_[name] = readers_[file_name];
@@ -115,22 +119,31 @@ Llama load_hf_checkpoint(const std::string& directory) {
   Llama model(c);
   ParameterFiller filler(model, directory);
   auto get = [&](const std::string& name) { return shards.get(name, directory); };
-  filler.fill("tok_embeddings.weight", get("model.embed_tokens.weight"));
+  // q/k rows are permuted per head, so their shape is checked before the permutation.
+  auto get_rotary = [&](const std::string& name, int64_t heads) {
+    auto w = get(name);
+    MOPS_CHECK(w.dim() == 2 && w.size(0) == heads * c.head_dim() && w.size(1) == c.dim,
+               directory << ": tensor '" << name << "' has shape " << w.sizes() << " but config.json implies ["
+                         << heads * c.head_dim() << ", " << c.dim << "]");
+    return unpermute_rotate_half(w, heads);
+  };
+  auto fill = [&](const std::string& ours, const std::string& name) { filler.fill(ours, get(name), name); };
+  fill("tok_embeddings.weight", "model.embed_tokens.weight");
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string hf = "model.layers." + std::to_string(l) + ".";
     const std::string ours = "layers." + std::to_string(l) + ".";
-    filler.fill(ours + "attention_norm.weight", get(hf + "input_layernorm.weight"));
-    filler.fill(ours + "attention.wq.weight", unpermute_rotate_half(get(hf + "self_attn.q_proj.weight"), c.n_heads));
-    filler.fill(ours + "attention.wk.weight", unpermute_rotate_half(get(hf + "self_attn.k_proj.weight"), c.n_kv_heads));
-    filler.fill(ours + "attention.wv.weight", get(hf + "self_attn.v_proj.weight"));
-    filler.fill(ours + "attention.wo.weight", get(hf + "self_attn.o_proj.weight"));
-    filler.fill(ours + "ffn_norm.weight", get(hf + "post_attention_layernorm.weight"));
-    filler.fill(ours + "feed_forward.w1.weight", get(hf + "mlp.gate_proj.weight"));
-    filler.fill(ours + "feed_forward.w2.weight", get(hf + "mlp.down_proj.weight"));
-    filler.fill(ours + "feed_forward.w3.weight", get(hf + "mlp.up_proj.weight"));
+    fill(ours + "attention_norm.weight", hf + "input_layernorm.weight");
+    filler.fill(ours + "attention.wq.weight", get_rotary(hf + "self_attn.q_proj.weight", c.n_heads));
+    filler.fill(ours + "attention.wk.weight", get_rotary(hf + "self_attn.k_proj.weight", c.n_kv_heads));
+    fill(ours + "attention.wv.weight", hf + "self_attn.v_proj.weight");
+    fill(ours + "attention.wo.weight", hf + "self_attn.o_proj.weight");
+    fill(ours + "ffn_norm.weight", hf + "post_attention_layernorm.weight");
+    fill(ours + "feed_forward.w1.weight", hf + "mlp.gate_proj.weight");
+    fill(ours + "feed_forward.w2.weight", hf + "mlp.down_proj.weight");
+    fill(ours + "feed_forward.w3.weight", hf + "mlp.up_proj.weight");
   }
-  filler.fill("norm.weight", get("model.norm.weight"));
-  if (!c.tied_classifier) filler.fill("output.weight", get("lm_head.weight"));
+  fill("norm.weight", "model.norm.weight");
+  if (!c.tied_classifier) fill("output.weight", "lm_head.weight");
   filler.finish();
   return model;
 }

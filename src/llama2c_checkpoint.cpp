@@ -31,6 +31,12 @@ ModelConfig read_header(std::ifstream& in, const std::string& path) {
   c.norm_eps = 1e-5f;
   c.rope_theta = 10000.0f;
   c.validate(path);
+  // Bounds far above any real model keep the size arithmetic below from overflowing.
+  MOPS_CHECK(c.dim <= (1 << 17) && c.hidden_dim <= (1 << 17) && c.n_layers <= 1024 && c.n_heads <= 1024 &&
+                 c.vocab_size <= (1 << 22) && c.max_seq_len <= (1 << 22),
+             path << ": header values (dim " << c.dim << ", hidden " << c.hidden_dim << ", layers " << c.n_layers
+                  << ", vocab " << c.vocab_size << ", seq " << c.max_seq_len
+                  << ") are implausibly large: not a llama2.c v0 file");
   return c;
 }
 

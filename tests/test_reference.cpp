@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -15,10 +14,8 @@
 namespace mops {
 namespace {
 
-std::string reference_dir() {
-  const char* dir = std::getenv("MOPS_REFERENCE_DIR");
-  return dir ? dir : MOPS_TEST_WORK_DIR "/reference";
-}
+// Where ctest's reference_stories260k step wrote its outputs (tests/CMakeLists.txt).
+std::string reference_dir() { return MOPS_TEST_WORK_DIR "/reference"; }
 
 nlohmann::json reference() {
   std::ifstream in(reference_dir() + "/reference.json");
