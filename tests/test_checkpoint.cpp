@@ -379,7 +379,7 @@ TEST(CheckpointErrors, HuggingFaceMissingTensor) {
   EXPECT_TRUE(contains(message, "missing tensor 'model.layers.1.mlp.up_proj.weight'"));
 }
 
-// The error names the directory, the parameter and both shapes.
+// The error names the directory, the tensor as the file calls it, and both shapes.
 TEST(CheckpointErrors, HuggingFaceTensorWithWrongShape) {
   auto model = tiny_model(false);
   const fs::path dir = test_dir();
@@ -388,7 +388,7 @@ TEST(CheckpointErrors, HuggingFaceTensorWithWrongShape) {
   write_hf_dir(dir, hf_config(model->config()), tensors);
   const std::string message = load_error(dir);
   EXPECT_TRUE(contains(message, dir.string()));
-  EXPECT_TRUE(contains(message, "layers.1.feed_forward.w3.weight"));
+  EXPECT_TRUE(contains(message, "'model.layers.1.mlp.up_proj.weight'"));
   EXPECT_TRUE(contains(message, "[49, 32]"));
   EXPECT_TRUE(contains(message, "[48, 32]"));
 }
@@ -447,7 +447,7 @@ TEST(CheckpointErrors, HuggingFaceDirectoryWithoutWeights) {
   EXPECT_TRUE(contains(message, "no model.safetensors or model.safetensors.index.json"));
 }
 
-// A shard listed in model.safetensors.index.json but absent is named by its path.
+// A shard listed in model.safetensors.index.json but absent is named, with the index that lists it.
 TEST(CheckpointErrors, HuggingFaceIndexNamesAMissingShard) {
   const fs::path dir = valid_hf_dir();
   fs::rename(dir / "model.safetensors", dir / "model-00001-of-00002.safetensors");
@@ -459,8 +459,9 @@ TEST(CheckpointErrors, HuggingFaceIndexNamesAMissingShard) {
   const json index = {{"metadata", json::object()}, {"weight_map", weight_map}};
   write_text(dir / "model.safetensors.index.json", index.dump());
   const std::string message = load_error(dir);
-  EXPECT_TRUE(contains(message, (dir / "model-00002-of-00002.safetensors").string()));
-  EXPECT_TRUE(contains(message, "No such file"));
+  EXPECT_TRUE(contains(message, (dir / "model.safetensors.index.json").string()));
+  EXPECT_TRUE(contains(message, "'model-00002-of-00002.safetensors'"));
+  EXPECT_TRUE(contains(message, "does not exist"));
 }
 
 // A .bin 100 bytes short of what its header implies is reported as truncated.
