@@ -82,6 +82,29 @@ TEST(Pretrain, ATinyModelLearnsAPatternedStreamAndSavesIt) {
   }
 }
 
+TEST(Pretrain, SameSeedGivesBitIdenticalWeights) {
+  std::filesystem::create_directories(MOPS_TEST_WORK_DIR "/pretrain");
+  auto train_once = [] {
+    Llama model(small_config());
+    model->init_weights(11);
+    PretrainOptions o;
+    o.steps = 20;
+    o.batch_size = 4;
+    o.seq_len = 16;
+    o.eval_every = 20;
+    o.seed = 5;
+    o.out = MOPS_TEST_WORK_DIR "/pretrain/determinism.safetensors";
+    std::ostringstream log;
+    pretrain(model, counting_streams(), o, log);
+    return model;
+  };
+  auto a = train_once(), b = train_once();
+  auto b_parameters = b->named_parameters();
+  for (const auto& item : a->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), b_parameters[item.key()])) << item.key();
+  }
+}
+
 TEST(Pretrain, BadOptionsAreRejectedBeforeTraining) {
   Llama model(small_config());
   PretrainOptions o;

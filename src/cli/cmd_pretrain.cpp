@@ -86,7 +86,7 @@ void print_summary(const PretrainReport& r, const std::string& out) {
     std::cout << "  " << std::setw(20) << key << value << "\n";
   };
   std::ostringstream tps, train, test, ppl;
-  tps << std::setprecision(0) << r.tokens / std::max(1e-9, r.seconds);
+  tps << std::fixed << std::setprecision(0) << r.tokens / std::max(1e-9, r.seconds);
   train << std::setprecision(4) << r.final_train_loss;
   test << std::setprecision(4) << r.test_loss;
   ppl << std::setprecision(3) << std::exp(r.test_loss);
