@@ -13,6 +13,10 @@ uint64_t stable_hash(const std::string& text, uint64_t seed) {
   return h;
 }
 
+void append_examples(std::vector<int64_t>& stream, const std::vector<TokenizedExample>& examples) {
+  for (const auto& e : examples) stream.insert(stream.end(), e.ids.begin(), e.ids.end());
+}
+
 TokenStreams build_token_streams(const std::vector<std::string>& documents, const Tokenizer& tokenizer,
                                  double test_fraction, uint64_t seed) {
   MOPS_CHECK(test_fraction >= 0 && test_fraction < 1,

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "instruction_format.h"
 #include "pretrain.h"
 #include "tokenizer.h"
 
@@ -13,6 +14,9 @@ namespace mops {
 
 // FNV-1a 64 of `text`, mixed with `seed`: stable across machines and runs.
 uint64_t stable_hash(const std::string& text, uint64_t seed);
+
+// Appends the examples' ids (each already BOS ... EOS) to `stream`: packed sequences.
+void append_examples(std::vector<int64_t>& stream, const std::vector<TokenizedExample>& examples);
 
 TokenStreams build_token_streams(const std::vector<std::string>& documents, const Tokenizer& tokenizer,
                                  double test_fraction, uint64_t seed);

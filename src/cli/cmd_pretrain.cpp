@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include "checkpoint.h"
+#include "cli/dataset_options.h"
+#include "evaluation.h"
 #include "command_start.h"
 #include "cli/commands.h"
 #include "pretrain.h"
@@ -17,11 +19,10 @@ namespace {
 
 void add_options(CommandLine& cl) {
   cl.options().add_options()
-      ("corpus", po::value<std::vector<std::string>>()->required()->multitoken()->value_name("FILE..."),
-       "training text: *.jsonl (one JSON object per line) or plain text (documents separated by blank lines)")
+      ("corpus", po::value<std::vector<std::string>>()->multitoken()->value_name("FILE..."),
+       "plain training text: *.jsonl (one JSON object per line) or text files (documents separated by blank lines)")
       ("fields", po::value<std::vector<std::string>>()->multitoken()->default_value({"text"}, "text")->value_name("NAME..."),
-       "JSONL string fields that hold the text, joined by newlines")
-      ("skip-bad-records", po::bool_switch(), "skip malformed JSONL lines (counted) instead of stopping")
+       "--corpus JSONL: string fields that hold the text, joined by newlines")
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model (mops tokenizer train)")
       ("out", po::value<std::string>()->required()->value_name("FILE"), "checkpoint to write (.safetensors), also during training")
       ("init", po::value<std::string>()->value_name("MODEL"), "continue from this checkpoint instead of random weights")
@@ -42,9 +43,32 @@ void add_options(CommandLine& cl) {
       ("eval-every", po::value<int>()->default_value(100), "held-out evaluation every N steps")
       ("eval-batches", po::value<int>()->default_value(8), "held-out batches per evaluation")
       ("checkpoint-every", po::value<int>()->default_value(0), "write --out every N steps (0: at the end only)")
-      ("test-fraction", po::value<double>()->default_value(0.05), "share of documents held out");
+      ("exact-match-per-task", po::value<size_t>()->default_value(50),
+       "with --data: test examples per task answered greedily for exact-match accuracy at the end");
+  add_dataset_options(cl, false);
   cl.add_threads_option();
   cl.add_seed_option();
+}
+
+TokenStreams corpus_streams(const CommandLine& cl, const Tokenizer& tokenizer) {
+  TextCorpusOptions corpus_options;
+  corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
+  corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
+  const auto corpus = read_text_corpus(cl.get<std::vector<std::string>>("corpus"), corpus_options);
+  if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
+  std::cerr << "corpus: " << corpus.documents.size() << " documents\n";
+  return build_token_streams(corpus.documents, tokenizer, cl.get<double>("test-fraction"), cl.get<uint64_t>("seed"));
+}
+
+// Per-task test perplexity over response tokens and exact match of greedy answers.
+void print_task_metrics(Llama& model, const Tokenizer& tokenizer, const InstructionDataset& dataset,
+                        const TokenizedSplit& examples, size_t exact_match_per_task) {
+  auto report = evaluate_perplexity(model, examples.test, dataset.tasks, 16);
+  std::vector<int> tasks;
+  for (const auto& r : dataset.test) tasks.push_back(dataset.task_id(r.task));
+  if (exact_match_per_task > 0) add_exact_match(report, model, tokenizer, dataset.test, tasks, exact_match_per_task, 64);
+  std::cout << "\ntest split, per task (a uniform model has perplexity " << model->config().vocab_size << ")\n"
+            << format_report(report);
 }
 
 ModelConfig model_config(const CommandLine& cl, int vocab_size) {
@@ -111,16 +135,22 @@ int run_pretrain(int argc, const char* const* argv) {
   add_options(cl);
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
+  MOPS_CHECK(cl.has("corpus") || cl.has("data"), "give training text with --corpus FILE... and/or --data SOURCE...");
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
-  TextCorpusOptions corpus_options;
-  corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
-  corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
-  const auto corpus = read_text_corpus(cl.get<std::vector<std::string>>("corpus"), corpus_options);
-  if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
-  const auto streams = build_token_streams(corpus.documents, tokenizer, cl.get<double>("test-fraction"),
-                                           cl.get<uint64_t>("seed"));
-  std::cerr << "corpus: " << corpus.documents.size() << " documents, " << streams.train.size()
-            << " training tokens, " << streams.test.size() << " held-out tokens\n";
+  const int max_seq_len = cl.get<int>("max-seq-len");
+  TokenStreams streams;
+  if (cl.has("corpus")) streams = corpus_streams(cl, tokenizer);
+  InstructionDataset dataset;
+  TokenizedSplit examples;
+  if (cl.has("data")) {
+    dataset = load_instruction_dataset(dataset_options(cl));
+    examples = tokenize_dataset(dataset, tokenizer, max_seq_len);
+    append_examples(streams.train, examples.train);
+    append_examples(streams.test, examples.test);
+    std::cerr << "instruction data: " << dataset.tasks.size() << " tasks, " << examples.train.size() << " training and "
+              << examples.test.size() << " test examples, packed into one stream\n";
+  }
+  std::cerr << "token streams: " << streams.train.size() << " training tokens, " << streams.test.size() << " held-out tokens\n";
 
   Llama model{nullptr};
   if (cl.has("init")) {
@@ -135,6 +165,7 @@ int run_pretrain(int argc, const char* const* argv) {
   std::cerr << "model: " << model->config().parameter_count() << " parameters\n";
   const auto report = pretrain(model, streams, pretrain_options(cl), std::cerr);
   print_summary(report, cl.get<std::string>("out"));
+  if (cl.has("data")) print_task_metrics(model, tokenizer, dataset, examples, cl.get<size_t>("exact-match-per-task"));
   return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include "command_start.h"
 #include "cli/commands.h"
+#include "cli/dataset_options.h"
 #include "text_corpus.h"
 #include "tokenizer.h"
 
@@ -14,23 +15,31 @@ int run_tokenizer_train(int argc, const char* const* argv) {
                  "split; byte fallback) on plain-text files (documents separated by blank lines) or "
                  "JSONL files. Writes PREFIX.model and PREFIX.vocab.");
   cl.options().add_options()
-      ("input", po::value<std::vector<std::string>>()->required()->multitoken()->value_name("FILE..."),
+      ("input", po::value<std::vector<std::string>>()->multitoken()->value_name("FILE..."),
        "corpus files: *.jsonl (one JSON object per line) or plain text")
       ("fields", po::value<std::vector<std::string>>()->multitoken()->default_value({"text"}, "text")->value_name("NAME..."),
        "JSONL string fields that hold the text, joined by newlines")
       ("out", po::value<std::string>()->required()->value_name("PREFIX"), "output prefix")
       ("vocab-size", po::value<int>()->default_value(2000)->value_name("N"), "number of pieces")
-      ("model-type", po::value<std::string>()->default_value("bpe"), "bpe or unigram")
-      ("skip-bad-records", po::bool_switch(), "skip malformed JSONL lines (counted) instead of stopping");
+      ("model-type", po::value<std::string>()->default_value("bpe"), "bpe or unigram");
+  add_dataset_options(cl, false);  // --data: the training records, written with the prompt template
   cl.add_threads_option();
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
+  MOPS_CHECK(cl.has("input") || cl.has("data"), "give text with --input FILE... and/or --data SOURCE...");
   start_command(cl);
-  TextCorpusOptions corpus_options;
-  corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
-  corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
-  const auto corpus = read_text_corpus(cl.get<std::vector<std::string>>("input"), corpus_options);
-  if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
+  TextCorpus corpus;
+  if (cl.has("input")) {
+    TextCorpusOptions corpus_options;
+    corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
+    corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
+    corpus = read_text_corpus(cl.get<std::vector<std::string>>("input"), corpus_options);
+    if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
+  }
+  if (cl.has("data")) {
+    const auto dataset = load_instruction_dataset(dataset_options(cl));
+    for (const auto& r : dataset.train) corpus.documents.push_back(format_prompt(r) + r.response);
+  }
   TokenizerTrainOptions options;
   options.vocab_size = cl.get<int>("vocab-size");
   options.model_type = cl.get<std::string>("model-type");

@@ -24,7 +24,10 @@ const std::vector<Command>& commands() {
       {"info", "describe a model checkpoint (format, shapes, parameter count)", mops::run_info},
       {"convert", "convert a llama2.c or Hugging Face checkpoint to the project's format", mops::run_convert},
       {"generate", "generate text or token ids from a model, with a KV cache", mops::run_generate},
-      {"pretrain", "train a small decoder from scratch on a text corpus", mops::run_pretrain},
+      {"pretrain", "train a small decoder from scratch on text and/or instruction data", mops::run_pretrain},
+      {"evaluate", "per-task test perplexity and exact match on instruction data", mops::run_evaluate},
+      {"data stats", "records per task, split sizes, lengths and the client partition of instruction data",
+       mops::run_data_stats},
       {"tokenizer train", "train a SentencePiece tokenizer on text or JSONL files", mops::run_tokenizer_train},
       {"tokenizer encode", "print the token ids of a text", mops::run_tokenizer_encode},
   };
@@ -70,8 +73,7 @@ int main(int argc, char** argv) {
   int words = 0;
   const Command* command = find_command(argc, argv, words);
   if (!command) {
-    std::cerr << "mops: unknown command '" << argv[1] << (argc > 2 && std::strcmp(argv[1], "tokenizer") == 0 ? std::string(" ") + argv[2] : "")
-              << "'\n\n";
+    std::cerr << "mops: unknown command '" << argv[1] << "'\n\n";
     print_usage(std::cerr);
     return 2;
   }

@@ -1,0 +1,109 @@
+// `mops data stats`: what a data source holds: records per task, split sizes, length
+// percentiles, and (with --clients) how the training split is partitioned over clients.
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/dataset_options.h"
+#include "command_start.h"
+#include "partition.h"
+
+namespace mops {
+namespace {
+
+// p-th percentile (nearest rank) of `values`, which it sorts.
+size_t percentile(std::vector<size_t>& values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t rank = size_t(std::ceil(p / 100.0 * double(values.size())));
+  return values[std::max<size_t>(rank, 1) - 1];
+}
+
+void print_task_counts(const InstructionDataset& dataset) {
+  std::vector<size_t> train(dataset.tasks.size()), test(dataset.tasks.size());
+  for (const auto& r : dataset.train) ++train[dataset.task_id(r.task)];
+  for (const auto& r : dataset.test) ++test[dataset.task_id(r.task)];
+  std::cout << std::left << std::setw(52) << "task" << std::right << std::setw(8) << "train" << std::setw(8) << "test"
+            << std::setw(8) << "total" << "\n";
+  for (size_t t = 0; t < dataset.tasks.size(); ++t) {
+    std::cout << std::left << std::setw(52) << dataset.tasks[t] << std::right << std::setw(8) << train[t]
+              << std::setw(8) << test[t] << std::setw(8) << train[t] + test[t] << "\n";
+  }
+  std::cout << std::left << std::setw(52) << "all" << std::right << std::setw(8) << dataset.train.size() << std::setw(8)
+            << dataset.test.size() << std::setw(8) << dataset.train.size() + dataset.test.size() << "\n";
+  if (dataset.skipped_records) std::cout << "skipped bad records: " << dataset.skipped_records << "\n";
+}
+
+void print_lengths(const std::string& unit, std::vector<size_t> whole, std::vector<size_t> response) {
+  std::cout << "\nlength in " << unit << "   p50    p90    p99    max\n";
+  auto row = [](const std::string& what, std::vector<size_t>& v) {
+    std::cout << std::left << std::setw(18) << what << std::right << std::setw(6) << percentile(v, 50) << std::setw(7)
+              << percentile(v, 90) << std::setw(7) << percentile(v, 99) << std::setw(7) << percentile(v, 100) << "\n";
+  };
+  row("whole example", whole);
+  row("response", response);
+}
+
+void print_length_percentiles(const CommandLine& cl, const InstructionDataset& dataset) {
+  std::vector<size_t> whole, response;
+  if (!cl.has("tokenizer")) {
+    for (const auto& r : dataset.train) {
+      whole.push_back(format_prompt(r).size() + r.response.size());
+      response.push_back(r.response.size());
+    }
+    print_lengths("characters (--tokenizer for tokens)", whole, response);
+    return;
+  }
+  const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
+  const auto examples = tokenize_dataset(dataset, tokenizer, cl.get_int_in("max-tokens", 8, 1 << 20));
+  for (const auto& e : examples.train) {
+    whole.push_back(e.ids.size());
+    response.push_back(e.ids.size() - size_t(e.response_begin));
+  }
+  print_lengths("tokens", whole, response);
+}
+
+void print_partition(const CommandLine& cl, const InstructionDataset& dataset) {
+  PartitionOptions o;
+  o.clients = cl.get_int_in("clients", 1, 1 << 20);
+  o.scheme = parse_partition_scheme(cl.get<std::string>("partition"));
+  o.alpha = cl.get<double>("alpha");
+  o.tasks_per_client = cl.get<int>("tasks-per-client");
+  o.size_exponent = cl.get<double>("size-exponent");
+  o.min_examples = cl.get<int>("min-client-examples");
+  o.seed = cl.get<uint64_t>("seed");
+  std::vector<int> tasks;
+  for (const auto& r : dataset.train) tasks.push_back(dataset.task_id(r.task));
+  const auto partition = partition_records(tasks, int(dataset.tasks.size()), o);
+  std::cout << "\ntraining split over " << o.clients << " clients (" << cl.get<std::string>("partition") << ")\n"
+            << partition_table(partition, tasks, dataset.tasks);
+}
+
+}  // namespace
+
+int run_data_stats(int argc, const char* const* argv) {
+  CommandLine cl("data stats",
+                 "Describe instruction data: records per task and split, length percentiles, and with --clients the "
+                 "partition of the training split over federated clients.");
+  cl.options().add_options()
+      ("tokenizer", po::value<std::string>()->value_name("FILE"), "SentencePiece .model: lengths in tokens")
+      ("max-tokens", po::value<int>()->default_value(512), "truncation limit for token lengths (see README)")
+      ("clients", po::value<int>()->value_name("N"), "show the partition over N clients")
+      ("partition", po::value<std::string>()->default_value("dirichlet"), "dirichlet, pathological or iid")
+      ("alpha", po::value<double>()->default_value(0.1), "Dirichlet concentration over tasks (smaller = more skewed)")
+      ("tasks-per-client", po::value<int>()->default_value(2), "pathological: tasks per client")
+      ("size-exponent", po::value<double>()->default_value(1.0), "client sizes ~ rank^-exponent (0 = equal)")
+      ("min-client-examples", po::value<int>()->default_value(5), "smallest client");
+  add_dataset_options(cl, true);
+  cl.add_seed_option();
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  start_command(cl);
+  const auto dataset = load_instruction_dataset(dataset_options(cl));
+  print_task_counts(dataset);
+  print_length_percentiles(cl, dataset);
+  if (cl.has("clients")) print_partition(cl, dataset);
+  return 0;
+}
+
+}  // namespace mops

@@ -1,0 +1,44 @@
+// `mops evaluate`: per-task test perplexity over response tokens and exact match of greedy answers.
+#include <iostream>
+
+#include "checkpoint.h"
+#include "cli/commands.h"
+#include "cli/dataset_options.h"
+#include "command_start.h"
+#include "evaluation.h"
+
+namespace mops {
+
+int run_evaluate(int argc, const char* const* argv) {
+  CommandLine cl("evaluate",
+                 "Evaluate a model on the test split of instruction data: perplexity over response tokens per task "
+                 "and overall, and exact-match accuracy of greedy answers.");
+  cl.options().add_options()
+      ("model", po::value<std::string>()->required()->value_name("PATH"), "checkpoint")
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")
+      ("batch-size", po::value<int>()->default_value(16), "examples per forward pass")
+      ("exact-match-per-task", po::value<size_t>()->default_value(50), "test examples per task answered greedily (0: none)")
+      ("max-new-tokens", po::value<int>()->default_value(64), "longest greedy answer");
+  add_dataset_options(cl, true);
+  cl.add_threads_option();
+  cl.add_seed_option();
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  start_command(cl);
+  const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
+  auto model = load_model(cl.get<std::string>("model")).model;
+  const auto dataset = load_instruction_dataset(dataset_options(cl));
+  const auto examples = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
+  auto report = evaluate_perplexity(model, examples.test, dataset.tasks, cl.get_int_in("batch-size", 1, 4096));
+  std::vector<int> tasks;
+  for (const auto& r : dataset.test) tasks.push_back(dataset.task_id(r.task));
+  if (cl.get<size_t>("exact-match-per-task") > 0) {
+    add_exact_match(report, model, tokenizer, dataset.test, tasks, cl.get<size_t>("exact-match-per-task"),
+                    cl.get_int_in("max-new-tokens", 1, 4096));
+  }
+  std::cout << "test split (" << examples.test.size() << " examples; a uniform model has perplexity "
+            << model->config().vocab_size << ")\n"
+            << format_report(report);
+  return 0;
+}
+
+}  // namespace mops

@@ -1,0 +1,58 @@
+#include "cli/dataset_options.h"
+
+#include <iostream>
+
+namespace mops {
+
+void add_dataset_options(CommandLine& cl, bool required) {
+  auto data = po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE...");
+  if (required) data->required();
+  cl.options().add_options()
+      ("data", data,
+       "instruction data: skills7 (embedded generator), dolly:FILE.jsonl, sni:DIRECTORY, jsonl:FILE; several allowed")
+      ("tasks", po::value<std::vector<std::string>>()->multitoken()->value_name("NAME..."),
+       "tasks/categories to keep (default: Dolly's 7 of the paper, the paper's 7 Super-NaturalInstructions tasks, all others)")
+      ("samples-per-source", po::value<size_t>()->default_value(5000), "records kept per source (seeded hash sample)")
+      ("test-fraction", po::value<double>()->default_value(0.1), "share of records in the test split, in (0, 1)")
+      ("skills7-per-task", po::value<size_t>()->default_value(800), "records the skills7 generator makes per task")
+      ("skip-bad-records", po::bool_switch(), "skip malformed records (counted and reported) instead of stopping")
+      ("task-field", po::value<std::string>()->default_value("category"), "jsonl: field holding the task")
+      ("instruction-field", po::value<std::string>()->default_value("instruction"), "jsonl: instruction field")
+      ("context-field", po::value<std::string>()->default_value("context"), "jsonl: context field (optional per record)")
+      ("response-field", po::value<std::string>()->default_value("response"), "jsonl: response field");
+}
+
+DatasetOptions dataset_options(const CommandLine& cl) {
+  DatasetOptions o;
+  if (cl.has("data")) o.sources = cl.get<std::vector<std::string>>("data");
+  if (cl.has("tasks")) o.loader.tasks = cl.get<std::vector<std::string>>("tasks");
+  o.loader.skip_bad_records = cl.get<bool>("skip-bad-records");
+  o.loader.task_field = cl.get<std::string>("task-field");
+  o.loader.instruction_field = cl.get<std::string>("instruction-field");
+  o.loader.context_field = cl.get<std::string>("context-field");
+  o.loader.response_field = cl.get<std::string>("response-field");
+  o.samples_per_source = cl.get<size_t>("samples-per-source");
+  o.test_fraction = cl.get<double>("test-fraction");
+  o.skills7_per_task = cl.get<size_t>("skills7-per-task");
+  o.seed = cl.has("seed") ? cl.get<uint64_t>("seed") : 0;
+  return o;
+}
+
+TokenizedSplit tokenize_dataset(const InstructionDataset& dataset, const Tokenizer& tokenizer, int max_tokens) {
+  TokenizedSplit split;
+  TruncationCounts counts;
+  for (const auto& r : dataset.train) {
+    if (auto e = tokenize_example(r, dataset.task_id(r.task), tokenizer, max_tokens, &counts)) split.train.push_back(*e);
+  }
+  for (const auto& r : dataset.test) {
+    if (auto e = tokenize_example(r, dataset.task_id(r.task), tokenizer, max_tokens, &counts)) split.test.push_back(*e);
+  }
+  if (counts.truncated || counts.dropped) {
+    std::cerr << "longer than " << max_tokens << " tokens: " << counts.truncated << " examples had their context cut, "
+              << counts.dropped << " were dropped\n";
+  }
+  if (dataset.skipped_records) std::cerr << "skipped " << dataset.skipped_records << " bad records\n";
+  return split;
+}
+
+}  // namespace mops

@@ -1,0 +1,19 @@
+// The data options shared by every command that reads instruction data (--data and friends).
+#pragma once
+#include "cli_options.h"
+#include "instruction_dataset.h"
+#include "instruction_format.h"
+#include "tokenizer.h"
+
+namespace mops {
+
+void add_dataset_options(CommandLine& cl, bool required);
+DatasetOptions dataset_options(const CommandLine& cl);
+
+// Train/test records tokenised with the template; prints truncation counts to stderr.
+struct TokenizedSplit {
+  std::vector<TokenizedExample> train, test;
+};
+TokenizedSplit tokenize_dataset(const InstructionDataset& dataset, const Tokenizer& tokenizer, int max_tokens);
+
+}  // namespace mops

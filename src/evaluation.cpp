@@ -1,0 +1,125 @@
+#include "evaluation.h"
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "errors.h"
+#include "generate.h"
+
+namespace mops {
+namespace {
+
+std::string trim(const std::string& text) {
+  const auto begin = text.find_first_not_of(" \t\n");
+  if (begin == std::string::npos) return "";
+  return text.substr(begin, text.find_last_not_of(" \t\n") - begin + 1);
+}
+
+// A batch of examples right-padded to one length: ids (B, T) and a response mask over the
+// positions whose next token is a response token (B, T - 1).
+std::pair<torch::Tensor, torch::Tensor> pad_batch(const std::vector<TokenizedExample>& examples, size_t begin, size_t end) {
+  int64_t T = 0;
+  for (size_t i = begin; i < end; ++i) T = std::max<int64_t>(T, int64_t(examples[i].ids.size()));
+  const int64_t B = int64_t(end - begin);
+  auto ids = torch::zeros({B, T}, torch::kLong);
+  auto mask = torch::zeros({B, T - 1}, torch::kFloat32);
+  auto ia = ids.accessor<int64_t, 2>();
+  auto ma = mask.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& e = examples[begin + b];
+    for (size_t t = 0; t < e.ids.size(); ++t) ia[b][t] = e.ids[t];
+    for (size_t t = e.response_begin; t < e.ids.size(); ++t) ma[b][t - 1] = 1.0f;  // predicts token t
+  }
+  return {ids, mask};
+}
+
+void finish(TaskMetrics& m, double nll) {
+  m.perplexity = m.response_tokens ? std::exp(nll / double(m.response_tokens)) : 0.0;
+}
+
+}  // namespace
+
+std::vector<std::pair<double, int64_t>> response_nll(Llama& model, const std::vector<TokenizedExample>& examples,
+                                                     int batch_size, const PromptPlan& plan) {
+  MOPS_CHECK(batch_size > 0, "evaluation batch size must be positive");
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<double, int64_t>> out;
+  for (size_t begin = 0; begin < examples.size(); begin += batch_size) {
+    const size_t end = std::min(examples.size(), begin + size_t(batch_size));
+    auto [ids, mask] = pad_batch(examples, begin, end);
+    auto logits = model->forward(ids, plan).logits;                      // (B, T, V)
+    auto logp = torch::log_softmax(logits.slice(1, 0, -1), -1);          // (B, T-1, V)
+    auto target = ids.slice(1, 1).unsqueeze(-1);                         // (B, T-1, 1)
+    auto nll = -(logp.gather(-1, target).squeeze(-1) * mask).sum(1);     // (B)
+    auto counts = mask.sum(1);                                           // (B)
+    for (int64_t b = 0; b < nll.size(0); ++b) out.emplace_back(nll[b].item<double>(), int64_t(counts[b].item<float>()));
+  }
+  return out;
+}
+
+EvaluationReport evaluate_perplexity(Llama& model, const std::vector<TokenizedExample>& examples,
+                                     const std::vector<std::string>& task_names, int batch_size,
+                                     const PromptPlan& plan) {
+  EvaluationReport report;
+  for (const auto& name : task_names) report.tasks.push_back({name});
+  report.overall.task = "all";
+  std::vector<double> task_nll(task_names.size(), 0.0);
+  double total_nll = 0;
+  const auto nll = response_nll(model, examples, batch_size, plan);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto& m = report.tasks.at(examples[i].task);
+    m.examples += 1;
+    m.response_tokens += size_t(nll[i].second);
+    task_nll[examples[i].task] += nll[i].first;
+    report.overall.examples += 1;
+    report.overall.response_tokens += size_t(nll[i].second);
+    total_nll += nll[i].first;
+  }
+  for (size_t t = 0; t < task_names.size(); ++t) finish(report.tasks[t], task_nll[t]);
+  finish(report.overall, total_nll);
+  return report;
+}
+
+void add_exact_match(EvaluationReport& report, Llama& model, const Tokenizer& tokenizer,
+                     const std::vector<InstructionRecord>& records, const std::vector<int>& record_tasks,
+                     size_t per_task, int max_new_tokens) {
+  std::vector<size_t> tried(report.tasks.size(), 0), correct(report.tasks.size(), 0);
+  SamplingOptions greedy;
+  greedy.greedy = true;
+  greedy.max_new_tokens = max_new_tokens;
+  greedy.stop_id = tokenizer.eos_id();
+  for (size_t i = 0; i < records.size(); ++i) {
+    const int task = record_tasks[i];
+    if (tried[task] >= per_task) continue;
+    auto result = generate(model, tokenize_prompt(records[i], tokenizer), greedy);
+    if (!result.ids.empty() && result.ids.back() == tokenizer.eos_id()) result.ids.pop_back();
+    const std::string answer = tokenizer.decode(std::vector<int>(result.ids.begin(), result.ids.end()));
+    ++tried[task];
+    if (trim(answer) == trim(records[i].response)) ++correct[task];
+  }
+  size_t all_tried = 0, all_correct = 0;
+  for (size_t t = 0; t < report.tasks.size(); ++t) {
+    if (tried[t]) report.tasks[t].exact_match = double(correct[t]) / double(tried[t]);
+    all_tried += tried[t];
+    all_correct += correct[t];
+  }
+  if (all_tried) report.overall.exact_match = double(all_correct) / double(all_tried);
+}
+
+std::string format_report(const EvaluationReport& report) {
+  std::ostringstream out;
+  out << std::left << std::setw(20) << "task" << std::right << std::setw(9) << "examples" << std::setw(11)
+      << "resp. tok" << std::setw(12) << "perplexity" << std::setw(13) << "exact match\n";
+  auto row = [&](const TaskMetrics& m) {
+    out << std::left << std::setw(20) << m.task << std::right << std::setw(9) << m.examples << std::setw(11)
+        << m.response_tokens << std::setw(12) << std::fixed << std::setprecision(3) << m.perplexity;
+    if (m.exact_match >= 0) out << std::setw(11) << std::setprecision(1) << 100.0 * m.exact_match << " %";
+    out << "\n";
+  };
+  for (const auto& m : report.tasks) row(m);
+  row(report.overall);
+  return out.str();
+}
+
+}  // namespace mops

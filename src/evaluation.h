@@ -1,0 +1,46 @@
+// Test metrics on instruction data: perplexity over response tokens (per task and overall)
+// and exact-match accuracy of greedy answers.
+//
+// Perplexity of a set = exp(total negative log-likelihood of its response tokens, EOS
+// included / number of those tokens), so long answers weigh by their length.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "instruction_format.h"
+#include "llama.h"
+#include "tokenizer.h"
+
+namespace mops {
+
+struct TaskMetrics {
+  std::string task;
+  size_t examples = 0;
+  size_t response_tokens = 0;
+  double perplexity = 0;
+  double exact_match = -1;  // fraction in [0, 1]; -1 when not measured
+};
+
+struct EvaluationReport {
+  std::vector<TaskMetrics> tasks;  // one per task id
+  TaskMetrics overall;
+};
+
+// Sum of response-token NLL and count per example; examples are batched (right-padded).
+// `plan` carries prompts/gate weights shared by all examples (may be empty).
+std::vector<std::pair<double, int64_t>> response_nll(Llama& model, const std::vector<TokenizedExample>& examples,
+                                                     int batch_size, const PromptPlan& plan = {});
+
+EvaluationReport evaluate_perplexity(Llama& model, const std::vector<TokenizedExample>& examples,
+                                     const std::vector<std::string>& task_names, int batch_size,
+                                     const PromptPlan& plan = {});
+
+// Greedy answers for the prompts of `records` (at most `per_task` of each task), compared with
+// the reference responses after trimming spaces; fills exact_match in `report`.
+void add_exact_match(EvaluationReport& report, Llama& model, const Tokenizer& tokenizer,
+                     const std::vector<InstructionRecord>& records, const std::vector<int>& record_tasks,
+                     size_t per_task, int max_new_tokens);
+
+std::string format_report(const EvaluationReport& report);
+
+}  // namespace mops

@@ -1,0 +1,80 @@
+#include "instruction_format.h"
+
+#include "errors.h"
+
+namespace mops {
+namespace {
+
+const char* kInstructionHeader = "### Instruction:\n";
+const char* kInputHeader = "\n\n### Input:\n";
+const char* kResponseHeader = "\n\n### Response:\n";
+
+std::vector<int64_t> encode(const Tokenizer& tokenizer, const std::string& text) {
+  const auto ids = tokenizer.encode(text);
+  return std::vector<int64_t>(ids.begin(), ids.end());
+}
+
+void append(std::vector<int64_t>& ids, const std::vector<int64_t>& more) { ids.insert(ids.end(), more.begin(), more.end()); }
+
+// The prompt's token segments, with the context cut to `context_tokens` (all if negative).
+struct PromptTokens {
+  std::vector<int64_t> ids;
+  int64_t question_begin = 0, question_end = 0;
+};
+
+PromptTokens prompt_tokens(const InstructionRecord& r, const Tokenizer& tokenizer, int64_t context_tokens) {
+  PromptTokens p;
+  p.ids.push_back(tokenizer.bos_id());
+  append(p.ids, encode(tokenizer, kInstructionHeader));
+  p.question_begin = int64_t(p.ids.size());
+  append(p.ids, encode(tokenizer, r.instruction));
+  if (!r.context.empty()) {
+    append(p.ids, encode(tokenizer, kInputHeader));
+    auto context = encode(tokenizer, r.context);
+    if (context_tokens >= 0 && int64_t(context.size()) > context_tokens) context.resize(context_tokens);
+    append(p.ids, context);
+  }
+  p.question_end = int64_t(p.ids.size());
+  append(p.ids, encode(tokenizer, kResponseHeader));
+  return p;
+}
+
+}  // namespace
+
+std::string format_prompt(const InstructionRecord& r) {
+  std::string text = kInstructionHeader + r.instruction;
+  if (!r.context.empty()) text += kInputHeader + r.context;
+  return text + kResponseHeader;
+}
+
+std::optional<TokenizedExample> tokenize_example(const InstructionRecord& r, int task, const Tokenizer& tokenizer,
+                                                 int max_tokens, TruncationCounts* counts) {
+  MOPS_CHECK(!r.instruction.empty(), r.source << ": the instruction is empty; the gate needs question tokens");
+  MOPS_CHECK(tokenizer.bos_id() >= 0 && tokenizer.eos_id() >= 0, "the tokenizer has no BOS/EOS ids");
+  auto response = encode(tokenizer, r.response);
+  response.push_back(tokenizer.eos_id());
+  // Room left for context tokens once everything else is in.
+  const auto without_context = prompt_tokens(r, tokenizer, 0);
+  const int64_t room = max_tokens - int64_t(without_context.ids.size() + response.size());
+  if (room < 0) {
+    if (counts) ++counts->dropped;
+    return std::nullopt;
+  }
+  const int64_t context_tokens = int64_t(encode(tokenizer, r.context).size());
+  if (context_tokens > room && counts) ++counts->truncated;
+  const auto prompt = prompt_tokens(r, tokenizer, std::min(room, context_tokens));
+  TokenizedExample example;
+  example.ids = prompt.ids;
+  example.question_begin = prompt.question_begin;
+  example.question_end = prompt.question_end;
+  example.response_begin = int64_t(prompt.ids.size());
+  append(example.ids, response);
+  example.task = task;
+  return example;
+}
+
+std::vector<int64_t> tokenize_prompt(const InstructionRecord& record, const Tokenizer& tokenizer) {
+  return prompt_tokens(record, tokenizer, -1).ids;
+}
+
+}  // namespace mops
