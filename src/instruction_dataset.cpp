@@ -47,7 +47,18 @@ RecordSet load_source(const std::string& spec, const DatasetOptions& options) {
   if (kind == "skills7") {
     MOPS_CHECK(path.empty(), "source 'skills7' takes no path (its size is --skills7-per-task)");
     RecordSet set;
-    set.records = generate_skills7(options.skills7_per_task, options.seed);
+    for (const auto& task : options.loader.tasks) {
+      const auto& known = skills7_tasks();
+      MOPS_CHECK(std::find(known.begin(), known.end(), task) != known.end(),
+                 "skills7 has no task '" << task << "'; its tasks: add_to_list, numbers_to_words, sort_numbers, "
+                                            "reverse_list, essential_words, fact_answer, word_relation");
+    }
+    for (auto& r : generate_skills7(options.skills7_per_task, options.seed)) {
+      const auto& wanted = options.loader.tasks;
+      if (wanted.empty() || std::find(wanted.begin(), wanted.end(), r.task) != wanted.end()) {
+        set.records.push_back(std::move(r));
+      }
+    }
     return set;
   }
   MOPS_CHECK(!path.empty() && (kind == "dolly" || kind == "sni" || kind == "jsonl"),

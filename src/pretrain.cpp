@@ -14,21 +14,35 @@
 namespace mops {
 namespace {
 
-// Windows of seq_len + 1 ids starting at `offsets`: inputs (B, T) and next-id targets (B, T).
-std::pair<torch::Tensor, torch::Tensor> windows(const std::vector<int64_t>& stream,
-                                                const std::vector<int64_t>& offsets, int seq_len) {
+// Windows of seq_len + 1 ids starting at `offsets`.
+struct Windows {
+  torch::Tensor inputs;   // (B, T) ids
+  torch::Tensor targets;  // (B, T) the next ids
+  torch::Tensor weights;  // (B, T) 1 where the next id is a loss target
+};
+
+Windows windows(const std::vector<int64_t>& stream, const std::vector<uint8_t>& is_target,
+                const std::vector<int64_t>& offsets, int seq_len) {
   const int64_t B = int64_t(offsets.size());
   auto batch = torch::empty({B, seq_len + 1}, torch::kLong);
+  auto weights = torch::empty({B, seq_len}, torch::kFloat32);
   auto a = batch.accessor<int64_t, 2>();
+  auto w = weights.accessor<float, 2>();
   for (int64_t b = 0; b < B; ++b) {
     for (int t = 0; t <= seq_len; ++t) a[b][t] = stream[offsets[b] + t];
+    for (int t = 0; t < seq_len; ++t) w[b][t] = is_target[offsets[b] + t + 1];
   }
-  return {batch.slice(1, 0, seq_len), batch.slice(1, 1, seq_len + 1)};
+  return {batch.slice(1, 0, seq_len), batch.slice(1, 1, seq_len + 1), weights};
 }
 
-torch::Tensor next_token_loss(Llama& model, const torch::Tensor& inputs, const torch::Tensor& targets) {
-  auto logits = model->forward(inputs).logits;  // (B, T, V)
-  return torch::nn::functional::cross_entropy(logits.flatten(0, 1), targets.flatten());
+// Mean cross-entropy over the target positions of the windows.
+torch::Tensor next_token_loss(Llama& model, const Windows& w) {
+  auto logits = model->forward(w.inputs).logits;  // (B, T, V)
+  auto nll = torch::nn::functional::cross_entropy(
+      logits.flatten(0, 1), w.targets.flatten(),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));  // (B*T)
+  auto weights = w.weights.flatten();
+  return (nll * weights).sum() / weights.sum().clamp_min(1.0);
 }
 
 void check_options(const TokenStreams& data, const PretrainOptions& o, int max_seq_len) {
@@ -39,6 +53,8 @@ void check_options(const TokenStreams& data, const PretrainOptions& o, int max_s
   MOPS_CHECK(int64_t(data.train.size()) > o.seq_len + 1,
              "the training corpus has " << data.train.size() << " tokens, fewer than one window of --seq-len "
                                         << o.seq_len << " + 1: add text or lower --seq-len");
+  MOPS_CHECK(data.train_targets.size() == data.train.size() && data.test_targets.size() == data.test.size(),
+             "token streams and their target masks differ in length");
   MOPS_CHECK(o.lr > 0 && o.min_lr >= 0 && o.min_lr <= o.lr,
              "learning rates must satisfy 0 <= --min-lr <= --lr and --lr > 0");
   MOPS_CHECK(o.warmup_steps >= 0 && o.grad_clip > 0 && o.weight_decay >= 0,
@@ -75,8 +91,8 @@ double learning_rate(const PretrainOptions& o, int step) {
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-double evaluate_stream(Llama& model, const std::vector<int64_t>& stream, int seq_len, int batch_size,
-                       int max_batches) {
+double evaluate_stream(Llama& model, const std::vector<int64_t>& stream, const std::vector<uint8_t>& targets,
+                       int seq_len, int batch_size, int max_batches) {
   torch::NoGradGuard no_grad;
   std::vector<int64_t> offsets;
   for (int64_t o = 0; o + seq_len + 1 <= int64_t(stream.size()) &&
@@ -90,8 +106,7 @@ double evaluate_stream(Llama& model, const std::vector<int64_t>& stream, int seq
   for (size_t begin = 0; begin < offsets.size(); begin += batch_size) {
     std::vector<int64_t> chunk(offsets.begin() + begin,
                                offsets.begin() + std::min(offsets.size(), begin + batch_size));
-    auto [inputs, targets] = windows(stream, chunk, seq_len);
-    total += next_token_loss(model, inputs, targets).item<double>() * chunk.size();
+    total += next_token_loss(model, windows(stream, targets, chunk, seq_len)).item<double>() * chunk.size();
   }
   return total / offsets.size();
 }
@@ -100,6 +115,7 @@ PretrainReport pretrain(Llama& model, const TokenStreams& data, const PretrainOp
   check_options(data, o, model->config().max_seq_len);
   const bool has_test = int64_t(data.test.size()) > o.seq_len + 1;
   const auto& eval_stream = has_test ? data.test : data.train;
+  const auto& eval_targets = has_test ? data.test_targets : data.train_targets;
   if (!has_test) log << "note: the held-out split is shorter than one window; evaluating on training data\n";
   model->train();
   auto optimizer = make_optimizer(model, o);
@@ -114,9 +130,8 @@ PretrainReport pretrain(Llama& model, const TokenStreams& data, const PretrainOp
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     auto offsets_tensor = torch::randint(0, max_offset + 1, {o.batch_size}, generator, torch::kLong);
     std::vector<int64_t> offsets(offsets_tensor.data_ptr<int64_t>(), offsets_tensor.data_ptr<int64_t>() + o.batch_size);
-    auto [inputs, targets] = windows(data.train, offsets, o.seq_len);
     optimizer.zero_grad();
-    auto loss = next_token_loss(model, inputs, targets);
+    auto loss = next_token_loss(model, windows(data.train, data.train_targets, offsets, o.seq_len));
     loss.backward();
     torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
     optimizer.step();
@@ -134,7 +149,7 @@ PretrainReport pretrain(Llama& model, const TokenStreams& data, const PretrainOp
     progress.update(done, fields.str());
     if (done % o.eval_every == 0 || done == o.steps) {
       model->eval();
-      report.test_loss = evaluate_stream(model, eval_stream, o.seq_len, o.batch_size, o.eval_batches);
+      report.test_loss = evaluate_stream(model, eval_stream, eval_targets, o.seq_len, o.batch_size, o.eval_batches);
       model->train();
       report.final_train_loss = interval_loss / interval_steps;
       log << "step " << done << ": train loss " << std::setprecision(4) << report.final_train_loss

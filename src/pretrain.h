@@ -12,9 +12,11 @@
 namespace mops {
 
 // Documents already tokenised and concatenated (each as BOS ids EOS), split by document.
+// The masks say which tokens are loss targets (1) and which are only context (0); they are
+// all ones unless the loss is restricted to the responses of instruction examples.
 struct TokenStreams {
-  std::vector<int64_t> train;
-  std::vector<int64_t> test;
+  std::vector<int64_t> train, test;
+  std::vector<uint8_t> train_targets, test_targets;  // same lengths as the streams
 };
 
 struct PretrainOptions {
@@ -45,9 +47,9 @@ struct PretrainReport {
 // Learning rate at `step` (0-based) under warm-up + cosine decay.
 double learning_rate(const PretrainOptions& options, int step);
 
-// Mean next-token cross-entropy over fixed windows of `stream`.
-double evaluate_stream(Llama& model, const std::vector<int64_t>& stream, int seq_len, int batch_size,
-                       int max_batches);
+// Mean next-token cross-entropy over the target tokens of fixed windows of `stream`.
+double evaluate_stream(Llama& model, const std::vector<int64_t>& stream, const std::vector<uint8_t>& targets,
+                       int seq_len, int batch_size, int max_batches);
 
 PretrainReport pretrain(Llama& model, const TokenStreams& data, const PretrainOptions& options,
                         std::ostream& log);

@@ -15,8 +15,10 @@ namespace mops {
 // FNV-1a 64 of `text`, mixed with `seed`: stable across machines and runs.
 uint64_t stable_hash(const std::string& text, uint64_t seed);
 
-// Appends the examples' ids (each already BOS ... EOS) to `stream`: packed sequences.
-void append_examples(std::vector<int64_t>& stream, const std::vector<TokenizedExample>& examples);
+// Appends the examples' ids (each already BOS ... EOS) to `stream`: packed sequences. The
+// target mask marks every token, or only the response tokens when `responses_only`.
+void append_examples(std::vector<int64_t>& stream, std::vector<uint8_t>& targets,
+                     const std::vector<TokenizedExample>& examples, bool responses_only);
 
 TokenStreams build_token_streams(const std::vector<std::string>& documents, const Tokenizer& tokenizer,
                                  double test_fraction, uint64_t seed);

@@ -38,6 +38,8 @@ TokenStreams counting_streams() {
     for (int i = 0; i < 12; ++i) stream.push_back(start + i);
     stream.push_back(2);
   }
+  s.train_targets.assign(s.train.size(), 1);
+  s.test_targets.assign(s.test.size(), 1);
   return s;
 }
 
@@ -58,7 +60,7 @@ TEST(Pretrain, ATinyModelLearnsAPatternedStreamAndSavesIt) {
   Llama model(small_config());
   model->init_weights(3);
   const auto data = counting_streams();
-  const double before = evaluate_stream(model, data.test, 16, 8, 4);
+  const double before = evaluate_stream(model, data.test, data.test_targets, 16, 8, 4);
   PretrainOptions o;
   o.steps = 150;
   o.batch_size = 8;
@@ -115,6 +117,7 @@ TEST(Pretrain, BadOptionsAreRejectedBeforeTraining) {
   o.seq_len = 16;
   TokenStreams tiny;
   tiny.train = {1, 5, 2};
+  tiny.train_targets = {1, 1, 1};
   EXPECT_THROW(pretrain(model, tiny, o, log), Error);
 }
 

@@ -23,6 +23,7 @@ int run_evaluate(int argc, const char* const* argv) {
   cl.add_threads_option();
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
+  MOPS_CHECK(has_data(cl), "give the data with --data SOURCE... (skills7, dolly:FILE, sni:DIR, jsonl:FILE)");
   start_command(cl);
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   auto model = load_model(cl.get<std::string>("model")).model;

@@ -5,6 +5,7 @@
 #include "command_start.h"
 #include "cli/commands.h"
 #include "generate.h"
+#include "instruction_format.h"
 #include "tokenizer.h"
 
 namespace mops {
@@ -20,6 +21,9 @@ int run_generate(int argc, const char* const* argv) {
       ("tokenizer", po::value<std::string>()->value_name("FILE"), "SentencePiece .model file")
       ("prompt", po::value<std::string>()->value_name("TEXT"), "text to continue (BOS is prepended)")
       ("ids", po::value<std::string>()->value_name("\"1 2 3\""), "token ids to continue, space or comma separated")
+      ("instruction", po::value<std::string>()->value_name("TEXT"),
+       "an instruction, written with the prompt template (see README); prints only the answer")
+      ("input", po::value<std::string>()->default_value("")->value_name("TEXT"), "the instruction's input (context)")
       ("max-new-tokens", po::value<int>()->default_value(64)->value_name("N"), "tokens to generate at most")
       ("greedy", po::bool_switch(), "always take the most likely token")
       ("temperature", po::value<double>()->default_value(0.8)->value_name("T"), "sampling temperature (> 0)")
@@ -31,7 +35,8 @@ int run_generate(int argc, const char* const* argv) {
   cl.add_threads_option();
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  MOPS_CHECK(cl.has("prompt") != cl.has("ids"), "give exactly one of --prompt TEXT and --ids \"1 2 3\"");
+  MOPS_CHECK(int(cl.has("prompt")) + int(cl.has("ids")) + int(cl.has("instruction")) == 1,
+             "give exactly one of --prompt TEXT, --instruction TEXT [--input TEXT] and --ids \"1 2 3\"");
   const bool print_ids = cl.get<bool>("print-ids");
   MOPS_CHECK(cl.has("tokenizer") || (cl.has("ids") && print_ids),
              "--tokenizer FILE is needed to encode --prompt or to print text; with --ids, --print-ids "
@@ -48,6 +53,9 @@ int run_generate(int argc, const char* const* argv) {
   std::vector<int64_t> prompt;
   if (cl.has("ids")) {
     prompt = parse_id_list(cl.get<std::string>("ids"), "ids");
+  } else if (cl.has("instruction")) {
+    const InstructionRecord record{"", cl.get<std::string>("instruction"), cl.get<std::string>("input"), "", "command line"};
+    prompt = tokenize_prompt(record, *tokenizer);
   } else {
     prompt.push_back(tokenizer->bos_id());
     for (int id : tokenizer->encode(cl.get<std::string>("prompt"))) prompt.push_back(id);
@@ -64,6 +72,10 @@ int run_generate(int argc, const char* const* argv) {
   if (print_ids) {
     for (size_t i = 0; i < result.ids.size(); ++i) std::cout << (i ? " " : "") << result.ids[i];
     std::cout << "\n";
+  } else if (cl.has("instruction")) {
+    std::vector<int> answer(result.ids.begin(), result.ids.end());
+    if (!answer.empty() && answer.back() == tokenizer->eos_id()) answer.pop_back();
+    std::cout << tokenizer->decode(answer) << "\n";
   } else {
     std::vector<int> all(prompt.begin(), prompt.end());
     all.insert(all.end(), result.ids.begin(), result.ids.end());

@@ -43,6 +43,9 @@ void add_options(CommandLine& cl) {
       ("eval-every", po::value<int>()->default_value(100), "held-out evaluation every N steps")
       ("eval-batches", po::value<int>()->default_value(8), "held-out batches per evaluation")
       ("checkpoint-every", po::value<int>()->default_value(0), "write --out every N steps (0: at the end only)")
+      ("loss-on", po::value<std::string>()->default_value("all"),
+       "with --data: 'all' tokens or only the 'responses' of instruction examples are loss targets "
+       "(the sequences are packed either way)")
       ("exact-match-per-task", po::value<size_t>()->default_value(50),
        "with --data: test examples per task answered greedily for exact-match accuracy at the end");
   add_dataset_options(cl, false);
@@ -135,18 +138,21 @@ int run_pretrain(int argc, const char* const* argv) {
   add_options(cl);
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
-  MOPS_CHECK(cl.has("corpus") || cl.has("data"), "give training text with --corpus FILE... and/or --data SOURCE...");
+  MOPS_CHECK(cl.has("corpus") || has_data(cl), "give training text with --corpus FILE... and/or --data SOURCE...");
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   const int max_seq_len = cl.get<int>("max-seq-len");
   TokenStreams streams;
   if (cl.has("corpus")) streams = corpus_streams(cl, tokenizer);
   InstructionDataset dataset;
   TokenizedSplit examples;
-  if (cl.has("data")) {
+  if (has_data(cl)) {
     dataset = load_instruction_dataset(dataset_options(cl));
     examples = tokenize_dataset(dataset, tokenizer, max_seq_len);
-    append_examples(streams.train, examples.train);
-    append_examples(streams.test, examples.test);
+    const bool responses_only = cl.get<std::string>("loss-on") == "responses";
+    MOPS_CHECK(responses_only || cl.get<std::string>("loss-on") == "all",
+               "--loss-on = " << cl.get<std::string>("loss-on") << " is not 'all' or 'responses'");
+    append_examples(streams.train, streams.train_targets, examples.train, responses_only);
+    append_examples(streams.test, streams.test_targets, examples.test, responses_only);
     std::cerr << "instruction data: " << dataset.tasks.size() << " tasks, " << examples.train.size() << " training and "
               << examples.test.size() << " test examples, packed into one stream\n";
   }
@@ -165,7 +171,7 @@ int run_pretrain(int argc, const char* const* argv) {
   std::cerr << "model: " << model->config().parameter_count() << " parameters\n";
   const auto report = pretrain(model, streams, pretrain_options(cl), std::cerr);
   print_summary(report, cl.get<std::string>("out"));
-  if (cl.has("data")) print_task_metrics(model, tokenizer, dataset, examples, cl.get<size_t>("exact-match-per-task"));
+  if (has_data(cl)) print_task_metrics(model, tokenizer, dataset, examples, cl.get<size_t>("exact-match-per-task"));
   return 0;
 }
 

@@ -26,7 +26,7 @@ int run_tokenizer_train(int argc, const char* const* argv) {
   cl.add_threads_option();
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  MOPS_CHECK(cl.has("input") || cl.has("data"), "give text with --input FILE... and/or --data SOURCE...");
+  MOPS_CHECK(cl.has("input") || has_data(cl), "give text with --input FILE... and/or --data SOURCE...");
   start_command(cl);
   TextCorpus corpus;
   if (cl.has("input")) {
@@ -36,7 +36,7 @@ int run_tokenizer_train(int argc, const char* const* argv) {
     corpus = read_text_corpus(cl.get<std::vector<std::string>>("input"), corpus_options);
     if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
   }
-  if (cl.has("data")) {
+  if (has_data(cl)) {
     const auto dataset = load_instruction_dataset(dataset_options(cl));
     for (const auto& r : dataset.train) corpus.documents.push_back(format_prompt(r) + r.response);
   }

@@ -5,11 +5,13 @@
 namespace mops {
 
 void add_dataset_options(CommandLine& cl, bool required) {
-  auto data = po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE...");
-  if (required) data->required();
   cl.options().add_options()
-      ("data", data,
-       "instruction data: skills7 (embedded generator), dolly:FILE.jsonl, sni:DIRECTORY, jsonl:FILE; several allowed")
+      ("data", po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE..."),
+       required ? "instruction data (required): skills7 (embedded generator), dolly:FILE.jsonl, sni:DIRECTORY, "
+                  "jsonl:FILE; several allowed"
+                : "instruction data: skills7 (embedded generator), dolly:FILE.jsonl, sni:DIRECTORY, jsonl:FILE; "
+                  "several allowed")
+      ("source", po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE..."), "the same as --data")
       ("tasks", po::value<std::vector<std::string>>()->multitoken()->value_name("NAME..."),
        "tasks/categories to keep (default: Dolly's 7 of the paper, the paper's 7 Super-NaturalInstructions tasks, all others)")
       ("samples-per-source", po::value<size_t>()->default_value(5000), "records kept per source (seeded hash sample)")
@@ -22,9 +24,16 @@ void add_dataset_options(CommandLine& cl, bool required) {
       ("response-field", po::value<std::string>()->default_value("response"), "jsonl: response field");
 }
 
+bool has_data(const CommandLine& cl) { return cl.has("data") || cl.has("source"); }
+
 DatasetOptions dataset_options(const CommandLine& cl) {
   DatasetOptions o;
-  if (cl.has("data")) o.sources = cl.get<std::vector<std::string>>("data");
+  o.sources.clear();
+  for (const char* name : {"data", "source"}) {
+    if (!cl.has(name)) continue;
+    const auto sources = cl.get<std::vector<std::string>>(name);
+    o.sources.insert(o.sources.end(), sources.begin(), sources.end());
+  }
   if (cl.has("tasks")) o.loader.tasks = cl.get<std::vector<std::string>>("tasks");
   o.loader.skip_bad_records = cl.get<bool>("skip-bad-records");
   o.loader.task_field = cl.get<std::string>("task-field");

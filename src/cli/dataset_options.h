@@ -7,7 +7,10 @@
 
 namespace mops {
 
+// --data (alias --source) and friends; `required` only changes the help text: the commands
+// check has_data() themselves, so that --data and --source can be mixed.
 void add_dataset_options(CommandLine& cl, bool required);
+bool has_data(const CommandLine& cl);
 DatasetOptions dataset_options(const CommandLine& cl);
 
 // Train/test records tokenised with the template; prints truncation counts to stderr.
