@@ -2,6 +2,7 @@
 // Face directories and llama2.c exports written here load to the model they came from; each
 // kind of broken checkpoint gives a mops::Error naming the file and the problem.
 #include "build_paths.h"
+#include "test_support.h"
 #include "checkpoint.h"
 
 #include <gtest/gtest.h>
@@ -29,15 +30,7 @@ namespace {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// An empty directory of its own for the running test: MOPS_TEST_WORK_DIR/checkpoint/Suite.Test.
-fs::path test_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(MOPS_TEST_WORK_DIR) / "checkpoint" /
-                       (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path test_dir() { return fresh_test_dir("checkpoint"); }
 
 // GQA (4 query heads, 2 key/value heads, head dim 8), so q and k are permuted differently.
 ModelConfig tiny_config(bool tied) {

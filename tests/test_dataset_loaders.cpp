@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "build_paths.h"
+#include "test_support.h"
 #include "dataset_loaders.h"
 #include "errors.h"
 
@@ -19,20 +20,7 @@ const std::string kSni = MOPS_SOURCE_DIR "/tests/fixtures/sni";
 const std::string kAddIntegers = kSni + "/task1190_add_integer_to_list.json";
 const std::string kSemanticRelation = kSni + "/task1418_bless_semantic_relation_classification.json";
 
-// A fresh, empty directory for the running test.
-fs::path test_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(MOPS_TEST_WORK_DIR) / "dataset_loaders" /
-                       (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string write_file(const fs::path& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-  return path.string();
-}
+fs::path test_dir() { return fresh_test_dir("dataset_loaders"); }
 
 // The message of the mops::Error that BODY throws, or "" when it throws none.
 std::string error_of(const std::function<void()>& body) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "build_paths.h"
+#include "test_support.h"
 #include "errors.h"
 #include "text_corpus.h"
 #include "tokenizer.h"
@@ -19,20 +20,7 @@ namespace {
 
 const std::string kDolly = MOPS_SHARED_DIR "/data/dolly-sample.jsonl";
 
-// A fresh, empty directory for the running test.
-fs::path test_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(MOPS_TEST_WORK_DIR) / "tokenizer" /
-                       (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string write_file(const fs::path& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-  return path.string();
-}
+fs::path test_dir() { return fresh_test_dir("tokenizer"); }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,0 +1,29 @@
+// Small helpers shared by the test files.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "build_paths.h"
+
+namespace mops {
+
+// A fresh, empty directory for the running test: MOPS_TEST_WORK_DIR/AREA/Suite.Test.
+inline std::filesystem::path fresh_test_dir(const std::string& area) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const auto dir = std::filesystem::path(MOPS_TEST_WORK_DIR) / area /
+                   (std::string(info->test_suite_name()) + "." + info->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Writes `content` to `path` and returns the path.
+inline std::string write_file(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary) << content;
+  return path.string();
+}
+
+}  // namespace mops
