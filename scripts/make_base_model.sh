@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the embedded default base model, models/skills7-base.safetensors, and its
 # tokenizer, models/skills7-tokenizer.model, as committed (fixed seeds and thread count; bit
-# for bit on the same LibTorch build). About 22 minutes on 2 cores.
+# for bit on the same LibTorch build). About 23 minutes on 2 cores.
 #
 # The base model is pretrained on packed sequences of fresh skills7 examples (140 000, each
 # seen about 1.5 times) drawn with seed 1000; the experiments use seed 0, so their test
