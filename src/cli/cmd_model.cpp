@@ -20,7 +20,7 @@ int run_info(int argc, const char* const* argv) {
   const auto& c = loaded.model->config();
   std::cout << std::left;
   auto row = [](const std::string& key, const auto& value) {
-    std::cout << "  " << std::setw(18) << key << value << "\n";
+    std::cout << "  " << std::setw(20) << key << value << "\n";
   };
   std::cout << path << "\n";
   row("format", format_name(loaded.format));
