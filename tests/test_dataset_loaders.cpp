@@ -22,15 +22,6 @@ const std::string kSemanticRelation = kSni + "/task1418_bless_semantic_relation_
 
 fs::path test_dir() { return fresh_test_dir("dataset_loaders"); }
 
-// The message of the mops::Error that BODY throws, or "" when it throws none.
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
 
 std::vector<std::string> sources(const RecordSet& set) {
   std::vector<std::string> result;

@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "build_paths.h"
+#include "errors.h"
 
 namespace mops {
 
@@ -24,6 +26,16 @@ inline std::filesystem::path fresh_test_dir(const std::string& area) {
 inline std::string write_file(const std::filesystem::path& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
   return path.string();
+}
+
+// The message of the mops::Error that BODY throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
 }
 
 }  // namespace mops

@@ -29,15 +29,6 @@ std::string read_file(const std::string& path) {
   return content.str();
 }
 
-// The message of the mops::Error that BODY throws, or "" when it throws none.
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
 
 TEST(TextCorpus, ReadsChosenJsonlFieldsOfDolly) {
   TextCorpusOptions options;
