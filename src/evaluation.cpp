@@ -107,6 +107,18 @@ void add_exact_match(EvaluationReport& report, Llama& model, const Tokenizer& to
   if (all_tried) report.overall.exact_match = double(all_correct) / double(all_tried);
 }
 
+EvaluationReport evaluate_test_split(Llama& model, const Tokenizer& tokenizer, const InstructionDataset& dataset,
+                                     const std::vector<TokenizedExample>& test_examples, int batch_size,
+                                     size_t exact_match_per_task, int max_new_tokens) {
+  auto report = evaluate_perplexity(model, test_examples, dataset.tasks, batch_size);
+  if (exact_match_per_task > 0) {
+    std::vector<int> tasks;
+    for (const auto& r : dataset.test) tasks.push_back(dataset.task_id(r.task));
+    add_exact_match(report, model, tokenizer, dataset.test, tasks, exact_match_per_task, max_new_tokens);
+  }
+  return report;
+}
+
 std::string format_report(const EvaluationReport& report) {
   std::ostringstream out;
   out << std::left << std::setw(20) << "task" << std::right << std::setw(9) << "examples" << std::setw(11)

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "instruction_dataset.h"
 #include "instruction_format.h"
 #include "llama.h"
 #include "tokenizer.h"
@@ -40,6 +41,12 @@ EvaluationReport evaluate_perplexity(Llama& model, const std::vector<TokenizedEx
 void add_exact_match(EvaluationReport& report, Llama& model, const Tokenizer& tokenizer,
                      const std::vector<InstructionRecord>& records, const std::vector<int>& record_tasks,
                      size_t per_task, int max_new_tokens);
+
+// Perplexity of `test_examples` (the tokenised test split of `dataset`) and, when
+// `exact_match_per_task` > 0, exact match of greedy answers to the split's records.
+EvaluationReport evaluate_test_split(Llama& model, const Tokenizer& tokenizer, const InstructionDataset& dataset,
+                                     const std::vector<TokenizedExample>& test_examples, int batch_size,
+                                     size_t exact_match_per_task, int max_new_tokens);
 
 std::string format_report(const EvaluationReport& report);
 

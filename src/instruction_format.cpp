@@ -16,13 +16,14 @@ std::vector<int64_t> encode(const Tokenizer& tokenizer, const std::string& text)
 
 void append(std::vector<int64_t>& ids, const std::vector<int64_t>& more) { ids.insert(ids.end(), more.begin(), more.end()); }
 
-// The prompt's token segments, with the context cut to `context_tokens` (all if negative).
+// The prompt's token segments around the (already encoded, possibly cut) context.
 struct PromptTokens {
   std::vector<int64_t> ids;
   int64_t question_begin = 0, question_end = 0;
 };
 
-PromptTokens prompt_tokens(const InstructionRecord& r, const Tokenizer& tokenizer, int64_t context_tokens) {
+PromptTokens prompt_tokens(const InstructionRecord& r, const Tokenizer& tokenizer,
+                           const std::vector<int64_t>& context) {
   PromptTokens p;
   p.ids.push_back(tokenizer.bos_id());
   append(p.ids, encode(tokenizer, kInstructionHeader));
@@ -30,8 +31,6 @@ PromptTokens prompt_tokens(const InstructionRecord& r, const Tokenizer& tokenize
   append(p.ids, encode(tokenizer, r.instruction));
   if (!r.context.empty()) {
     append(p.ids, encode(tokenizer, kInputHeader));
-    auto context = encode(tokenizer, r.context);
-    if (context_tokens >= 0 && int64_t(context.size()) > context_tokens) context.resize(context_tokens);
     append(p.ids, context);
   }
   p.question_end = int64_t(p.ids.size());
@@ -53,16 +52,19 @@ std::optional<TokenizedExample> tokenize_example(const InstructionRecord& r, int
   MOPS_CHECK(tokenizer.bos_id() >= 0 && tokenizer.eos_id() >= 0, "the tokenizer has no BOS/EOS ids");
   auto response = encode(tokenizer, r.response);
   response.push_back(tokenizer.eos_id());
+  auto context = encode(tokenizer, r.context);
+  auto prompt = prompt_tokens(r, tokenizer, context);
   // Room left for context tokens once everything else is in.
-  const auto without_context = prompt_tokens(r, tokenizer, 0);
-  const int64_t room = max_tokens - int64_t(without_context.ids.size() + response.size());
+  const int64_t room = max_tokens - int64_t(prompt.ids.size() - context.size() + response.size());
   if (room < 0) {
     if (counts) ++counts->dropped;
     return std::nullopt;
   }
-  const int64_t context_tokens = int64_t(encode(tokenizer, r.context).size());
-  if (context_tokens > room && counts) ++counts->truncated;
-  const auto prompt = prompt_tokens(r, tokenizer, std::min(room, context_tokens));
+  if (int64_t(context.size()) > room) {
+    if (counts) ++counts->truncated;
+    context.resize(room);
+    prompt = prompt_tokens(r, tokenizer, context);
+  }
   TokenizedExample example;
   example.ids = prompt.ids;
   example.question_begin = prompt.question_begin;
@@ -74,7 +76,7 @@ std::optional<TokenizedExample> tokenize_example(const InstructionRecord& r, int
 }
 
 std::vector<int64_t> tokenize_prompt(const InstructionRecord& record, const Tokenizer& tokenizer) {
-  return prompt_tokens(record, tokenizer, -1).ids;
+  return prompt_tokens(record, tokenizer, encode(tokenizer, record.context)).ids;
 }
 
 }  // namespace mops

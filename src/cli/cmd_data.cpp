@@ -98,7 +98,6 @@ int run_data_stats(int argc, const char* const* argv) {
   add_dataset_options(cl, true);
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  MOPS_CHECK(has_data(cl), "give the data with --data SOURCE... (skills7, dolly:FILE, sni:DIR, jsonl:FILE)");
   start_command(cl);
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   print_task_counts(dataset);

@@ -23,19 +23,13 @@ int run_evaluate(int argc, const char* const* argv) {
   cl.add_threads_option();
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  MOPS_CHECK(has_data(cl), "give the data with --data SOURCE... (skills7, dolly:FILE, sni:DIR, jsonl:FILE)");
   start_command(cl);
+  const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   auto model = load_model(cl.get<std::string>("model")).model;
-  const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto examples = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
-  auto report = evaluate_perplexity(model, examples.test, dataset.tasks, cl.get_int_in("batch-size", 1, 4096));
-  std::vector<int> tasks;
-  for (const auto& r : dataset.test) tasks.push_back(dataset.task_id(r.task));
-  if (cl.get<size_t>("exact-match-per-task") > 0) {
-    add_exact_match(report, model, tokenizer, dataset.test, tasks, cl.get<size_t>("exact-match-per-task"),
-                    cl.get_int_in("max-new-tokens", 1, 4096));
-  }
+  const auto report = evaluate_test_split(model, tokenizer, dataset, examples.test, cl.get_int_in("batch-size", 1, 4096),
+                                          cl.get<size_t>("exact-match-per-task"), cl.get_int_in("max-new-tokens", 1, 4096));
   std::cout << "test split (" << examples.test.size() << " examples; a uniform model has perplexity "
             << model->config().vocab_size << ")\n"
             << format_report(report);

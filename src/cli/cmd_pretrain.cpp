@@ -10,7 +10,6 @@
 #include "cli/commands.h"
 #include "pretrain.h"
 #include "progress.h"
-#include "text_corpus.h"
 #include "token_streams.h"
 #include "tokenizer.h"
 
@@ -54,11 +53,7 @@ void add_options(CommandLine& cl) {
 }
 
 TokenStreams corpus_streams(const CommandLine& cl, const Tokenizer& tokenizer) {
-  TextCorpusOptions corpus_options;
-  corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
-  corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
-  const auto corpus = read_text_corpus(cl.get<std::vector<std::string>>("corpus"), corpus_options);
-  if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
+  const auto corpus = read_corpus_option(cl, "corpus");
   std::cerr << "corpus: " << corpus.documents.size() << " documents\n";
   return build_token_streams(corpus.documents, tokenizer, cl.get<double>("test-fraction"), cl.get<uint64_t>("seed"));
 }
@@ -66,10 +61,7 @@ TokenStreams corpus_streams(const CommandLine& cl, const Tokenizer& tokenizer) {
 // Per-task test perplexity over response tokens and exact match of greedy answers.
 void print_task_metrics(Llama& model, const Tokenizer& tokenizer, const InstructionDataset& dataset,
                         const TokenizedSplit& examples, size_t exact_match_per_task) {
-  auto report = evaluate_perplexity(model, examples.test, dataset.tasks, 16);
-  std::vector<int> tasks;
-  for (const auto& r : dataset.test) tasks.push_back(dataset.task_id(r.task));
-  if (exact_match_per_task > 0) add_exact_match(report, model, tokenizer, dataset.test, tasks, exact_match_per_task, 64);
+  const auto report = evaluate_test_split(model, tokenizer, dataset, examples.test, 16, exact_match_per_task, 64);
   std::cout << "\ntest split, per task (a uniform model has perplexity " << model->config().vocab_size << ")\n"
             << format_report(report);
 }

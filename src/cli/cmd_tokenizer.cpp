@@ -29,13 +29,7 @@ int run_tokenizer_train(int argc, const char* const* argv) {
   MOPS_CHECK(cl.has("input") || has_data(cl), "give text with --input FILE... and/or --data SOURCE...");
   start_command(cl);
   TextCorpus corpus;
-  if (cl.has("input")) {
-    TextCorpusOptions corpus_options;
-    corpus_options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
-    corpus_options.skip_bad_records = cl.get<bool>("skip-bad-records");
-    corpus = read_text_corpus(cl.get<std::vector<std::string>>("input"), corpus_options);
-    if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
-  }
+  if (cl.has("input")) corpus = read_corpus_option(cl, "input");
   if (has_data(cl)) {
     const auto dataset = load_instruction_dataset(dataset_options(cl));
     for (const auto& r : dataset.train) corpus.documents.push_back(format_prompt(r) + r.response);

@@ -47,6 +47,15 @@ DatasetOptions dataset_options(const CommandLine& cl) {
   return o;
 }
 
+TextCorpus read_corpus_option(const CommandLine& cl, const std::string& option) {
+  TextCorpusOptions options;
+  options.jsonl_fields = cl.get<std::vector<std::string>>("fields");
+  options.skip_bad_records = cl.get<bool>("skip-bad-records");
+  auto corpus = read_text_corpus(cl.get<std::vector<std::string>>(option), options);
+  if (corpus.skipped_records > 0) std::cerr << "skipped " << corpus.skipped_records << " bad records\n";
+  return corpus;
+}
+
 TokenizedSplit tokenize_dataset(const InstructionDataset& dataset, const Tokenizer& tokenizer, int max_tokens) {
   TokenizedSplit split;
   TruncationCounts counts;

@@ -3,15 +3,20 @@
 #include "cli_options.h"
 #include "instruction_dataset.h"
 #include "instruction_format.h"
+#include "text_corpus.h"
 #include "tokenizer.h"
 
 namespace mops {
 
-// --data (alias --source) and friends; `required` only changes the help text: the commands
-// check has_data() themselves, so that --data and --source can be mixed.
+// --data (alias --source, the two may be mixed) and friends; `required` only changes the help
+// text: load_instruction_dataset() reports a missing source.
 void add_dataset_options(CommandLine& cl, bool required);
 bool has_data(const CommandLine& cl);
 DatasetOptions dataset_options(const CommandLine& cl);
+
+// The plain-text corpus named by `option` (--input or --corpus), read with --fields and
+// --skip-bad-records; the skipped count goes to stderr.
+TextCorpus read_corpus_option(const CommandLine& cl, const std::string& option);
 
 // Train/test records tokenised with the template; prints truncation counts to stderr.
 struct TokenizedSplit {
