@@ -13,6 +13,19 @@ namespace {
 constexpr const char* kFormatKey = "format";
 constexpr const char* kFormatValue = "mops";
 constexpr const char* kConfigKey = "mops_model_config";
+constexpr const char* kScaleSuffix = "_scale";
+
+// A stored parameter in float32: int8 ones are dequantized with their per-row scales.
+torch::Tensor stored_parameter(const SafetensorsReader& reader, const std::string& name) {
+  if (reader.dtype(name) != "I8") return reader.float_tensor(name);
+  const std::string scale_name = name + kScaleSuffix;
+  MOPS_CHECK(reader.contains(scale_name), reader.path() << ": int8 tensor '" << name << "' has no '" << scale_name << "'");
+  Int8Weight weight{reader.tensor(name), reader.float_tensor(scale_name)};
+  MOPS_CHECK(weight.values.dim() == 2 && weight.scales.dim() == 1 && weight.scales.size(0) == weight.values.size(0),
+             reader.path() << ": int8 tensor '" << name << "' " << weight.values.sizes() << " does not match its scales "
+                           << weight.scales.sizes());
+  return weight.dequantize();
+}
 
 LoadedModel load_own_format(const std::string& path) {
   SafetensorsReader reader(path);
@@ -26,7 +39,7 @@ LoadedModel load_own_format(const std::string& path) {
   loaded.model = Llama(ModelConfig::from_json(metadata.at(kConfigKey), path));
   ParameterFiller filler(loaded.model, path);
   for (const auto& item : loaded.model->named_parameters()) {
-    filler.fill(item.key(), reader.float_tensor(item.key()));
+    filler.fill(item.key(), stored_parameter(reader, item.key()));
   }
   filler.finish();
   loaded.format = CheckpointFormat::kMops;
@@ -62,14 +75,22 @@ LoadedModel load_model(const std::string& path) {
   return loaded;
 }
 
-void save_model(Llama& model, const std::string& path,
-                const std::map<std::string, std::string>& metadata) {
+void save_model(Llama& model, const std::string& path, const std::map<std::string, std::string>& metadata,
+                const std::map<std::string, Int8Weight>& int8_weights) {
   auto all_metadata = metadata;
   all_metadata[kFormatKey] = kFormatValue;
   all_metadata[kConfigKey] = model->config().to_json();
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : model->named_parameters()) {
-    tensors.emplace_back(item.key(), item.value().detach().to(torch::kFloat32).contiguous());
+    auto int8 = int8_weights.find(item.key());
+    if (int8 == int8_weights.end()) {
+      tensors.emplace_back(item.key(), item.value().detach().to(torch::kFloat32).contiguous());
+      continue;
+    }
+    MOPS_CHECK(int8->second.dequantize().equal(item.value().detach()),
+               "int8 storage of '" << item.key() << "' does not match the model's weights");
+    tensors.emplace_back(item.key(), int8->second.values);
+    tensors.emplace_back(item.key() + kScaleSuffix, int8->second.scales);
   }
   write_safetensors(path, tensors, all_metadata);
 }

@@ -1,6 +1,8 @@
 // Loading and saving the backbone. Formats:
 //   - the project's own: one .safetensors file, parameter names as in llama.h, the model
-//     config (and anything else the writer adds) in its metadata;
+//     config (and anything else the writer adds) in its metadata; linear weights of a
+//     compressed model may be stored as int8 ("<name>" I8 (R, K) + "<name>_scale" F32 (R)),
+//     which the loader turns back into float32 weights q * scale, the values computed with;
 //   - llama2.c's legacy v0 .bin export (tied or untied classifier);
 //   - a Hugging Face Llama directory: config.json + model.safetensors, or shards listed in
 //     model.safetensors.index.json; F32/F16/BF16; q/k rows converted from rotate-half.
@@ -8,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "int8_quantization.h"
 #include "llama.h"
 
 namespace mops {
@@ -26,8 +29,10 @@ struct LoadedModel {
 LoadedModel load_model(const std::string& path);
 
 // Writes the project's format (atomically); `metadata` is stored next to the model config.
-void save_model(Llama& model, const std::string& path,
-                const std::map<std::string, std::string>& metadata = {});
+// Parameters named in `int8_weights` are stored as int8 + scale instead of float32; their
+// dequantized values must equal the model's parameters.
+void save_model(Llama& model, const std::string& path, const std::map<std::string, std::string>& metadata = {},
+                const std::map<std::string, Int8Weight>& int8_weights = {});
 
 // Fills a freshly built model parameter by parameter, checking shapes, and makes sure none
 // is left out. Used by every loader.

@@ -71,6 +71,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   }
   auto out = torch::matmul(probs, v);                   // (B, H, S, D)
   out = out.transpose(1, 2).reshape({B, S, H * D});     // (B, S, C)
+  if (context.record_mixed) *context.record_mixed = out;
   return wo(out);
 }
 
@@ -82,8 +83,10 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
   w3 = register_module("w3", linear(config.dim, config.hidden_dim));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return w2(torch::silu(w1(x)) * w3(x));  // (B, S, F) inside
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* record_hidden) {
+  auto hidden = torch::silu(w1(x)) * w3(x);  // (B, S, F)
+  if (record_hidden) *record_hidden = hidden;
+  return w2(hidden);
 }
 
 BlockImpl::BlockImpl(const ModelConfig& config) {
@@ -94,9 +97,17 @@ BlockImpl::BlockImpl(const ModelConfig& config) {
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const RotaryEmbedding& rope,
-                                 int64_t start, const AttentionContext& context) {
-  auto h = x + attention(attention_norm(x), rope, start, context);
-  return h + feed_forward(ffn_norm(h));
+                                 int64_t start, const AttentionContext& context, LinearInputs* record) {
+  auto attention_in = attention_norm(x);
+  auto recording_context = context;
+  if (record) recording_context.record_mixed = &record->mixed;
+  auto h = x + attention->forward(attention_in, rope, start, recording_context);
+  auto ffn_in = ffn_norm(h);
+  if (record) {
+    record->attention_in = attention_in;
+    record->ffn_in = ffn_in;
+  }
+  return h + feed_forward->forward(ffn_in, record ? &record->hidden : nullptr);
 }
 
 // ---------------------------------------------------------------- prompt helpers
@@ -180,6 +191,15 @@ torch::Tensor LlamaImpl::classify(const torch::Tensor& h, int64_t prompt_columns
   auto x = norm(h.slice(1, prompt_columns));  // (B, T, C)
   if (config_.tied_classifier) return torch::matmul(x, tok_embeddings->weight.t());  // (B, T, V)
   return output(x);
+}
+
+torch::Tensor LlamaImpl::run_layer_recording(const torch::Tensor& h, int l, LinearInputs* record) {
+  return block(l)->forward(h, rope_, 0, AttentionContext{}, record);
+}
+
+Block LlamaImpl::block(int l) {
+  MOPS_CHECK(0 <= l && l < config_.n_layers, "layer " << l << " is outside [0, " << config_.n_layers - 1 << "]");
+  return Block(layers->ptr<BlockImpl>(l));
 }
 
 ForwardResult LlamaImpl::forward(const torch::Tensor& tokens, const PromptPlan& plan,

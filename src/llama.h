@@ -61,6 +61,15 @@ struct AttentionContext {
   torch::Tensor column_weights;  // (B, prompt_columns) or undefined: no scaling
   torch::Tensor* cache_keys = nullptr;    // (B, G, Sk, D) grown in place when set
   torch::Tensor* cache_values = nullptr;  // (B, G, Sk, D)
+  torch::Tensor* record_mixed = nullptr;  // when set, receives the input of wo: (B, S, C)
+};
+
+// The inputs of a block's linear layers in one forward pass, recorded for compression.
+struct LinearInputs {
+  torch::Tensor attention_in;  // (B, S, C): input of wq, wk, wv
+  torch::Tensor mixed;         // (B, S, C): input of wo
+  torch::Tensor ffn_in;        // (B, S, C): input of w1, w3
+  torch::Tensor hidden;        // (B, S, F): input of w2
 };
 
 class AttentionImpl : public torch::nn::Module {
@@ -78,7 +87,8 @@ TORCH_MODULE(Attention);
 class FeedForwardImpl : public torch::nn::Module {
  public:
   explicit FeedForwardImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& x);  // (B, S, C) -> (B, S, C)
+  // (B, S, C) -> (B, S, C); `record_hidden` receives the input of w2: (B, S, F)
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* record_hidden = nullptr);
   torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};  // gate (F,C), down (C,F), up (F,C)
 };
 TORCH_MODULE(FeedForward);
@@ -86,8 +96,9 @@ TORCH_MODULE(FeedForward);
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const ModelConfig& config);
+  // (B, S, C) -> (B, S, C); `record` receives the inputs of every linear layer
   torch::Tensor forward(const torch::Tensor& x, const RotaryEmbedding& rope, int64_t start,
-                        const AttentionContext& context);  // (B, S, C) -> (B, S, C)
+                        const AttentionContext& context, LinearInputs* record = nullptr);
   RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
   Attention attention{nullptr};
   FeedForward feed_forward{nullptr};
@@ -111,6 +122,9 @@ class LlamaImpl : public torch::nn::Module {
   torch::Tensor run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
                            const PromptPlan& plan, KVCache* cache);
   torch::Tensor classify(const torch::Tensor& h, int64_t prompt_columns);  // -> (B, T, V)
+  // Layer `l` alone on h: (B, T, C) without prompts, recording its linear layers' inputs.
+  torch::Tensor run_layer_recording(const torch::Tensor& h, int l, LinearInputs* record);
+  Block block(int l);
 
   // Small random weights for training from scratch (llama2.c's scheme).
   void init_weights(uint64_t seed);

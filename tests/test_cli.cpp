@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 
 #include "build_paths.h"
 #include "cli_options.h"
 #include "command_start.h"
+#include "test_support.h"
 
 namespace mops {
 namespace {
@@ -104,21 +104,6 @@ TEST(CommandLine, IdListsParseAndRejectGarbage) {
   EXPECT_THROW(parse_id_list("1 x", "ids"), Error);
   EXPECT_THROW(parse_id_list("-1", "ids"), Error);
   EXPECT_THROW(parse_id_list(" ", "ids"), Error);
-}
-
-struct Run {
-  int exit_code;
-  std::string output;
-};
-
-Run run_mops(const std::string& args) {
-  const std::string command = std::string(MOPS_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe && fgets(buffer, sizeof(buffer), pipe)) output += buffer;
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 TEST(MopsBinary, HelpListsTheCommands) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <sys/wait.h>
 
 #include "build_paths.h"
 #include "errors.h"
@@ -36,6 +37,22 @@ inline std::string error_of(const std::function<void()>& body) {
     return error.what();
   }
   return "";
+}
+
+// The `mops` binary's exit code and its stdout + stderr.
+struct Run {
+  int exit_code;
+  std::string output;
+};
+
+inline Run run_mops(const std::string& args) {
+  const std::string command = std::string(MOPS_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (pipe && fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 }  // namespace mops

@@ -8,6 +8,7 @@ int run_convert(int argc, const char* const* argv);
 int run_generate(int argc, const char* const* argv);
 int run_pretrain(int argc, const char* const* argv);
 int run_evaluate(int argc, const char* const* argv);
+int run_prune(int argc, const char* const* argv);
 int run_data_stats(int argc, const char* const* argv);
 int run_tokenizer_train(int argc, const char* const* argv);
 int run_tokenizer_encode(int argc, const char* const* argv);

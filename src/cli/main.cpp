@@ -26,6 +26,8 @@ const std::vector<Command>& commands() {
       {"generate", "generate text or token ids from a model, with a KV cache", mops::run_generate},
       {"pretrain", "train a small decoder from scratch on text and/or instruction data", mops::run_pretrain},
       {"evaluate", "per-task test perplexity and exact match on instruction data", mops::run_evaluate},
+      {"prune", "compress a model: SparseGPT, Wanda or magnitude pruning (unstructured or N:M), int8",
+       mops::run_prune},
       {"data stats", "records per task, split sizes, lengths and the client partition of instruction data",
        mops::run_data_stats},
       {"tokenizer train", "train a SentencePiece tokenizer on text or JSONL files", mops::run_tokenizer_train},

@@ -1,0 +1,140 @@
+// `mops prune`: one-shot compression of a backbone (SparseGPT, Wanda or magnitude pruning,
+// unstructured or N:M, optionally int8), with a per-matrix table and test perplexity before
+// and after.
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "calibration_data.h"
+#include "checkpoint.h"
+#include "cli/commands.h"
+#include "cli/dataset_options.h"
+#include "command_start.h"
+#include "errors.h"
+#include "evaluation.h"
+#include "model_compression.h"
+
+namespace mops {
+namespace {
+
+void add_prune_options(CommandLine& cl) {
+  cl.options().add_options()
+      ("model", po::value<std::string>()->required()->value_name("PATH"), "dense checkpoint to compress")
+      ("out", po::value<std::string>()->required()->value_name("FILE"), "compressed checkpoint to write (.safetensors)")
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model of the model")
+      ("method", po::value<std::string>()->default_value("sparsegpt"), "sparsegpt | wanda | magnitude")
+      ("sparsity", po::value<double>()->value_name("S"), "unstructured: fraction of weights removed, in [0, 1)")
+      ("nm", po::value<std::string>()->value_name("N:M"), "semi-structured: N removed of every M input weights "
+                                                          "(2:4 and 4:8 = 50 %, 3:4 = 75 %, 7:8 = 87.5 %)")
+      ("int8", po::bool_switch(), "also quantise the compressed weights to int8 (symmetric, per output row)")
+      ("calib-source", po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE..."),
+       "calibration data, training split only (default: the --data sources)")
+      ("calib-samples", po::value<int>()->default_value(128), "calibration sequences")
+      ("calib-seqlen", po::value<int>()->default_value(0), "tokens per calibration sequence (0: the model's max_seq_len)")
+      ("block-size", po::value<int>()->default_value(128), "SparseGPT: columns per block")
+      ("dampening", po::value<double>()->default_value(0.01), "SparseGPT: Hessian dampening, fraction of its mean diagonal")
+      ("micro-batch", po::value<int>()->default_value(8), "calibration sequences per forward pass")
+      ("batch-size", po::value<int>()->default_value(16), "test examples per forward pass when measuring perplexity");
+  add_dataset_options(cl, true);
+  cl.add_threads_option();
+  cl.add_seed_option();
+}
+
+CompressionOptions compression_options(const CommandLine& cl) {
+  MOPS_CHECK(cl.has("sparsity") != cl.has("nm"),
+             "give exactly one of --sparsity S (unstructured) and --nm N:M (semi-structured)");
+  CompressionOptions options;
+  options.method = parse_prune_method(cl.get<std::string>("method"));
+  options.pattern = cl.has("nm") ? parse_nm_pattern(cl.get<std::string>("nm"))
+                                 : unstructured_pattern(cl.get<double>("sparsity"));
+  options.int8 = cl.get<bool>("int8");
+  options.sparsegpt.block_size = cl.get_int_in("block-size", 1, 1 << 20);
+  options.sparsegpt.dampening = cl.get_double_in("dampening", 0, 1e6);
+  options.micro_batch = cl.get_int_in("micro-batch", 1, 1 << 20);
+  return options;
+}
+
+// The calibration windows from the training split of --calib-source (or of --data).
+torch::Tensor calibration_tokens(const CommandLine& cl, const InstructionDataset& data, const Tokenizer& tokenizer,
+                                 const ModelConfig& config) {
+  const int length = cl.get<int>("calib-seqlen") == 0 ? config.max_seq_len
+                                                      : cl.get_int_in("calib-seqlen", 2, config.max_seq_len);
+  const int samples = cl.get_int_in("calib-samples", 1, 1 << 20);
+  auto options = dataset_options(cl);
+  InstructionDataset calibration_data;
+  if (cl.has("calib-source")) {
+    options.sources = cl.get<std::vector<std::string>>("calib-source");
+    calibration_data = load_instruction_dataset(options);
+  }
+  const auto& source = cl.has("calib-source") ? calibration_data : data;
+  const auto examples = tokenize_dataset(source, tokenizer, config.max_seq_len).train;
+  return calibration_windows(examples, samples, length, options.seed);
+}
+
+void print_perplexity_change(const EvaluationReport& before, const EvaluationReport& after) {
+  auto row = [](const TaskMetrics& b, const TaskMetrics& a) {
+    std::cout << "  " << std::left << std::setw(24) << b.task << std::right << std::fixed << std::setprecision(3)
+              << std::setw(10) << b.perplexity << std::setw(10) << a.perplexity << std::setw(9) << std::setprecision(1)
+              << 100.0 * (a.perplexity / b.perplexity - 1) << "%\n";
+  };
+  std::cout << "test perplexity (response tokens)\n  " << std::left << std::setw(24) << "task" << std::right
+            << std::setw(10) << "dense" << std::setw(10) << "pruned" << std::setw(10) << "change" << "\n";
+  for (size_t t = 0; t < before.tasks.size(); ++t) row(before.tasks[t], after.tasks[t]);
+  row(before.overall, after.overall);
+}
+
+nlohmann::json perplexities(const EvaluationReport& report) {
+  nlohmann::json out;
+  for (const auto& t : report.tasks) out[t.task] = t.perplexity;
+  out["overall"] = report.overall.perplexity;
+  return out;
+}
+
+}  // namespace
+
+int run_prune(int argc, const char* const* argv) {
+  CommandLine cl("prune",
+                 "Compress every linear weight of every decoder block in one shot: SparseGPT (Frantar and Alistarh "
+                 "2023), Wanda or magnitude pruning, unstructured (--sparsity) or N:M (--nm), optionally stored as "
+                 "int8 (--int8). Prints the achieved sparsity and reconstruction error of every matrix and the test "
+                 "perplexity before and after.");
+  add_prune_options(cl);
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  start_command(cl);
+  const auto options = compression_options(cl);
+  const auto model_path = cl.get<std::string>("model");
+  auto loaded = load_model(model_path);
+  MOPS_CHECK(!loaded.metadata.count("compression"),
+             model_path << " is already compressed (see `mops info`); prune the dense model it came from");
+  auto& model = loaded.model;
+  const auto dataset = load_instruction_dataset(dataset_options(cl));
+  const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
+  const auto test = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len).test;
+  const auto calibration = calibration_tokens(cl, dataset, tokenizer, model->config());
+  const int batch_size = cl.get_int_in("batch-size", 1, 4096);
+
+  const auto before = evaluate_perplexity(model, test, dataset.tasks, batch_size);
+  std::cerr << "calibration: " << calibration.size(0) << " sequences of " << calibration.size(1) << " tokens\n";
+  const auto result = compress_model(model, calibration, options, std::cerr);
+  const auto after = evaluate_perplexity(model, test, dataset.tasks, batch_size);
+
+  auto record = compression_record(options, result);
+  record["calibration"] = {{"samples", calibration.size(0)}, {"seqlen", calibration.size(1)}};
+  record["perplexity_before"] = perplexities(before);
+  record["perplexity_after"] = perplexities(after);
+  const auto out = cl.get<std::string>("out");
+  save_model(model, out, {{"compression", record.dump()}, {"compressed_from", model_path},
+                          {"prune_config", cl.resolved_json()}},
+             result.int8_weights);
+
+  std::cout << format_matrix_table(result) << "\n";
+  print_perplexity_change(before, after);
+  std::cout << "\n" << prune_method_name(options.method) << " " << options.pattern.describe()
+            << (options.int8 ? " + int8" : "") << ": " << result.zeros() << " of " << result.weights()
+            << " block weights are zero; " << std::fixed << std::setprecision(1) << result.seconds
+            << " s; wrote " << out << " (" << std::filesystem::file_size(out) << " bytes)\n";
+  return 0;
+}
+
+}  // namespace mops
