@@ -16,57 +16,38 @@ std::string trim(const std::string& text) {
   return text.substr(begin, text.find_last_not_of(" \t\n") - begin + 1);
 }
 
-// A batch of examples right-padded to one length: ids (B, T) and a response mask over the
-// positions whose next token is a response token (B, T - 1).
-std::pair<torch::Tensor, torch::Tensor> pad_batch(const std::vector<TokenizedExample>& examples, size_t begin, size_t end) {
-  int64_t T = 0;
-  for (size_t i = begin; i < end; ++i) T = std::max<int64_t>(T, int64_t(examples[i].ids.size()));
-  const int64_t B = int64_t(end - begin);
-  auto ids = torch::zeros({B, T}, torch::kLong);
-  auto mask = torch::zeros({B, T - 1}, torch::kFloat32);
-  auto ia = ids.accessor<int64_t, 2>();
-  auto ma = mask.accessor<float, 2>();
-  for (int64_t b = 0; b < B; ++b) {
-    const auto& e = examples[begin + b];
-    for (size_t t = 0; t < e.ids.size(); ++t) ia[b][t] = e.ids[t];
-    for (size_t t = e.response_begin; t < e.ids.size(); ++t) ma[b][t - 1] = 1.0f;  // predicts token t
-  }
-  return {ids, mask};
-}
-
 void finish(TaskMetrics& m, double nll) {
   m.perplexity = m.response_tokens ? std::exp(nll / double(m.response_tokens)) : 0.0;
 }
 
 }  // namespace
 
-std::vector<std::pair<double, int64_t>> response_nll(Llama& model, const std::vector<TokenizedExample>& examples,
-                                                     int batch_size, const PromptPlan& plan) {
+std::vector<std::pair<double, int64_t>> response_nll(const std::vector<TokenizedExample>& examples, int batch_size,
+                                                     const BatchLogits& logits_of) {
   MOPS_CHECK(batch_size > 0, "evaluation batch size must be positive");
   torch::NoGradGuard no_grad;
   std::vector<std::pair<double, int64_t>> out;
   for (size_t begin = 0; begin < examples.size(); begin += batch_size) {
-    const size_t end = std::min(examples.size(), begin + size_t(batch_size));
-    auto [ids, mask] = pad_batch(examples, begin, end);
-    auto logits = model->forward(ids, plan).logits;                      // (B, T, V)
-    auto logp = torch::log_softmax(logits.slice(1, 0, -1), -1);          // (B, T-1, V)
-    auto target = ids.slice(1, 1).unsqueeze(-1);                         // (B, T-1, 1)
-    auto nll = -(logp.gather(-1, target).squeeze(-1) * mask).sum(1);     // (B)
-    auto counts = mask.sum(1);                                           // (B)
+    const auto batch = make_batch(examples, begin, std::min(examples.size(), begin + size_t(batch_size)));
+    auto [nll, counts] = response_nll_per_example(logits_of(batch), batch);  // (B), (B)
     for (int64_t b = 0; b < nll.size(0); ++b) out.emplace_back(nll[b].item<double>(), int64_t(counts[b].item<float>()));
   }
   return out;
 }
 
-EvaluationReport evaluate_perplexity(Llama& model, const std::vector<TokenizedExample>& examples,
+BatchLogits backbone_logits(Llama& model, const PromptPlan& plan) {
+  return [model, plan](const ExampleBatch& batch) mutable { return model->forward(batch.ids, plan).logits; };
+}
+
+EvaluationReport evaluate_perplexity(const std::vector<TokenizedExample>& examples,
                                      const std::vector<std::string>& task_names, int batch_size,
-                                     const PromptPlan& plan) {
+                                     const BatchLogits& logits_of) {
   EvaluationReport report;
   for (const auto& name : task_names) report.tasks.push_back({name});
   report.overall.task = "all";
   std::vector<double> task_nll(task_names.size(), 0.0);
   double total_nll = 0;
-  const auto nll = response_nll(model, examples, batch_size, plan);
+  const auto nll = response_nll(examples, batch_size, logits_of);
   for (size_t i = 0; i < examples.size(); ++i) {
     auto& m = report.tasks.at(examples[i].task);
     m.examples += 1;
@@ -110,7 +91,7 @@ void add_exact_match(EvaluationReport& report, Llama& model, const Tokenizer& to
 EvaluationReport evaluate_test_split(Llama& model, const Tokenizer& tokenizer, const InstructionDataset& dataset,
                                      const std::vector<TokenizedExample>& test_examples, int batch_size,
                                      size_t exact_match_per_task, int max_new_tokens) {
-  auto report = evaluate_perplexity(model, test_examples, dataset.tasks, batch_size);
+  auto report = evaluate_perplexity(test_examples, dataset.tasks, batch_size, backbone_logits(model));
   if (exact_match_per_task > 0) {
     std::vector<int> tasks;
     for (const auto& r : dataset.test) tasks.push_back(dataset.task_id(r.task));

@@ -4,9 +4,11 @@
 // Perplexity of a set = exp(total negative log-likelihood of its response tokens, EOS
 // included / number of those tokens), so long answers weigh by their length.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "example_batch.h"
 #include "instruction_dataset.h"
 #include "instruction_format.h"
 #include "llama.h"
@@ -27,14 +29,18 @@ struct EvaluationReport {
   TaskMetrics overall;
 };
 
-// Sum of response-token NLL and count per example; examples are batched (right-padded).
-// `plan` carries prompts/gate weights shared by all examples (may be empty).
-std::vector<std::pair<double, int64_t>> response_nll(Llama& model, const std::vector<TokenizedExample>& examples,
-                                                     int batch_size, const PromptPlan& plan = {});
+// The logits (B, T, V) of a batch under some model (the backbone, with or without prompts).
+using BatchLogits = std::function<torch::Tensor(const ExampleBatch&)>;
+// The backbone alone; `plan` carries prompts/gate weights shared by all examples (may be empty).
+BatchLogits backbone_logits(Llama& model, const PromptPlan& plan = {});
 
-EvaluationReport evaluate_perplexity(Llama& model, const std::vector<TokenizedExample>& examples,
+// Sum of response-token NLL and count per example; examples are batched (right-padded).
+std::vector<std::pair<double, int64_t>> response_nll(const std::vector<TokenizedExample>& examples, int batch_size,
+                                                     const BatchLogits& logits_of);
+
+EvaluationReport evaluate_perplexity(const std::vector<TokenizedExample>& examples,
                                      const std::vector<std::string>& task_names, int batch_size,
-                                     const PromptPlan& plan = {});
+                                     const BatchLogits& logits_of);
 
 // Greedy answers for the prompts of `records` (at most `per_task` of each task), compared with
 // the reference responses after trimming spaces; fills exact_match in `report`.

@@ -71,7 +71,9 @@ TEST(ModelCompression, EveryBlockMatrixIsPrunedExactlyAndNothingElseChanges) {
     }
     for (const auto& item : parameters) {
       const bool is_compressed = std::find(compressed.begin(), compressed.end(), item.key()) != compressed.end();
-      if (!is_compressed) EXPECT_TRUE(item.value().equal(before.at(item.key()))) << item.key();
+      if (!is_compressed) {
+        EXPECT_TRUE(item.value().equal(before.at(item.key()))) << item.key();
+      }
     }
     for (const auto& m : result.matrices) {
       EXPECT_GT(m.relative_error, 0) << m.name;

@@ -2,12 +2,32 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "checkpoint.h"
 #include "command_start.h"
 #include "cli/commands.h"
 
 namespace mops {
+
+namespace {
+
+// "sparsegpt 2:4 + int8, 50.00 % of block weights zero, test perplexity 1.035 -> 1.059"
+std::string compression_summary(const std::string& record_json) {
+  const auto record = nlohmann::json::parse(record_json);
+  std::ostringstream text;
+  text << record.value("method", "?") << " " << record.value("pattern", "?") << (record.value("int8", false) ? " + int8" : "")
+       << ", " << std::fixed << std::setprecision(2) << 100.0 * record.value("achieved_sparsity", 0.0)
+       << " % of block weights zero";
+  if (record.contains("perplexity_before") && record.contains("perplexity_after")) {
+    text << ", test perplexity " << std::setprecision(3) << record["perplexity_before"].value("overall", 0.0) << " -> "
+         << record["perplexity_after"].value("overall", 0.0);
+  }
+  return text.str();
+}
+
+}  // namespace
 
 int run_info(int argc, const char* const* argv) {
   CommandLine cl("info", "Describe a model checkpoint: format, shapes and parameter count.");
@@ -32,6 +52,7 @@ int run_info(int argc, const char* const* argv) {
   row("max_seq_len", c.max_seq_len);
   row("classifier", c.tied_classifier ? "tied to the embedding" : "separate");
   row("parameters", c.parameter_count());
+  if (loaded.metadata.count("compression")) row("compression", compression_summary(loaded.metadata.at("compression")));
   for (const auto& [key, value] : loaded.metadata) {
     if (key != "mops_model_config" && value.size() < 200) row(key, value);
   }

@@ -114,10 +114,10 @@ int run_prune(int argc, const char* const* argv) {
   const auto calibration = calibration_tokens(cl, dataset, tokenizer, model->config());
   const int batch_size = cl.get_int_in("batch-size", 1, 4096);
 
-  const auto before = evaluate_perplexity(model, test, dataset.tasks, batch_size);
+  const auto before = evaluate_perplexity(test, dataset.tasks, batch_size, backbone_logits(model));
   std::cerr << "calibration: " << calibration.size(0) << " sequences of " << calibration.size(1) << " tokens\n";
   const auto result = compress_model(model, calibration, options, std::cerr);
-  const auto after = evaluate_perplexity(model, test, dataset.tasks, batch_size);
+  const auto after = evaluate_perplexity(test, dataset.tasks, batch_size, backbone_logits(model));
 
   auto record = compression_record(options, result);
   record["calibration"] = {{"samples", calibration.size(0)}, {"seqlen", calibration.size(1)}};

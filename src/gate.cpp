@@ -1,0 +1,28 @@
+#include "gate.h"
+
+#include "errors.h"
+
+namespace mops {
+
+GateImpl::GateImpl(int width, int hidden, int experts) {
+  w1 = register_module("w1", torch::nn::Linear(width, hidden));
+  w2 = register_module("w2", torch::nn::Linear(hidden, experts));
+}
+
+torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
+  return w2(torch::relu(w1(question_mean(hidden, question_mask))));  // (B, E)
+}
+
+torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
+  return torch::softmax(logits(hidden, question_mask), -1);  // (B, E)
+}
+
+torch::Tensor question_mean(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
+  auto mask = question_mask.to(hidden.dtype());           // (B, T)
+  auto counts = mask.sum(1, /*keepdim=*/true);             // (B, 1)
+  MOPS_CHECK((counts > 0).all().item<bool>(),
+             "an example has no question tokens (empty instruction and context): the gate has nothing to read");
+  return (hidden * mask.unsqueeze(-1)).sum(1) / counts;   // (B, C)
+}
+
+}  // namespace mops

@@ -1,0 +1,59 @@
+#include "prompt_state.h"
+
+#include "errors.h"
+
+namespace mops {
+
+PromptMethod parse_prompt_method(const std::string& name) {
+  if (name == "mop") return PromptMethod::kMop;
+  if (name == "prompt") return PromptMethod::kPrompt;
+  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt (or both, where a command allows it)");
+}
+
+GateScale parse_gate_scale(const std::string& name) {
+  if (name == "paper") return GateScale::kPaper;
+  if (name == "experts") return GateScale::kExperts;
+  MOPS_FAIL("--gate-scale '" << name << "' is not one of paper (attention x G_e), experts (attention x E G_e)");
+}
+
+const char* method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "prompt"; }
+const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper ? "paper" : "experts"; }
+
+MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
+  MopConfig c = *this;
+  const int L = backbone.n_layers;
+  if (c.mid_layer < 0) c.mid_layer = L / 2;
+  MOPS_CHECK(L >= 2 && c.mid_layer >= 1 && c.mid_layer <= L - 1,
+             "--mid-layer " << c.mid_layer << " is outside [1, " << L - 1 << "] for a model of " << L << " layers");
+  MOPS_CHECK(c.first_prompts >= 1, "--first-prompts " << c.first_prompts << " must be at least 1");
+  MOPS_CHECK(c.experts >= 1 && c.prompts_per_expert >= 1,
+             "--experts and --prompts-per-expert must be at least 1 (got " << c.experts << ", " << c.prompts_per_expert << ")");
+  MOPS_CHECK(c.gate_hidden >= 1, "--gate-hidden " << c.gate_hidden << " must be at least 1");
+  MOPS_CHECK(c.first_prompts + 1 <= backbone.max_seq_len && c.mid_prompts() + 1 <= backbone.max_seq_len,
+             "prompts (" << c.first_prompts << " first, " << c.mid_prompts() << " mid) leave no room for tokens in "
+                         << "max_seq_len " << backbone.max_seq_len);
+  return c;
+}
+
+PromptStateImpl::PromptStateImpl(const MopConfig& config, int width) : config_(config) {
+  first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompts, width}), false);
+  mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompts(), width}));
+  if (config.method == PromptMethod::kMop) {
+    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts));
+  }
+}
+
+std::vector<torch::Tensor> PromptStateImpl::trainable_parameters() {
+  std::vector<torch::Tensor> list = {mid_prompts};
+  if (gate) {
+    for (auto& p : gate->parameters()) list.push_back(p);
+  }
+  return list;
+}
+
+torch::Tensor PromptStateImpl::column_weights(const torch::Tensor& gate_output) const {
+  auto weights = gate_output.repeat_interleave(config_.prompts_per_expert, 1);  // (B, E * P)
+  return config_.gate_scale == GateScale::kExperts ? weights * double(config_.experts) : weights;
+}
+
+}  // namespace mops

@@ -1,0 +1,151 @@
+#include "prompt_training.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "errors.h"
+#include "prompted_forward.h"
+
+namespace mops {
+
+BatchSampler::BatchSampler(size_t examples, uint64_t seed) : order_(examples), random_(seed) {
+  MOPS_CHECK(examples > 0, "no training examples");
+  for (size_t i = 0; i < examples; ++i) order_[i] = i;
+  random_.shuffle(order_);
+}
+
+std::vector<size_t> BatchSampler::next(int batch_size) {
+  std::vector<size_t> batch;
+  while (int(batch.size()) < batch_size) {
+    if (position_ == order_.size()) {
+      random_.shuffle(order_);
+      position_ = 0;
+    }
+    batch.push_back(order_[position_++]);
+  }
+  return batch;
+}
+
+namespace {
+
+void check_finite(const torch::Tensor& loss, int64_t step, const char* what) {
+  MOPS_CHECK(std::isfinite(loss.item<double>()),
+             what << " loss is " << loss.item<double>() << " at step " << step
+                  << "; training stopped before applying it (lower --lr, or check the model for NaN weights)");
+}
+
+// Runs `steps` Adam steps of `loss_of(batch)` on `parameters`.
+template <class LossOf>
+double adam_steps(std::vector<torch::Tensor> parameters, const std::vector<TokenizedExample>& train,
+                  const TrainOptions& options, const char* what, LossOf loss_of) {
+  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(options.lr));
+  BatchSampler sampler(train.size(), options.seed);
+  double last = 0;
+  for (int step = 1; step <= options.steps; ++step) {
+    const auto batch = make_batch(train, sampler.next(options.batch_size));
+    torch::Tensor loss = loss_of(batch);
+    check_finite(loss, step, what);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    last = loss.item<double>();
+  }
+  return last;
+}
+
+}  // namespace
+
+double pretrain_first_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                              const TrainOptions& options) {
+  state->first_prompts.set_requires_grad(true);
+  const double loss = adam_steps({state->first_prompts}, train, options, "P0 pretraining", [&](const ExampleBatch& b) {
+    return response_loss(first_prompts_forward(backbone, state, b.ids), b);
+  });
+  state->first_prompts.set_requires_grad(false);
+  return loss;
+}
+
+void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                      const std::string& how, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const auto& c = state->config();
+  if (how == "random") {
+    const double rms = backbone->tok_embeddings->weight.pow(2).mean().sqrt().item<double>();
+    auto gen = at::detail::createCPUGenerator(seed);
+    state->mid_prompts.copy_(torch::randn(state->mid_prompts.sizes(), gen) * rms);
+    return;
+  }
+  MOPS_CHECK(how == "p0", "--mid-init '" << how << "' is not one of random, p0");
+  BatchSampler sampler(train.size(), seed);
+  const auto batch = make_batch(train, sampler.next(16));
+  auto reached = lower_half(backbone, state, batch.ids).slice(1, 0, c.first_prompts).mean(0);  // (K0, C)
+  auto index = torch::arange(c.mid_prompts()) % c.prompts_per_expert % c.first_prompts;      // (E * P)
+  state->mid_prompts.copy_(reached.index_select(0, index));
+}
+
+double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                     const TrainOptions& options) {
+  MOPS_CHECK(state->gate, "gate pretraining needs --method mop");
+  const int64_t E = state->config().experts;
+  adam_steps(state->gate->parameters(), train, options, "gate pretraining", [&](const ExampleBatch& b) {
+    auto logits = state->gate->logits(lower_half(backbone, state, b.ids).slice(1, state->config().first_prompts),
+                                      b.question_mask);                                        // (B, E)
+    auto target = torch::tensor(std::vector<int64_t>(b.tasks.begin(), b.tasks.end())) % E;  // (B)
+    return torch::nn::functional::cross_entropy(logits, target);
+  });
+  torch::NoGradGuard no_grad;
+  BatchSampler sampler(train.size(), options.seed + 1);
+  const auto batch = make_batch(train, sampler.next(std::min<int>(64, int(train.size()))));
+  auto gate = gate_output(state, lower_half(backbone, state, batch.ids), batch.question_mask);  // (B, E)
+  auto target = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end())) % E;
+  return (gate.argmax(1) == target).to(torch::kDouble).mean().item<double>();
+}
+
+PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
+                                   const std::vector<std::string>& tasks, int batch_size) {
+  const int64_t T = int64_t(tasks.size()), E = state->config().experts;
+  auto gate_sum = torch::zeros({T, E}, torch::kDouble);
+  auto gate_count = torch::zeros({T, 1}, torch::kDouble);
+  auto logits_of = [&](const ExampleBatch& batch) {
+    auto out = prompted_forward(backbone, state, batch);
+    if (out.gate.defined()) {
+      auto task = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end()));  // (B)
+      gate_sum.index_add_(0, task, out.gate.to(torch::kDouble));
+      gate_count.index_add_(0, task, torch::ones({task.size(0), 1}, torch::kDouble));
+    }
+    return out.logits;
+  };
+  PromptEvaluation evaluation;
+  evaluation.report = evaluate_perplexity(test, tasks, batch_size, logits_of);
+  if (state->config().method == PromptMethod::kMop) evaluation.gate_by_task = gate_sum / gate_count.clamp_min(1);
+  return evaluation;
+}
+
+TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                              const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                              const TrainOptions& options, TrainingObserver& observer) {
+  torch::optim::Adam optimizer(state->trainable_parameters(), torch::optim::AdamOptions(options.lr));
+  BatchSampler sampler(train.size(), options.seed);
+  const auto started = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  TrainingSummary summary;
+  for (int step = 1; step <= options.steps; ++step) {
+    const auto batch = make_batch(train, sampler.next(options.batch_size));
+    auto loss = response_loss(prompted_forward(backbone, state, batch).logits, batch);
+    check_finite(loss, step, "training");
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    tokens += batch.ids.numel();
+    observer.on_step(step, loss.item<double>(), tokens);
+    if (step % options.eval_every == 0 || step == options.steps) {
+      summary.final = evaluate_prompted(backbone, state, test, tasks, options.eval_batch_size);
+      observer.on_eval(step, summary.final);
+    }
+  }
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  summary.tokens_per_second = double(tokens) / std::max(summary.seconds, 1e-9);
+  return summary;
+}
+
+}  // namespace mops

@@ -1,0 +1,79 @@
+// Training the prompt state on a frozen backbone: P0 pretraining, mid-prompt initialisation,
+// gate pretraining, and the main loop of Algorithm 1 (MoPs) or of the prompt baseline, with
+// evaluation on the test split.
+//
+// Letters: T tasks, E experts, C width.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "evaluation.h"
+#include "llama.h"
+#include "prompt_state.h"
+#include "seeded_random.h"
+
+namespace mops {
+
+// Example indices in seeded random order, reshuffled every epoch.
+class BatchSampler {
+ public:
+  BatchSampler(size_t examples, uint64_t seed);
+  std::vector<size_t> next(int batch_size);
+
+ private:
+  std::vector<size_t> order_;
+  size_t position_ = 0;
+  SeededRandom random_;
+};
+
+struct TrainOptions {
+  int steps = 1000;
+  double lr = 1e-3;
+  int batch_size = 1;
+  int eval_every = 200;      // and at the end
+  int eval_batch_size = 16;
+  uint64_t seed = 0;
+};
+
+struct PromptEvaluation {
+  EvaluationReport report;
+  torch::Tensor gate_by_task;  // (T, E) mean gate vector per task, MoPs only
+};
+
+// Receives what training measures (terminal, results file).
+class TrainingObserver {
+ public:
+  virtual ~TrainingObserver() = default;
+  virtual void on_step(int64_t step, double loss, int64_t tokens) = 0;
+  virtual void on_eval(int64_t step, const PromptEvaluation& evaluation) = 0;
+};
+
+struct TrainingSummary {
+  PromptEvaluation final;
+  double seconds = 0;
+  double tokens_per_second = 0;
+};
+
+// Trains P0 through the whole backbone on the response loss; returns the last loss.
+double pretrain_first_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                              const TrainOptions& options);
+// Mid prompts: "random" (normal, the token embeddings' RMS) or "p0" (the states P0 reaches at
+// L_mid, averaged over a batch, repeated for every expert).
+void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                      const std::string& how, uint64_t seed);
+// Cross-entropy of the gate against expert = task id mod E; returns the last batch's accuracy.
+double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                     const TrainOptions& options);
+
+PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
+                                   const std::vector<std::string>& tasks, int batch_size);
+
+// The main loop: Adam on the mid prompts (and the gate), evaluation every eval_every steps.
+// A non-finite loss stops training with an error before any state is changed by it.
+TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                              const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                              const TrainOptions& options, TrainingObserver& observer);
+
+}  // namespace mops

@@ -1,0 +1,34 @@
+// A forward pass of the frozen backbone with a PromptState:
+//   lower half  [0, L_mid): tokens with P0 prepended, without autograd (nothing there trains);
+//   gate        on the mean hidden state of the question tokens at the input of L_mid (MoPs);
+//   upper half  [L_mid, L): P0's positions replaced by the E * P mid prompts, the attention to
+//               them scaled by the gate, with autograd.
+// The two halves are separate calls so that the lower half's output can be computed once.
+//
+// Letters: B batch, T tokens, C width, V vocabulary, K0 first prompts, E experts.
+#pragma once
+#include <torch/torch.h>
+
+#include "example_batch.h"
+#include "llama.h"
+#include "prompt_state.h"
+
+namespace mops {
+
+struct PromptedOutput {
+  torch::Tensor logits;  // (B, T, V)
+  torch::Tensor gate;    // (B, E), MoPs only
+};
+
+// (B, T) ids -> (B, K0 + T, C) hidden states at the input of layer L_mid, no autograd.
+torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids);
+// The gate's output (B, E) on lower-half states (B, K0 + T, C).
+torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask);
+PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
+                          const torch::Tensor& question_mask);
+PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch);
+
+// The backbone with P0 only (no mid prompts, no gate): (B, T) -> (B, T, V).
+torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);
+
+}  // namespace mops
