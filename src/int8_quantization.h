@@ -14,11 +14,7 @@ struct Int8Weight {
 
 // (R, K) -> (R): max |W_r| / 127, or 1 for an all-zero row.
 torch::Tensor int8_scales(const torch::Tensor& weight);
-// Round W (R, K) or a column (R) to the grid of `scales` (R), as float32 multiples of the steps.
-torch::Tensor round_to_int8_grid(const torch::Tensor& weight, const torch::Tensor& scales);
-// Round-to-nearest with the scales of `weight` itself.
+// Round-to-nearest with the scales of `weight` itself; zeros stay zero.
 Int8Weight quantize_int8(const torch::Tensor& weight);
-// `weight` must already lie on the grid of `scales` (as SparseGPT leaves it when quantising).
-Int8Weight int8_from_grid(const torch::Tensor& weight, const torch::Tensor& scales);
 
 }  // namespace mops

@@ -53,16 +53,16 @@ torch::Tensor run_layer(Llama& model, int l, const torch::Tensor& h, int micro_b
 torch::Tensor compress_matrix(const torch::Tensor& weight, const InputStatistics& statistics,
                               const CompressionOptions& options, Int8Weight* int8) {
   torch::Tensor pruned;
-  if (options.method == PruneMethod::kSparseGpt) {
-    auto scales = options.int8 ? int8_scales(weight) : torch::Tensor();
-    pruned = sparsegpt_prune(weight, statistics.gram(), options.pattern, options.sparsegpt, scales);
-    if (options.int8) *int8 = int8_from_grid(pruned, scales);
-  } else {
-    pruned = options.method == PruneMethod::kWanda ? wanda_prune(weight, statistics.column_norms(), options.pattern)
-                                                   : magnitude_prune(weight, options.pattern);
-    if (options.int8) *int8 = quantize_int8(pruned);
+  switch (options.method) {
+    case PruneMethod::kSparseGpt:
+      pruned = sparsegpt_prune(weight, statistics.gram(), options.pattern, options.sparsegpt);
+      break;
+    case PruneMethod::kWanda: pruned = wanda_prune(weight, statistics.column_norms(), options.pattern); break;
+    case PruneMethod::kMagnitude: pruned = magnitude_prune(weight, options.pattern); break;
   }
-  return options.int8 ? int8->dequantize() : pruned;
+  if (!options.int8) return pruned;
+  *int8 = quantize_int8(pruned);
+  return int8->dequantize();
 }
 
 }  // namespace

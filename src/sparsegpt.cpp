@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "errors.h"
-#include "int8_quantization.h"
 
 // Letters: R output rows, K input columns, B columns in a block.
 
@@ -40,7 +39,7 @@ torch::Tensor block_mask(const torch::Tensor& block, const torch::Tensor& factor
 
 // Prunes and updates one block in place; returns Err (R, B) for the later columns.
 torch::Tensor prune_block(torch::Tensor& block, const torch::Tensor& factor, const SparsityPattern& pattern,
-                          int64_t removals, const torch::Tensor& int8_scales) {
+                          int64_t removals) {
   const int64_t R = block.size(0), B = block.size(1);
   auto mask = pattern.is_nm() ? torch::zeros({R, B}, torch::kBool) : block_mask(block, factor, removals);
   auto errors = torch::zeros({R, B});
@@ -51,7 +50,6 @@ torch::Tensor prune_block(torch::Tensor& block, const torch::Tensor& factor, con
       mask.slice(1, i, i + pattern.m).copy_(mask_nm(scores, pattern.n, pattern.m));
     }
     auto fixed = block.select(1, i).masked_fill(mask.select(1, i), 0.0);  // (R)
-    if (int8_scales.defined()) fixed = round_to_int8_grid(fixed, int8_scales);
     errors.select(1, i).copy_(obs_fix_column(block, factor, i, fixed));
   }
   return errors;
@@ -60,7 +58,7 @@ torch::Tensor prune_block(torch::Tensor& block, const torch::Tensor& factor, con
 }  // namespace
 
 torch::Tensor sparsegpt_prune(const torch::Tensor& weight, const torch::Tensor& gram, const SparsityPattern& pattern,
-                              const SparseGptOptions& options, const torch::Tensor& int8_scales) {
+                              const SparseGptOptions& options) {
   const int64_t R = weight.size(0), K = weight.size(1);
   MOPS_CHECK(gram.size(0) == K && gram.size(1) == K, "Hessian " << gram.sizes() << " does not match weights " << weight.sizes());
   MOPS_CHECK(options.block_size > 0 && (!pattern.is_nm() || options.block_size % pattern.m == 0),
@@ -79,7 +77,7 @@ torch::Tensor sparsegpt_prune(const torch::Tensor& weight, const torch::Tensor& 
     const int64_t start = int64_t(b) * options.block_size, end = std::min<int64_t>(start + options.block_size, K);
     auto block = w.slice(1, start, end).clone();                           // (R, B)
     auto block_factor = factor.slice(0, start, end).slice(1, start, end);  // (B, B)
-    auto errors = prune_block(block, block_factor, pattern, removals[b], int8_scales);
+    auto errors = prune_block(block, block_factor, pattern, removals[b]);
     w.slice(1, start, end).copy_(block);
     if (end < K) w.slice(1, end).sub_(errors.mm(factor.slice(0, start, end).slice(1, end)));
   }

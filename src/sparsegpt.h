@@ -7,7 +7,7 @@
 //   for each block of B columns:  choose the mask (unstructured: the round(s * R * B)
 //       smallest w^2 / U_jj^2 in the block; N:M: the N smallest of every M columns, chosen
 //       when the group is reached), then column by column
-//       q = w with masked entries zeroed (and rounded to the int8 grid when quantising),
+//       q = w with masked entries zeroed,
 //       err = (w - q) / U_ii, and the optimal-brain-surgeon update W[:, i:] -= err U[i, i:]
 //       inside the block; after it, the later columns get -= Err U[block, later].
 // Columns whose input is always zero (diag H = 0) carry no information: their weights are
@@ -24,9 +24,9 @@ struct SparseGptOptions {
   double dampening = 0.01;  // lambda as a fraction of the mean diagonal of H
 };
 
-// Returns the pruned (and, with `int8_scales` (R) defined, int8-grid) weights (R, K) float32.
+// Returns the pruned weights (R, K) float32; `gram` is X X^T (K, K).
 torch::Tensor sparsegpt_prune(const torch::Tensor& weight, const torch::Tensor& gram, const SparsityPattern& pattern,
-                              const SparseGptOptions& options, const torch::Tensor& int8_scales = {});
+                              const SparseGptOptions& options);
 
 // The upper Cholesky factor U of (2 gram + lambda I)^-1: (K, K) float32. Columns with a zero
 // diagonal get H_jj = 1. Throws when H is not positive definite even after dampening.
