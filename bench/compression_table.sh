@@ -4,6 +4,7 @@
 # pruning at every setting of the issue, with and without int8. Prints a Markdown table.
 #
 #   bash bench/compression_table.sh [MOPS_BINARY] [THREADS] [WORK_DIR]
+# METHODS="sparsegpt magnitude" and STORAGE="fp32 int8" (the defaults) choose the columns.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mops="${1:-$root/build/mops}"
@@ -29,14 +30,24 @@ print("%.4f %.1f" % (record["perplexity_after"]["overall"], record["seconds"]))
 PY
 }
 
-echo "| setting | SparseGPT ppl | s | SparseGPT+int8 ppl | s | magnitude ppl | s | magnitude+int8 ppl | s |"
-echo "|---|---|---|---|---|---|---|---|---|"
+methods=(${METHODS:-sparsegpt magnitude})
+storage=(${STORAGE:-fp32 int8})
+header="| setting" rule="|---"
+for method in "${methods[@]}"; do
+  for int8 in "${storage[@]}"; do
+    label="$method"
+    [ "$int8" = int8 ] && label="$method+int8"
+    header="$header | $label ppl | s" rule="$rule|---|---"
+  done
+done
+echo "$header |"
+echo "$rule|"
 for setting in "${settings[@]}"; do
   # the dense row: int8 alone (pruning at sparsity 0 leaves the weights bit-identical)
   row="| ${setting#--* }"
   [ "$setting" = "--sparsity 0" ] && row="| dense"
-  for method in sparsegpt magnitude; do
-    for int8 in fp32 int8; do
+  for method in "${methods[@]}"; do
+    for int8 in "${storage[@]}"; do
       read -r ppl seconds < <(run_point "$method" "$setting" "$int8")
       row="$row | $ppl | $seconds"
     done

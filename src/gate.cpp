@@ -1,12 +1,23 @@
 #include "gate.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
 #include "errors.h"
 
 namespace mops {
 
-GateImpl::GateImpl(int width, int hidden, int experts) {
+GateImpl::GateImpl(int width, int hidden, int experts, uint64_t seed) {
   w1 = register_module("w1", torch::nn::Linear(width, hidden));
   w2 = register_module("w2", torch::nn::Linear(hidden, experts));
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto* layer : {&w1, &w2}) {
+    const double bound = 1.0 / std::sqrt(double((*layer)->weight.size(1)));
+    (*layer)->weight.uniform_(-bound, bound, gen);
+    (*layer)->bias.uniform_(-bound, bound, gen);
+  }
 }
 
 torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor& question_mask) {

@@ -9,7 +9,8 @@ namespace mops {
 
 class GateImpl : public torch::nn::Module {
  public:
-  GateImpl(int width, int hidden, int experts);
+  // Weights and biases uniform in +-1/sqrt(fan-in) (PyTorch's default), from `seed`.
+  GateImpl(int width, int hidden, int experts, uint64_t seed);
   // hidden: (B, T, C) token hidden states; question_mask: (B, T) -> (B, E), rows sum to 1
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& question_mask);
   // The same before the softmax: (B, E)

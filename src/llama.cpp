@@ -69,6 +69,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
     auto weights = torch::cat({context.column_weights, token_columns}, 1);  // (B, Sk)
     probs = probs * weights.view({B, 1, 1, Sk});
   }
+  if (context.record_probs) *context.record_probs = probs;
   auto out = torch::matmul(probs, v);                   // (B, H, S, D)
   out = out.transpose(1, 2).reshape({B, S, H * D});     // (B, S, C)
   if (context.record_mixed) *context.record_mixed = out;
@@ -181,6 +182,10 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t
                                    << ", which has " << context.prompt_columns
                                    << " prompt columns and batch " << h.size(0));
       context.column_weights = weights;
+    }
+    if (plan.attention) {
+      plan.attention->resize(L);
+      context.record_probs = &(*plan.attention)[l];
     }
     h = layers[l]->as<Block>()->forward(h, rope_, start, context);
   }

@@ -38,6 +38,8 @@ struct PromptPlan {
   torch::Tensor column_weights;  // ...by these: (P,) or (B, P), one weight per prompt column
   int grad_from_layer = 0;       // layers below this one run without autograd
   int capture_layer = -1;        // hidden states at the input of this layer are returned (L = final)
+  std::vector<torch::Tensor>* attention = nullptr;  // when set: per layer run, the attention
+                                                    // probabilities after the column weights (B, H, S, Sk)
 };
 
 struct ForwardResult {
@@ -62,6 +64,7 @@ struct AttentionContext {
   torch::Tensor* cache_keys = nullptr;    // (B, G, Sk, D) grown in place when set
   torch::Tensor* cache_values = nullptr;  // (B, G, Sk, D)
   torch::Tensor* record_mixed = nullptr;  // when set, receives the input of wo: (B, S, C)
+  torch::Tensor* record_probs = nullptr;  // when set, receives the final attention probabilities (B, H, S, Sk)
 };
 
 // The inputs of a block's linear layers in one forward pass, recorded for compression.

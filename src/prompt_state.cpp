@@ -35,11 +35,11 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   return c;
 }
 
-PromptStateImpl::PromptStateImpl(const MopConfig& config, int width) : config_(config) {
+PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t seed) : config_(config) {
   first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompts, width}), false);
   mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompts(), width}));
   if (config.method == PromptMethod::kMop) {
-    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts));
+    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, seed));
   }
 }
 

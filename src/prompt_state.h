@@ -40,7 +40,8 @@ struct MopConfig {
 
 class PromptStateImpl : public torch::nn::Module {
  public:
-  PromptStateImpl(const MopConfig& config, int width);
+  // Zero prompts; the gate (MoPs) initialised from `seed`.
+  PromptStateImpl(const MopConfig& config, int width, uint64_t seed = 0);
 
   const MopConfig& config() const { return config_; }
   // The parameters training changes: mid prompts, and the gate for MoPs.

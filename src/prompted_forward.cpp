@@ -16,11 +16,12 @@ torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const 
 }
 
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask) {
+                          const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention) {
   const auto& c = state->config();
   const int64_t B = lower.size(0);
   PromptedOutput out;
   PromptPlan plan;
+  plan.attention = attention;
   if (c.method == PromptMethod::kMop) {
     out.gate = gate_output(state, lower, question_mask);  // (B, E)
     plan.weight_from_layer = c.mid_layer;
@@ -33,8 +34,9 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
   return out;
 }
 
-PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch) {
-  return upper_half(backbone, state, lower_half(backbone, state, batch.ids), batch.question_mask);
+PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
+                                std::vector<torch::Tensor>* attention) {
+  return upper_half(backbone, state, lower_half(backbone, state, batch.ids), batch.question_mask, attention);
 }
 
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids) {

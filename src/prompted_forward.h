@@ -24,9 +24,11 @@ struct PromptedOutput {
 torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids);
 // The gate's output (B, E) on lower-half states (B, K0 + T, C).
 torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask);
+// `attention`, when given, receives the attention probabilities of layers >= L_mid (llama.h).
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask);
-PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch);
+                          const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention = nullptr);
+PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
+                                std::vector<torch::Tensor>* attention = nullptr);
 
 // The backbone with P0 only (no mid prompts, no gate): (B, T) -> (B, T, V).
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);

@@ -78,18 +78,6 @@ std::vector<int64_t> shape_of(const std::string& path, const std::string& name) 
   return shape;
 }
 
-// check_results_file.py's exit code and output (plain h5py.File(path, "r")).
-Run h5py_check(const std::string& path) {
-  const std::string command = "/usr/bin/python3 " MOPS_SOURCE_DIR
-                              "/tests/reference/check_results_file.py '" + path + "' 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe && fgets(buffer, sizeof(buffer), pipe)) output += buffer;
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 TEST(ResultsFile, WritesEveryDatasetAndAttributeOfTheSchema) {
   const std::string path = (fresh_test_dir("results") / "run.h5").string();
   {

@@ -45,14 +45,21 @@ struct Run {
   std::string output;
 };
 
-inline Run run_mops(const std::string& args) {
-  const std::string command = std::string(MOPS_BINARY) + " " + args + " 2>&1";
+// A shell command's exit code and its output (stdout; add 2>&1 for stderr).
+inline Run run_command(const std::string& command) {
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   char buffer[4096];
   while (pipe && fgets(buffer, sizeof(buffer), pipe)) output += buffer;
   const int status = pipe ? pclose(pipe) : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+inline Run run_mops(const std::string& args) { return run_command(std::string(MOPS_BINARY) + " " + args + " 2>&1"); }
+
+// tests/reference/check_results_file.py on PATH: the results schema as plain h5py reads it.
+inline Run h5py_check(const std::string& path) {
+  return run_command("/usr/bin/python3 " MOPS_SOURCE_DIR "/tests/reference/check_results_file.py '" + path + "' 2>&1");
 }
 
 }  // namespace mops

@@ -1,0 +1,75 @@
+#include "prompt_state_io.h"
+
+#include <nlohmann/json.hpp>
+
+#include "errors.h"
+#include "safetensors.h"
+
+namespace mops {
+
+std::string mop_config_json(const MopConfig& c) {
+  return nlohmann::json{{"method", method_name(c.method)},     {"first_prompts", c.first_prompts},
+                        {"experts", c.experts},                {"prompts_per_expert", c.prompts_per_expert},
+                        {"mid_layer", c.mid_layer},            {"gate_hidden", c.gate_hidden},
+                        {"gate_scale", gate_scale_name(c.gate_scale)}}
+      .dump();
+}
+
+MopConfig mop_config_from_json(const std::string& json_text, const std::string& source) {
+  try {
+    const auto j = nlohmann::json::parse(json_text);
+    MopConfig c;
+    c.method = parse_prompt_method(j.at("method"));
+    c.first_prompts = j.at("first_prompts");
+    c.experts = j.at("experts");
+    c.prompts_per_expert = j.at("prompts_per_expert");
+    c.mid_layer = j.at("mid_layer");
+    c.gate_hidden = j.at("gate_hidden");
+    c.gate_scale = parse_gate_scale(j.at("gate_scale"));
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    MOPS_FAIL(source << ": prompt_config is not a valid MoPs prompt configuration (" << e.what() << ")");
+  }
+}
+
+void write_prompt_state(ResultsFile& results, PromptState& state) {
+  for (const auto& item : state->named_parameters()) {
+    auto t = item.value().detach().to(torch::kFloat32).contiguous();
+    results.write_state(item.key(), std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()),
+                        t.sizes().vec());
+  }
+  results.write_attribute("prompt_config", mop_config_json(state->config()));
+}
+
+PromptState read_prompt_state(const std::string& results_path, int width) {
+  const auto config = mop_config_from_json(read_string_attribute(results_path, "prompt_config"), results_path);
+  PromptState state(config, width);
+  torch::NoGradGuard no_grad;
+  for (auto& item : state->named_parameters()) {
+    std::vector<int64_t> shape;
+    auto values = read_state(results_path, item.key(), &shape);
+    MOPS_CHECK(shape == item.value().sizes().vec(),
+               results_path << ": /state/" << item.key() << " has shape " << torch::IntArrayRef(shape)
+                            << " but the prompt config (E = " << config.experts << ", P = " << config.prompts_per_expert
+                            << ", K0 = " << config.first_prompts << ") and the model width " << width << " imply "
+                            << item.value().sizes());
+    item.value().copy_(torch::from_blob(values.data(), {int64_t(values.size())}, torch::kFloat32).view(shape));
+  }
+  return state;
+}
+
+void save_first_prompts(const std::string& path, const torch::Tensor& first_prompts,
+                        const std::map<std::string, std::string>& metadata) {
+  write_safetensors(path, {{"first_prompts", first_prompts.detach().to(torch::kFloat32).contiguous()}}, metadata);
+}
+
+torch::Tensor load_first_prompts(const std::string& path, int width) {
+  SafetensorsReader reader(path);
+  MOPS_CHECK(reader.contains("first_prompts"), path << ": no tensor 'first_prompts' (write one with `mops prompts pretrain`)");
+  auto prompts = reader.float_tensor("first_prompts");
+  MOPS_CHECK(prompts.dim() == 2 && prompts.size(1) == width,
+             path << ": first_prompts has shape " << prompts.sizes() << ", expected (K0, " << width << ")");
+  return prompts.clone();
+}
+
+}  // namespace mops

@@ -1,0 +1,315 @@
+// MoPs on a tiny random backbone: the gate, the two gate scalings, one-hot gates isolating
+// an expert, gradients against finite differences, training lowering the loss, and the
+// errors for impossible settings and non-finite losses.
+#include <gtest/gtest.h>
+
+#include "prompt_state_io.h"
+#include "prompt_training.h"
+#include "prompted_forward.h"
+#include "test_support.h"
+
+namespace mops {
+namespace {
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.dim = 16;
+  c.hidden_dim = 24;
+  c.n_layers = 4;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.vocab_size = 40;
+  c.max_seq_len = 96;
+  return c;
+}
+
+// `gain` > 1 makes the weights larger than the training init, so differences are far above rounding.
+Llama tiny_backbone(uint64_t seed = 1, double gain = 4.0) {
+  Llama model(tiny_config());
+  model->init_weights(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) {
+    if (p.dim() == 2) p.mul_(gain);
+  }
+  model->freeze();
+  return model;
+}
+
+MopConfig tiny_mop(PromptMethod method, GateScale scale = GateScale::kExperts) {
+  MopConfig c;
+  c.method = method;
+  c.first_prompts = 3;
+  c.experts = 4;
+  c.prompts_per_expert = 2;
+  c.gate_hidden = 8;
+  c.gate_scale = scale;
+  return c.resolved(tiny_config());
+}
+
+// Random prompts of the embeddings' scale; the gate keeps its random init.
+PromptState random_state(const MopConfig& config, uint64_t seed) {
+  PromptState state(config, tiny_config().dim, seed);
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  state->first_prompts.copy_(torch::randn(state->first_prompts.sizes(), gen));
+  state->mid_prompts.copy_(torch::randn(state->mid_prompts.sizes(), gen));
+  return state;
+}
+
+// Examples of 12 tokens: BOS, 5 random question tokens of the task's range, the task's fixed
+// 5-token answer, EOS; task = i % 4.
+std::vector<TokenizedExample> tiny_examples(size_t count, uint64_t seed) {
+  SeededRandom random(seed);
+  std::vector<TokenizedExample> examples(count);
+  for (size_t i = 0; i < count; ++i) {
+    auto& e = examples[i];
+    e.task = int(i % 4);
+    e.ids = {1};
+    for (int t = 0; t < 5; ++t) e.ids.push_back(3 + e.task * 8 + random.between(0, 3));
+    for (int t = 0; t < 5; ++t) e.ids.push_back(30 + e.task + t);
+    e.ids.push_back(2);
+    e.question_begin = 1;
+    e.question_end = 6;
+    e.response_begin = 6;
+  }
+  return examples;
+}
+
+void copy_prompts(PromptState& to, PromptState& from) {
+  torch::NoGradGuard no_grad;
+  to->first_prompts.copy_(from->first_prompts);
+  to->mid_prompts.copy_(from->mid_prompts);
+}
+
+TEST(Gate, RowsSumToOne) {
+  auto backbone = tiny_backbone();
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 2);
+  const auto batch = make_batch(tiny_examples(6, 3), 0, 6);
+  const auto gate = prompted_forward(backbone, state, batch).gate;  // (B, E)
+  EXPECT_EQ(gate.sizes(), (std::vector<int64_t>{6, 4}));
+  EXPECT_TRUE(gate.sum(1).allclose(torch::ones({6}), 0, 1e-6));
+  EXPECT_TRUE((gate > 0).all().item<bool>());
+}
+
+TEST(Gate, UniformGateUnderExpertsScalingIsTheBaseline) {
+  auto backbone = tiny_backbone();
+  auto mop = random_state(tiny_mop(PromptMethod::kMop), 4);
+  auto baseline = random_state(tiny_mop(PromptMethod::kPrompt), 5);
+  copy_prompts(baseline, mop);
+  {
+    torch::NoGradGuard no_grad;
+    mop->gate->w2->weight.zero_();
+    mop->gate->w2->bias.zero_();  // gate = 1/E everywhere, column weights E * 1/E = 1
+  }
+  const auto batch = make_batch(tiny_examples(5, 6), 0, 5);
+  const auto ours = prompted_forward(backbone, mop, batch).logits;
+  const auto reference = prompted_forward(backbone, baseline, batch).logits;
+  std::printf("max |MoPs(uniform) - baseline| = %.2e\n", (ours - reference).abs().max().item<float>());
+  EXPECT_TRUE(ours.allclose(reference, 0, 1e-5));
+  // Under `paper` scaling the same uniform gate divides the prompt attention by E: different.
+  auto paper = random_state(tiny_mop(PromptMethod::kMop, GateScale::kPaper), 4);
+  copy_prompts(paper, mop);
+  {
+    torch::NoGradGuard no_grad;
+    auto from = mop->gate->parameters(), to = paper->gate->parameters();
+    for (size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i]);
+  }
+  EXPECT_FALSE(prompted_forward(backbone, paper, batch).logits.allclose(reference, 0, 1e-3));
+}
+
+// With a one-hot gate on expert 2 the attention probabilities to every other expert's prompt
+// columns are exactly zero, in every head of every layer >= L_mid, and those to expert 2 are not.
+TEST(Gate, OneHotGateZeroesTheOtherExpertsAttention) {
+  auto backbone = tiny_backbone();
+  for (auto scale : {GateScale::kExperts, GateScale::kPaper}) {
+    auto state = random_state(tiny_mop(PromptMethod::kMop, scale), 7);
+    {
+      torch::NoGradGuard no_grad;
+      state->gate->w2->weight.zero_();
+      state->gate->w2->bias.copy_(torch::tensor({0.0f, 0.0f, 1000.0f, 0.0f}));  // softmax: exactly one-hot
+    }
+    std::vector<torch::Tensor> attention;
+    const auto out = prompted_forward(backbone, state, make_batch(tiny_examples(4, 8), 0, 4), &attention);
+    EXPECT_TRUE(out.gate.select(1, 2).eq(1.0f).all().item<bool>());
+    const int P = state->config().prompts_per_expert, L = tiny_config().n_layers;
+    for (int l = 0; l < L; ++l) {
+      EXPECT_EQ(attention[l].defined(), l >= state->config().mid_layer) << l;
+      if (l < state->config().mid_layer) continue;
+      const auto& probs = attention[l];  // (B, H, S, Sk), columns [E * P prompts | tokens]
+      auto others = torch::cat({probs.slice(3, 0, 2 * P), probs.slice(3, 3 * P, 4 * P)}, 3);
+      EXPECT_TRUE(others.eq(0).all().item<bool>()) << gate_scale_name(scale) << " layer " << l;
+      EXPECT_TRUE(probs.slice(3, 2 * P, 3 * P).gt(0).any().item<bool>()) << gate_scale_name(scale) << " layer " << l;
+    }
+  }
+}
+
+// d loss / d theta against central differences, in float64, for mid prompts and gate weights.
+TEST(MopGradients, MatchFiniteDifferences) {
+  auto backbone = tiny_backbone();
+  backbone->to(torch::kFloat64);
+  auto state = random_state(tiny_mop(PromptMethod::kMop, GateScale::kExperts), 9);
+  state->to(torch::kFloat64);
+  const auto batch = make_batch(tiny_examples(3, 10), 0, 3);
+  auto loss_of = [&] { return response_loss(prompted_forward(backbone, state, batch).logits, batch); };
+  auto loss = loss_of();
+  loss.backward();
+  double worst = 0;
+  for (auto* parameter : {&state->mid_prompts, &state->gate->w1->weight, &state->gate->w2->bias}) {
+    auto flat = parameter->view(-1);
+    const auto grad = parameter->grad().view(-1);
+    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 7)) {
+      const double h = 1e-6, original = flat[i].item<double>();
+      torch::NoGradGuard no_grad;
+      flat[i].fill_(original + h);
+      const double up = loss_of().item<double>();
+      flat[i].fill_(original - h);
+      const double down = loss_of().item<double>();
+      flat[i].fill_(original);
+      const double numeric = (up - down) / (2 * h), analytic = grad[i].item<double>();
+      worst = std::max(worst, std::abs(numeric - analytic) / std::max(1e-6, std::abs(numeric)));
+      EXPECT_NEAR(analytic, numeric, 1e-6 + 1e-5 * std::abs(numeric)) << i;
+    }
+  }
+  std::printf("largest relative gradient difference: %.2e\n", worst);
+}
+
+TEST(MopGradients, LowerHalfHasNoGraph) {
+  auto backbone = tiny_backbone();
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 11);
+  const auto lower = lower_half(backbone, state, make_batch(tiny_examples(2, 12), 0, 2).ids);
+  EXPECT_FALSE(lower.requires_grad());
+}
+
+class NullObserver : public TrainingObserver {
+ public:
+  void on_step(int64_t, double loss, int64_t) override { losses.push_back(loss); }
+  void on_eval(int64_t, const PromptEvaluation& e) override { evaluations.push_back(e); }
+  std::vector<double> losses;
+  std::vector<PromptEvaluation> evaluations;
+};
+
+TEST(MopTraining, AFewHundredStepsLowerTheLoss) {
+  const std::vector<std::string> tasks = {"a", "b", "c", "d"};
+  const auto train = tiny_examples(64, 13), test = tiny_examples(16, 14);
+  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt}) {
+    auto backbone = tiny_backbone();
+    auto state = random_state(tiny_mop(method), 15);
+    const double before = evaluate_prompted(backbone, state, test, tasks, 8).report.overall.perplexity;
+    TrainOptions options;
+    options.steps = 300;
+    options.lr = 1e-2;
+    options.batch_size = 4;
+    options.eval_every = 100;
+    NullObserver observer;
+    const auto summary = train_prompts(backbone, state, train, test, tasks, options, observer);
+    const double after = summary.final.report.overall.perplexity;
+    std::printf("%s: test perplexity %.3f -> %.3f\n", method_name(method), before, after);
+    EXPECT_LT(after, 0.95 * before) << method_name(method);
+    EXPECT_EQ(observer.evaluations.size(), 3u);
+    EXPECT_EQ(observer.losses.size(), 300u);
+    EXPECT_EQ(summary.final.gate_by_task.defined(), method == PromptMethod::kMop);
+  }
+}
+
+TEST(MopTraining, GatePretrainingLearnsTheTaskToExpertMap) {
+  auto backbone = tiny_backbone();
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 16);
+  TrainOptions options;
+  options.steps = 200;
+  options.lr = 1e-2;
+  options.batch_size = 8;
+  const double accuracy = pretrain_gate(backbone, state, tiny_examples(64, 17), options);
+  EXPECT_GT(accuracy, 0.95);
+  const auto gate_by_task = evaluate_prompted(backbone, state, tiny_examples(16, 18), {"a", "b", "c", "d"}, 8).gate_by_task;
+  EXPECT_TRUE(gate_by_task.argmax(1).equal(torch::arange(4))) << gate_by_task;
+}
+
+TEST(MopTraining, NonFiniteLossStopsBeforeChangingTheState) {
+  auto backbone = tiny_backbone();
+  {
+    torch::NoGradGuard no_grad;
+    backbone->norm->weight[0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 19);
+  const auto prompts = state->mid_prompts.detach().clone();
+  NullObserver observer;
+  TrainOptions options;
+  options.steps = 5;
+  const auto message = error_of([&] {
+    train_prompts(backbone, state, tiny_examples(8, 20), tiny_examples(4, 21), {"a", "b", "c", "d"}, options, observer);
+  });
+  EXPECT_NE(message.find("at step 1; training stopped"), std::string::npos) << message;
+  EXPECT_TRUE(state->mid_prompts.equal(prompts));
+}
+
+TEST(MopConfig, ImpossibleSettingsAreClearErrors) {
+  auto config = tiny_mop(PromptMethod::kMop);
+  config.mid_layer = 4;
+  EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--mid-layer 4 is outside [1, 3]"), std::string::npos);
+  config.mid_layer = 0;
+  EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("outside [1, 3]"), std::string::npos);
+  auto examples = tiny_examples(2, 22);
+  examples[1].question_end = examples[1].question_begin;  // no question tokens
+  auto backbone = tiny_backbone();
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 23);
+  EXPECT_NE(error_of([&] { prompted_forward(backbone, state, make_batch(examples, 0, 2)); }).find("no question tokens"),
+            std::string::npos);
+}
+
+TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
+  const auto dir = fresh_test_dir("mop");
+  auto state = random_state(tiny_mop(PromptMethod::kMop, GateScale::kPaper), 24);
+  ResultsHeader header;
+  header.method = "mop";
+  header.mode = "centralized";
+  header.tasks = {"a", "b", "c", "d"};
+  header.experts = 4;
+  header.prompts_per_expert = 2;
+  const auto path = (dir / "r.h5").string();
+  {
+    ResultsFile results(path, header);
+    write_prompt_state(results, state);
+  }
+  auto loaded = read_prompt_state(path, tiny_config().dim);
+  EXPECT_EQ(loaded->config().gate_scale, GateScale::kPaper);
+  for (const auto& item : state->named_parameters()) {
+    EXPECT_TRUE(loaded->named_parameters()[item.key()].equal(item.value())) << item.key();
+  }
+  EXPECT_NE(error_of([&] { read_prompt_state(path, 32); }).find("imply"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mops
+
+namespace mops {
+namespace {
+
+// `mops train --method both` on the embedded base model: two results files with the schema.
+TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
+  const auto dir = fresh_test_dir("mop");
+  const auto out = (dir / "run.h5").string();
+  const auto run = run_mops("train --method both --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors --tokenizer "
+                            MOPS_SOURCE_DIR "/models/skills7-tokenizer.model --data skills7 --skills7-per-task 30 "
+                            "--steps 12 --eval-every 6 --p0-steps 2 --gate-pretrain-steps 5 --experts 7 "
+                            "--prompts-per-expert 2 --threads 1 --out " + out);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("Gain (%)"), std::string::npos) << run.output;
+  for (const char* method : {"mop", "prompt"}) {
+    const auto path = (dir / (std::string("run.") + method + ".h5")).string();
+    const auto check = h5py_check(path);
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    std::vector<int64_t> shape;
+    read_dataset(path, "/eval/ppl", &shape);
+    EXPECT_EQ(shape, (std::vector<int64_t>{2, 7})) << method;
+    EXPECT_EQ(read_dataset(path, "/train/loss").size(), 12u) << method;
+    EXPECT_EQ(read_string_attribute(path, "status"), "finished");
+    auto state = read_prompt_state(path, 128);
+    EXPECT_EQ(state->mid_prompts.size(0), 14) << method;
+  }
+  std::vector<int64_t> gate_shape;
+  read_dataset((dir / "run.mop.h5").string(), "/gate/by_task", &gate_shape);
+  EXPECT_EQ(gate_shape, (std::vector<int64_t>{2, 7, 7}));
+}
+
+}  // namespace
+}  // namespace mops
