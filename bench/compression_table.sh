@@ -17,7 +17,7 @@ settings=("--sparsity 0" "--sparsity 0.5" "--sparsity 0.75" "--sparsity 0.85" "-
 # Prints "PERPLEXITY SECONDS" of one run, read from the compression record in the checkpoint.
 run_point() {
   local method="$1" setting="$2" int8="$3" out
-  out="$work/$method-${setting// /}-$int8.safetensors"
+  out="$work/$method-$(echo "${setting#--}" | tr ' :' '_-')-$int8.safetensors"  # sparsegpt-nm_2-4-int8
   "$mops" prune --model "$root/models/skills7-base.safetensors" --tokenizer "$root/models/skills7-tokenizer.model" \
     --data skills7 --method "$method" $setting $([ "$int8" = int8 ] && echo --int8) --out "$out" \
     --threads "$threads" >/dev/null 2>&1

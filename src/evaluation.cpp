@@ -73,7 +73,7 @@ void add_exact_match(EvaluationReport& report, Llama& model, const Tokenizer& to
   for (size_t i = 0; i < records.size(); ++i) {
     const int task = record_tasks[i];
     if (tried[task] >= per_task) continue;
-    auto result = generate(model, tokenize_prompt(records[i], tokenizer), greedy);
+    auto result = generate(model, tokenize_prompt(records[i], tokenizer).ids, greedy);
     if (!result.ids.empty() && result.ids.back() == tokenizer.eos_id()) result.ids.pop_back();
     const std::string answer = tokenizer.decode(std::vector<int>(result.ids.begin(), result.ids.end()));
     ++tried[task];

@@ -75,8 +75,14 @@ std::optional<TokenizedExample> tokenize_example(const InstructionRecord& r, int
   return example;
 }
 
-std::vector<int64_t> tokenize_prompt(const InstructionRecord& record, const Tokenizer& tokenizer) {
-  return prompt_tokens(record, tokenizer, encode(tokenizer, record.context)).ids;
+TokenizedExample tokenize_prompt(const InstructionRecord& record, const Tokenizer& tokenizer) {
+  auto p = prompt_tokens(record, tokenizer, encode(tokenizer, record.context));
+  TokenizedExample example;
+  example.ids = p.ids;
+  example.question_begin = p.question_begin;
+  example.question_end = p.question_end;
+  example.response_begin = int64_t(p.ids.size());
+  return example;
 }
 
 }  // namespace mops

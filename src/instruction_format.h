@@ -39,7 +39,8 @@ std::string format_prompt(const InstructionRecord& record);
 std::optional<TokenizedExample> tokenize_example(const InstructionRecord& record, int task, const Tokenizer& tokenizer,
                                                  int max_tokens, TruncationCounts* counts);
 
-// The token ids of a prompt for generation: BOS and the prompt, no response.
-std::vector<int64_t> tokenize_prompt(const InstructionRecord& record, const Tokenizer& tokenizer);
+// A prompt for generation: BOS and the prompt, no response (response_begin = ids.size()),
+// with its question span for the gate.
+TokenizedExample tokenize_prompt(const InstructionRecord& record, const Tokenizer& tokenizer);
 
 }  // namespace mops

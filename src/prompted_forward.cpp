@@ -39,6 +39,22 @@ PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const Examp
   return upper_half(backbone, state, lower_half(backbone, state, batch.ids), batch.question_mask, attention);
 }
 
+PromptPlan generation_plan(Llama& backbone, PromptState& state, const TokenizedExample& prompt) {
+  torch::NoGradGuard no_grad;
+  const auto& c = state->config();
+  PromptPlan plan;
+  plan.first_prompts = state->first_prompts.detach();
+  plan.replace_layer = c.mid_layer;
+  plan.replacement = state->mid_prompts.detach();
+  if (c.method == PromptMethod::kMop) {
+    const auto batch = make_batch({prompt}, 0, 1);
+    auto gate = gate_output(state, lower_half(backbone, state, batch.ids), batch.question_mask);  // (1, E)
+    plan.weight_from_layer = c.mid_layer;
+    plan.column_weights = state->column_weights(gate);  // (1, E * P)
+  }
+  return plan;
+}
+
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
   PromptPlan plan;
   plan.first_prompts = state->first_prompts;

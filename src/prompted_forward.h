@@ -30,6 +30,11 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
                                 std::vector<torch::Tensor>* attention = nullptr);
 
+// The plan that runs `state` through the backbone's own forward (and so through generation
+// with a KV cache): P0 at layer 0, the mid prompts at L_mid and, for MoPs, the column weights
+// of the gate's choice for this prompt (its question span read at L_mid).
+PromptPlan generation_plan(Llama& backbone, PromptState& state, const TokenizedExample& prompt);
+
 // The backbone with P0 only (no mid prompts, no gate): (B, T) -> (B, T, V).
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);
 

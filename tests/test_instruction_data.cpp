@@ -133,7 +133,9 @@ TEST(PromptTemplate, SpansCoverQuestionAndResponseExactly) {
   EXPECT_EQ(counts.truncated + counts.dropped, 0u);
   // The prompt for generation is the example up to the response.
   const auto prompt = tokenize_prompt(r, tok);
-  EXPECT_EQ(prompt, std::vector<int64_t>(e->ids.begin(), e->ids.begin() + e->response_begin));
+  EXPECT_EQ(prompt.ids, std::vector<int64_t>(e->ids.begin(), e->ids.begin() + e->response_begin));
+  EXPECT_EQ(prompt.question_begin, e->question_begin);
+  EXPECT_EQ(prompt.question_end, e->question_end);
 }
 
 TEST(PromptTemplate, NoContextMeansNoInputBlock) {

@@ -309,6 +309,36 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
   std::vector<int64_t> gate_shape;
   read_dataset((dir / "run.mop.h5").string(), "/gate/by_task", &gate_shape);
   EXPECT_EQ(gate_shape, (std::vector<int64_t>{2, 7, 7}));
+
+  const std::string generate = "generate --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors --tokenizer "
+                               MOPS_SOURCE_DIR "/models/skills7-tokenizer.model --greedy --threads 1 --prompts " +
+                               (dir / "run.mop.h5").string();
+  const auto answer = run_mops(generate + " --instruction 'Reverse the list.' --input '3, 1, 2'");
+  EXPECT_EQ(answer.exit_code, 0) << answer.output;
+  const auto no_instruction = run_mops(generate + " --prompt 'Once'");
+  EXPECT_EQ(no_instruction.exit_code, 1);
+  EXPECT_NE(no_instruction.output.find("--prompts needs --instruction"), std::string::npos) << no_instruction.output;
+}
+
+}  // namespace
+}  // namespace mops
+
+namespace mops {
+namespace {
+
+// The generation plan reproduces the prompted forward (training/evaluation path) through the
+// backbone's own forward, for both methods.
+TEST(MopGeneration, PlanGivesTheSameLogitsAsThePromptedForward) {
+  auto backbone = tiny_backbone();
+  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt}) {
+    auto state = random_state(tiny_mop(method), 25);
+    auto prompt = tiny_examples(1, 26)[0];
+    prompt.ids.resize(prompt.response_begin);
+    const auto plan = generation_plan(backbone, state, prompt);
+    const auto ours = backbone->forward(torch::tensor(prompt.ids).unsqueeze(0), plan).logits;
+    const auto reference = prompted_forward(backbone, state, make_batch({prompt}, 0, 1)).logits;
+    EXPECT_TRUE(ours.allclose(reference, 0, 1e-4)) << method_name(method) << " " << (ours - reference).abs().max();
+  }
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include "cli/commands.h"
 #include "generate.h"
 #include "instruction_format.h"
+#include "prompt_state_io.h"
+#include "prompted_forward.h"
 #include "tokenizer.h"
 
 namespace mops {
@@ -24,6 +26,9 @@ int run_generate(int argc, const char* const* argv) {
       ("instruction", po::value<std::string>()->value_name("TEXT"),
        "an instruction, written with the prompt template (see README); prints only the answer")
       ("input", po::value<std::string>()->default_value("")->value_name("TEXT"), "the instruction's input (context)")
+      ("prompts", po::value<std::string>()->value_name("RESULTS.h5"),
+       "generate with the prompts (and gate) a `mops train` run saved; needs --instruction, from which the gate "
+       "chooses the experts")
       ("max-new-tokens", po::value<int>()->default_value(64)->value_name("N"), "tokens to generate at most")
       ("greedy", po::bool_switch(), "always take the most likely token")
       ("temperature", po::value<double>()->default_value(0.8)->value_name("T"), "sampling temperature (> 0)")
@@ -50,12 +55,22 @@ int run_generate(int argc, const char* const* argv) {
              "the tokenizer has " << tokenizer->vocab_size() << " pieces but the model's vocabulary is "
                                   << loaded.model->config().vocab_size << ": they do not belong together");
 
+  MOPS_CHECK(!cl.has("prompts") || cl.has("instruction"),
+             "--prompts needs --instruction TEXT [--input TEXT]: the gate reads the instruction to choose experts");
   std::vector<int64_t> prompt;
+  PromptPlan plan;
   if (cl.has("ids")) {
     prompt = parse_id_list(cl.get<std::string>("ids"), "ids");
   } else if (cl.has("instruction")) {
     const InstructionRecord record{"", cl.get<std::string>("instruction"), cl.get<std::string>("input"), "", "command line"};
-    prompt = tokenize_prompt(record, *tokenizer);
+    const auto example = tokenize_prompt(record, *tokenizer);
+    prompt = example.ids;
+    if (cl.has("prompts")) {
+      auto state = read_prompt_state(cl.get<std::string>("prompts"), loaded.model->config().dim);
+      MopConfig resolved = state->config().resolved(loaded.model->config());
+      MOPS_CHECK(resolved.mid_layer == state->config().mid_layer, "the prompts were trained for another model");
+      plan = generation_plan(loaded.model, state, example);
+    }
   } else {
     prompt.push_back(tokenizer->bos_id());
     for (int id : tokenizer->encode(cl.get<std::string>("prompt"))) prompt.push_back(id);
@@ -68,7 +83,7 @@ int run_generate(int argc, const char* const* argv) {
   options.seed = cl.get<uint64_t>("seed");
   options.stop_id = cl.has("stop-id") ? cl.get<int64_t>("stop-id") : (tokenizer ? tokenizer->eos_id() : -1);
 
-  const auto result = generate(loaded.model, prompt, options);
+  const auto result = generate(loaded.model, prompt, options, plan);
   if (print_ids) {
     for (size_t i = 0; i < result.ids.size(); ++i) std::cout << (i ? " " : "") << result.ids[i];
     std::cout << "\n";

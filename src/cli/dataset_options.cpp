@@ -17,6 +17,9 @@ void add_dataset_options(CommandLine& cl, bool required) {
       ("samples-per-source", po::value<size_t>()->default_value(5000), "records kept per source (seeded hash sample)")
       ("test-fraction", po::value<double>()->default_value(0.1), "share of records in the test split, in (0, 1)")
       ("skills7-per-task", po::value<size_t>()->default_value(800), "records the skills7 generator makes per task")
+      ("data-seed", po::value<int64_t>()->default_value(-1),
+       "seed of the skills7 generator, the sampling and the train/test split (-1: --seed); fix it to compare seeds "
+       "on one split")
       ("skip-bad-records", po::bool_switch(), "skip malformed records (counted and reported) instead of stopping")
       ("task-field", po::value<std::string>()->default_value("category"), "jsonl: field holding the task")
       ("instruction-field", po::value<std::string>()->default_value("instruction"), "jsonl: instruction field")
@@ -43,7 +46,8 @@ DatasetOptions dataset_options(const CommandLine& cl) {
   o.samples_per_source = cl.get<size_t>("samples-per-source");
   o.test_fraction = cl.get<double>("test-fraction");
   o.skills7_per_task = cl.get<size_t>("skills7-per-task");
-  o.seed = cl.has("seed") ? cl.get<uint64_t>("seed") : 0;
+  const int64_t data_seed = cl.get<int64_t>("data-seed");
+  o.seed = data_seed >= 0 ? uint64_t(data_seed) : cl.has("seed") ? cl.get<uint64_t>("seed") : 0;
   return o;
 }
 
