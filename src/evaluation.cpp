@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "errors.h"
@@ -113,6 +114,13 @@ std::string format_report(const EvaluationReport& report) {
   for (const auto& m : report.tasks) row(m);
   row(report.overall);
   return out.str();
+}
+
+nlohmann::json perplexity_json(const EvaluationReport& report) {
+  nlohmann::json out;
+  for (const auto& t : report.tasks) out[t.task] = t.perplexity;
+  out["overall"] = report.overall.perplexity;
+  return out;
 }
 
 }  // namespace mops

@@ -5,6 +5,7 @@
 // included / number of those tokens), so long answers weigh by their length.
 #pragma once
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -55,5 +56,7 @@ EvaluationReport evaluate_test_split(Llama& model, const Tokenizer& tokenizer, c
                                      size_t exact_match_per_task, int max_new_tokens);
 
 std::string format_report(const EvaluationReport& report);
+// {"task": perplexity, ..., "overall": perplexity}
+nlohmann::json perplexity_json(const EvaluationReport& report);
 
 }  // namespace mops

@@ -84,13 +84,6 @@ void print_perplexity_change(const EvaluationReport& before, const EvaluationRep
   row(before.overall, after.overall);
 }
 
-nlohmann::json perplexities(const EvaluationReport& report) {
-  nlohmann::json out;
-  for (const auto& t : report.tasks) out[t.task] = t.perplexity;
-  out["overall"] = report.overall.perplexity;
-  return out;
-}
-
 }  // namespace
 
 int run_prune(int argc, const char* const* argv) {
@@ -121,8 +114,8 @@ int run_prune(int argc, const char* const* argv) {
 
   auto record = compression_record(options, result);
   record["calibration"] = {{"samples", calibration.size(0)}, {"seqlen", calibration.size(1)}};
-  record["perplexity_before"] = perplexities(before);
-  record["perplexity_after"] = perplexities(after);
+  record["perplexity_before"] = perplexity_json(before);
+  record["perplexity_after"] = perplexity_json(after);
   const auto out = cl.get<std::string>("out");
   save_model(model, out, {{"compression", record.dump()}, {"compressed_from", model_path},
                           {"prune_config", cl.resolved_json()}},

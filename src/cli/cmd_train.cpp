@@ -185,7 +185,7 @@ void print_table(const std::vector<MethodRun>& runs, const EvaluationReport& p0_
   if (mop) std::cout << std::setw(10) << "MoPs";
   if (baseline && mop) std::cout << std::setw(11) << "Gain (%)";
   std::cout << "\n";
-  auto row = [&](size_t t, auto pick) {
+  auto row = [&](auto pick) {
     std::cout << "  " << std::left << std::setw(20) << pick(p0_only).task << std::right << std::fixed << std::setprecision(3);
     if (dense) std::cout << std::setw(10) << pick(*dense).perplexity;
     std::cout << std::setw(10) << pick(p0_only).perplexity;
@@ -196,17 +196,9 @@ void print_table(const std::vector<MethodRun>& runs, const EvaluationReport& p0_
       std::cout << std::setw(10) << std::showpos << std::setprecision(1) << 100.0 * (b - m) / b << std::noshowpos;
     }
     std::cout << "\n";
-    (void)t;
   };
-  for (size_t t = 0; t < p0_only.tasks.size(); ++t) row(t, [t](const EvaluationReport& r) { return r.tasks[t]; });
-  row(0, [](const EvaluationReport& r) { return r.overall; });
-}
-
-nlohmann::json perplexity_json(const EvaluationReport& report) {
-  nlohmann::json out;
-  for (const auto& t : report.tasks) out[t.task] = t.perplexity;
-  out["overall"] = report.overall.perplexity;
-  return out;
+  for (size_t t = 0; t < p0_only.tasks.size(); ++t) row([t](const EvaluationReport& r) { return r.tasks[t]; });
+  row([](const EvaluationReport& r) { return r.overall; });
 }
 
 }  // namespace
