@@ -65,14 +65,29 @@ double pretrain_first_prompts(Llama& backbone, PromptState& state, const std::ve
   return loss;
 }
 
+torch::Tensor random_prompts(Llama& backbone, int64_t count, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const double rms = backbone->tok_embeddings->weight.pow(2).mean().sqrt().item<double>();
+  auto gen = at::detail::createCPUGenerator(seed);
+  return torch::randn({count, int64_t(backbone->config().dim)}, gen) * rms;  // (N, C)
+}
+
+PromptState first_prompt_state(Llama& backbone, const torch::Tensor& first_prompts) {
+  MopConfig config;
+  config.method = PromptMethod::kPrompt;
+  config.first_prompts = int(first_prompts.size(0));
+  PromptState state(config.resolved(backbone->config()), backbone->config().dim);
+  torch::NoGradGuard no_grad;
+  state->first_prompts.copy_(first_prompts);
+  return state;
+}
+
 void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
                       const std::string& how, uint64_t seed) {
   torch::NoGradGuard no_grad;
   const auto& c = state->config();
   if (how == "random") {
-    const double rms = backbone->tok_embeddings->weight.pow(2).mean().sqrt().item<double>();
-    auto gen = at::detail::createCPUGenerator(seed);
-    state->mid_prompts.copy_(torch::randn(state->mid_prompts.sizes(), gen) * rms);
+    state->mid_prompts.copy_(random_prompts(backbone, c.mid_prompts(), seed));
     return;
   }
   MOPS_CHECK(how == "p0", "--mid-init '" << how << "' is not one of random, p0");

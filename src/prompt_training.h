@@ -56,6 +56,12 @@ struct TrainingSummary {
   double tokens_per_second = 0;
 };
 
+// Random prompt vectors (N, C) at the scale (RMS) of the backbone's token embeddings.
+torch::Tensor random_prompts(Llama& backbone, int64_t count, uint64_t seed);
+
+// A state of the baseline's shape holding only `first_prompts` (K0, C): P0 alone.
+PromptState first_prompt_state(Llama& backbone, const torch::Tensor& first_prompts);
+
 // Trains P0 through the whole backbone on the response loss; returns the last loss.
 double pretrain_first_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
                               const TrainOptions& options);

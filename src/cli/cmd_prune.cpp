@@ -55,20 +55,17 @@ CompressionOptions compression_options(const CommandLine& cl) {
   return options;
 }
 
-// The calibration windows from the training split of --calib-source (or of --data).
-torch::Tensor calibration_tokens(const CommandLine& cl, const InstructionDataset& data, const Tokenizer& tokenizer,
-                                 const ModelConfig& config) {
+// The calibration windows from the training split of --calib-source, or `data_train` (the
+// tokenised training split of --data).
+torch::Tensor calibration_tokens(const CommandLine& cl, const std::vector<TokenizedExample>& data_train,
+                                 const Tokenizer& tokenizer, const ModelConfig& config) {
   const int length = cl.get<int>("calib-seqlen") == 0 ? config.max_seq_len
                                                       : cl.get_int_in("calib-seqlen", 2, config.max_seq_len);
   const int samples = cl.get_int_in("calib-samples", 1, 1 << 20);
   auto options = dataset_options(cl);
-  InstructionDataset calibration_data;
-  if (cl.has("calib-source")) {
-    options.sources = cl.get<std::vector<std::string>>("calib-source");
-    calibration_data = load_instruction_dataset(options);
-  }
-  const auto& source = cl.has("calib-source") ? calibration_data : data;
-  const auto examples = tokenize_dataset(source, tokenizer, config.max_seq_len).train;
+  if (!cl.has("calib-source")) return calibration_windows(data_train, samples, length, options.seed);
+  options.sources = cl.get<std::vector<std::string>>("calib-source");
+  const auto examples = tokenize_dataset(load_instruction_dataset(options), tokenizer, config.max_seq_len).train;
   return calibration_windows(examples, samples, length, options.seed);
 }
 
@@ -103,8 +100,9 @@ int run_prune(int argc, const char* const* argv) {
   auto& model = loaded.model;
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
-  const auto test = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len).test;
-  const auto calibration = calibration_tokens(cl, dataset, tokenizer, model->config());
+  const auto split = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
+  const auto& test = split.test;
+  const auto calibration = calibration_tokens(cl, split.train, tokenizer, model->config());
   const int batch_size = cl.get_int_in("batch-size", 1, 4096);
 
   const auto before = evaluate_perplexity(test, dataset.tasks, batch_size, backbone_logits(model));

@@ -37,21 +37,11 @@ TrainOptions p0_options(const CommandLine& cl) {
 
 // P0 from --p0 FILE, or pretrained here (random start, then --p0-steps of Adam).
 torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train) {
-  const int C = model->config().dim;
-  if (cl.has("p0")) return load_first_prompts(cl.get<std::string>("p0"), C);
-  MopConfig config;
-  config.method = PromptMethod::kPrompt;
-  config.first_prompts = cl.get_int_in("p0-prompts", 1, model->config().max_seq_len - 1);
-  config = config.resolved(model->config());
-  PromptState state(config, C);
-  {
-    torch::NoGradGuard no_grad;
-    const double rms = model->tok_embeddings->weight.pow(2).mean().sqrt().item<double>();
-    auto gen = at::detail::createCPUGenerator(cl.get<uint64_t>("seed") + 100);
-    state->first_prompts.copy_(torch::randn(state->first_prompts.sizes(), gen) * rms);
-  }
+  if (cl.has("p0")) return load_first_prompts(cl.get<std::string>("p0"), model->config().dim);
+  const int count = cl.get_int_in("p0-prompts", 1, model->config().max_seq_len - 1);
+  auto state = first_prompt_state(model, random_prompts(model, count, cl.get<uint64_t>("seed") + 100));
   const double loss = pretrain_first_prompts(model, state, train, p0_options(cl));
-  std::cerr << "P0: " << config.first_prompts << " prompts pretrained for " << cl.get<int>("p0-steps")
+  std::cerr << "P0: " << count << " prompts pretrained for " << cl.get<int>("p0-steps")
             << " steps, last loss " << std::fixed << std::setprecision(4) << loss << "\n";
   return state->first_prompts.detach().clone();
 }
@@ -248,14 +238,7 @@ int run_train(int argc, const char* const* argv) {
   const int eval_batch = cl.get_int_in("eval-batch-size", 1, 4096);
   const auto p0 = first_prompts(cl, model, data.train);
 
-  MopConfig p0_config;
-  p0_config.method = PromptMethod::kPrompt;
-  p0_config.first_prompts = int(p0.size(0));
-  PromptState p0_state(p0_config.resolved(model->config()), model->config().dim);
-  {
-    torch::NoGradGuard no_grad;
-    p0_state->first_prompts.copy_(p0);
-  }
+  auto p0_state = first_prompt_state(model, p0);
   const auto p0_only = evaluate_perplexity(data.test, dataset.tasks, eval_batch, [&](const ExampleBatch& b) {
     return first_prompts_forward(model, p0_state, b.ids);
   });
