@@ -43,14 +43,6 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t se
   }
 }
 
-std::vector<torch::Tensor> PromptStateImpl::trainable_parameters() {
-  std::vector<torch::Tensor> list = {mid_prompts};
-  if (gate) {
-    for (auto& p : gate->parameters()) list.push_back(p);
-  }
-  return list;
-}
-
 torch::Tensor PromptStateImpl::column_weights(const torch::Tensor& gate_output) const {
   auto weights = gate_output.repeat_interleave(config_.prompts_per_expert, 1);  // (B, E * P)
   return config_.gate_scale == GateScale::kExperts ? weights * double(config_.experts) : weights;

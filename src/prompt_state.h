@@ -44,8 +44,6 @@ class PromptStateImpl : public torch::nn::Module {
   PromptStateImpl(const MopConfig& config, int width, uint64_t seed = 0);
 
   const MopConfig& config() const { return config_; }
-  // The parameters training changes: mid prompts, and the gate for MoPs.
-  std::vector<torch::Tensor> trainable_parameters();
   // Gate output (B, E) -> per-column weights of the E * P mid prompt columns (B, E * P).
   torch::Tensor column_weights(const torch::Tensor& gate) const;
 

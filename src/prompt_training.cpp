@@ -136,10 +136,26 @@ PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const st
   return evaluation;
 }
 
+namespace {
+
+// Adam on the mid prompts at lr and on the gate (MoPs) at gate_lr, which 0 leaves frozen.
+torch::optim::Adam main_loop_optimizer(PromptState& state, const TrainOptions& options) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{state->mid_prompts},
+                      std::make_unique<torch::optim::AdamOptions>(options.lr));
+  const double gate_lr = options.gate_lr < 0 ? options.lr : options.gate_lr;
+  if (state->gate && gate_lr > 0) {
+    groups.emplace_back(state->gate->parameters(), std::make_unique<torch::optim::AdamOptions>(gate_lr));
+  }
+  return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(options.lr));
+}
+
+}  // namespace
+
 TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
                               const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
                               const TrainOptions& options, TrainingObserver& observer) {
-  torch::optim::Adam optimizer(state->trainable_parameters(), torch::optim::AdamOptions(options.lr));
+  auto optimizer = main_loop_optimizer(state, options);
   BatchSampler sampler(train.size(), options.seed);
   const auto started = std::chrono::steady_clock::now();
   int64_t tokens = 0;

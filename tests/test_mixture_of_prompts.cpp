@@ -224,6 +224,24 @@ TEST(MopTraining, GatePretrainingLearnsTheTaskToExpertMap) {
   EXPECT_TRUE(gate_by_task.argmax(1).equal(torch::arange(4))) << gate_by_task;
 }
 
+TEST(MopTraining, GateLearningRateZeroKeepsTheGateAndTrainsThePrompts) {
+  const auto train = tiny_examples(16, 22), test = tiny_examples(4, 23);
+  for (double gate_lr : {0.0, 1e-2}) {
+    auto backbone = tiny_backbone();
+    auto state = random_state(tiny_mop(PromptMethod::kMop), 24);
+    const auto gate_weight = state->gate->parameters()[0].detach().clone();
+    const auto prompts = state->mid_prompts.detach().clone();
+    TrainOptions options;
+    options.steps = 5;
+    options.lr = 1e-2;
+    options.gate_lr = gate_lr;
+    NullObserver observer;
+    train_prompts(backbone, state, train, test, {"a", "b", "c", "d"}, options, observer);
+    EXPECT_EQ(state->gate->parameters()[0].equal(gate_weight), gate_lr == 0) << gate_lr;
+    EXPECT_FALSE(state->mid_prompts.equal(prompts)) << gate_lr;
+  }
+}
+
 TEST(MopTraining, NonFiniteLossStopsBeforeChangingTheState) {
   auto backbone = tiny_backbone();
   {

@@ -99,6 +99,7 @@ TrainOptions train_options(const CommandLine& cl) {
   TrainOptions o;
   o.steps = cl.get_int_in("steps", 1, 1 << 30);
   o.lr = cl.get_double_in("lr", 0, 10);
+  if (cl.has("gate-lr")) o.gate_lr = cl.get_double_in("gate-lr", 0, 10);
   o.batch_size = cl.get_int_in("batch-size", 1, 4096);
   o.eval_every = cl.get_int_in("eval-every", 1, 1 << 30);
   o.eval_batch_size = cl.get_int_in("eval-batch-size", 1, 4096);
@@ -216,6 +217,8 @@ int run_train(int argc, const char* const* argv) {
       ("gate-pretrain-steps", po::value<int>()->default_value(200), "gate pretraining on task labels (0: none)")
       ("steps", po::value<int>()->default_value(20000), "training steps (paper: 20000)")
       ("lr", po::value<double>()->default_value(1e-3), "learning rate (Adam; paper: 1e-3)")
+      ("gate-lr", po::value<double>()->value_name("LR"),
+       "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)")
       ("batch-size", po::value<int>()->default_value(1), "examples per step (paper: 1)")
       ("eval-every", po::value<int>()->default_value(2000), "steps between test evaluations (and at the end)")
       ("eval-batch-size", po::value<int>()->default_value(16), "test examples per forward pass");
