@@ -48,8 +48,8 @@ CommandLine::CommandLine(std::string command, std::string summary)
 void CommandLine::add_threads_option() {
   options_.add_options()(
       "threads", po::value<int>()->default_value(0)->value_name("N"),
-      "LibTorch intra-op threads; 0 = one per core. OpenBLAS is kept at 1 thread so the two "
-      "never oversubscribe the cores");
+      "LibTorch intra-op threads; 0 = one per core (under mpirun: the cores divided among the node's "
+      "ranks). OpenBLAS is kept at 1 thread so the two never oversubscribe the cores");
 }
 
 void CommandLine::add_seed_option() {

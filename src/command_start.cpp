@@ -9,10 +9,11 @@
 
 namespace mops {
 
-void start_command(const CommandLine& command_line) {
-  command_line.print_resolved(std::cerr);
+void start_command(const CommandLine& command_line, bool log) {
+  if (log) command_line.print_resolved(std::cerr);
   const int threads = command_line.has("threads") ? command_line.get<int>("threads") : 0;
-  std::cerr << describe(apply_thread_settings(threads)) << "\n";
+  const auto settings = apply_thread_settings(threads);
+  if (log) std::cerr << describe(settings) << "\n";
   if (command_line.has("seed")) torch::manual_seed(command_line.get<uint64_t>("seed"));
 }
 

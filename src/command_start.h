@@ -9,7 +9,8 @@
 
 namespace mops {
 
-void start_command(const CommandLine& command_line);
+// `log` = false (ranks other than 0) applies the settings without printing them.
+void start_command(const CommandLine& command_line, bool log = true);
 
 // "1 2 3" or "1,2,3" -> ids; an error naming `option` on anything else.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

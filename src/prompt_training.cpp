@@ -150,7 +150,44 @@ torch::optim::Adam main_loop_optimizer(PromptState& state, const TrainOptions& o
   return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(options.lr));
 }
 
+struct StepResult {
+  double loss;
+  torch::Tensor gate;  // (B, E), MoPs only
+};
+
+// One optimizer step of the main loop on `batch`.
+StepResult main_loop_step(Llama& backbone, PromptState& state, torch::optim::Adam& optimizer,
+                          const ExampleBatch& batch, int64_t step) {
+  auto out = prompted_forward(backbone, state, batch);
+  auto loss = response_loss(out.logits, batch);
+  check_finite(loss, step, "training");
+  optimizer.zero_grad();
+  loss.backward();
+  optimizer.step();
+  return {loss.item<double>(), out.gate.defined() ? out.gate.detach() : torch::Tensor()};
+}
+
 }  // namespace
+
+LocalTraining train_local(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                          const TrainOptions& options) {
+  auto optimizer = main_loop_optimizer(state, options);
+  BatchSampler sampler(examples.size(), options.seed);
+  LocalTraining result;
+  torch::Tensor gate_sum;  // (E)
+  for (int step = 1; step <= options.steps; ++step) {
+    const auto batch = make_batch(examples, sampler.next(options.batch_size));
+    const auto done = main_loop_step(backbone, state, optimizer, batch, step);
+    result.mean_loss += done.loss / options.steps;
+    result.tokens += batch.ids.numel();
+    if (done.gate.defined()) {
+      auto sum = done.gate.to(torch::kDouble).sum(0);
+      gate_sum = gate_sum.defined() ? gate_sum + sum : sum;
+    }
+  }
+  if (gate_sum.defined()) result.mean_gate = gate_sum / double(options.steps * options.batch_size);
+  return result;
+}
 
 TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
                               const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
@@ -162,13 +199,9 @@ TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::ve
   TrainingSummary summary;
   for (int step = 1; step <= options.steps; ++step) {
     const auto batch = make_batch(train, sampler.next(options.batch_size));
-    auto loss = response_loss(prompted_forward(backbone, state, batch).logits, batch);
-    check_finite(loss, step, "training");
-    optimizer.zero_grad();
-    loss.backward();
-    optimizer.step();
+    const double loss = main_loop_step(backbone, state, optimizer, batch, step).loss;
     tokens += batch.ids.numel();
-    observer.on_step(step, loss.item<double>(), tokens);
+    observer.on_step(step, loss, tokens);
     if (step % options.eval_every == 0 || step == options.steps) {
       summary.final = evaluate_prompted(backbone, state, test, tasks, options.eval_batch_size);
       observer.on_eval(step, summary.final);

@@ -77,6 +77,17 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
 PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
                                    const std::vector<std::string>& tasks, int batch_size);
 
+struct LocalTraining {
+  double mean_loss = 0;
+  torch::Tensor mean_gate;  // (E) float64: the gate averaged over the examples trained on; MoPs only
+  int64_t tokens = 0;
+};
+
+// `options.steps` steps of the main loop's optimizer, started fresh, on `examples`, without
+// evaluation: a federated client's local training in one round.
+LocalTraining train_local(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                          const TrainOptions& options);
+
 // The main loop: Adam on the mid prompts (and the gate), evaluation every eval_every steps.
 // A non-finite loss stops training with an error before any state is changed by it.
 TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,

@@ -241,6 +241,34 @@ void check_header(const std::string& path, const ResultsHeader& h) {
                   << " active clients per round (federated runs need > 0, centralized 0)");
 }
 
+// GROUP + NAME as a fixed-size dataset of `shape`, replacing an earlier one of that name.
+template <typename T>
+void write_array(hid_t file, const std::string& path, const std::string& group,
+                 const std::string& name, const std::vector<T>& values,
+                 const std::vector<int64_t>& shape) {
+  MOPS_CHECK(!name.empty() && name.front() != '/' && name.back() != '/',
+             path << ": bad dataset name '" << name << "'");
+  size_t count = 1;
+  std::vector<hsize_t> dims;
+  for (int64_t d : shape) {
+    MOPS_CHECK(d >= 0, path << ": '" << name << "' has a negative dimension " << d);
+    count *= static_cast<size_t>(d);
+    dims.push_back(static_cast<hsize_t>(d));
+  }
+  check_size(path, ("'" + group + name + "'").c_str(), values.size(), count,
+             "the product of its shape");
+  const std::string full = group + name;
+  if (exists(file, full, path))
+    check(H5Ldelete(file, full.c_str(), H5P_DEFAULT), path, "replace '" + full + "'");
+  const Id dataset = checked(H5Dcreate2(file, full.c_str(), native_type<T>(),
+                                        simple_space(dims, {}, path), intermediate_groups(path),
+                                        H5P_DEFAULT, H5P_DEFAULT),
+                             H5Dclose, path, "create dataset '" + full + "'");
+  if (count > 0)
+    check(H5Dwrite(dataset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
+          path, "write dataset '" + full + "'");
+}
+
 }  // namespace
 
 ResultsFile::ResultsFile(const std::string& path, const ResultsHeader& header)
@@ -316,8 +344,10 @@ void ResultsFile::create_empty_series() {
   create_series<int64_t>(file_, path_, "/fed/clients", {A});
   if (has_gate_) create_series<double>(file_, path_, "/fed/client_gate", {A, E});
   create_series<int64_t>(file_, path_, "/fed/client_examples", {A});
+  create_series<double>(file_, path_, "/fed/client_loss", {A});
   create_series<double>(file_, path_, "/fed/bytes_reduced", {});
   create_series<double>(file_, path_, "/fed/round_seconds", {});
+  create_series<double>(file_, path_, "/fed/comm_seconds", {});
 }
 
 void ResultsFile::append_train(int64_t step, double loss) {
@@ -343,54 +373,41 @@ void ResultsFile::append_eval(int64_t step, const std::vector<double>& ppl_per_t
   write_snapshot();
 }
 
-void ResultsFile::append_round(int64_t round, const std::vector<double>& ppl,
-                               const std::vector<int64_t>& clients,
-                               const std::vector<double>& client_gate,
-                               const std::vector<int64_t>& client_examples,
-                               double bytes_reduced, double round_seconds) {
+void ResultsFile::append_round(const RoundRecord& r) {
   check_open("append_round");
   MOPS_CHECK(clients_ > 0, path_ << ": append_round in a centralized run");
-  check_size(path_, "append_round: ppl", ppl.size(), tasks_, "one per task");
-  check_size(path_, "append_round: clients", clients.size(), clients_, "active clients");
-  check_size(path_, "append_round: client_examples", client_examples.size(), clients_,
+  check_size(path_, "append_round: ppl", r.ppl.size(), tasks_, "one per task");
+  check_size(path_, "append_round: clients", r.clients.size(), clients_, "active clients");
+  check_size(path_, "append_round: client_examples", r.client_examples.size(), clients_,
              "active clients");
-  check_size(path_, "append_round: client_gate", client_gate.size(),
+  check_size(path_, "append_round: client_loss", r.client_loss.size(), clients_, "active clients");
+  check_size(path_, "append_round: client_gate", r.client_gate.size(),
              has_gate_ ? size_t(clients_) * experts_ : 0,
              has_gate_ ? "active clients x experts" : "no gate for this method");
-  append_row(file_, path_, "/fed/round", &round);
-  append_row(file_, path_, "/fed/ppl", ppl.data());
-  append_row(file_, path_, "/fed/clients", clients.data());
-  if (has_gate_) append_row(file_, path_, "/fed/client_gate", client_gate.data());
-  append_row(file_, path_, "/fed/client_examples", client_examples.data());
-  append_row(file_, path_, "/fed/bytes_reduced", &bytes_reduced);
-  append_row(file_, path_, "/fed/round_seconds", &round_seconds);
+  append_row(file_, path_, "/fed/round", &r.round);
+  append_row(file_, path_, "/fed/ppl", r.ppl.data());
+  append_row(file_, path_, "/fed/clients", r.clients.data());
+  if (has_gate_) append_row(file_, path_, "/fed/client_gate", r.client_gate.data());
+  append_row(file_, path_, "/fed/client_examples", r.client_examples.data());
+  append_row(file_, path_, "/fed/client_loss", r.client_loss.data());
+  append_row(file_, path_, "/fed/bytes_reduced", &r.bytes_reduced);
+  append_row(file_, path_, "/fed/round_seconds", &r.round_seconds);
+  append_row(file_, path_, "/fed/comm_seconds", &r.comm_seconds);
   write_snapshot();
 }
 
 void ResultsFile::write_state(const std::string& name, const std::vector<float>& values,
                               const std::vector<int64_t>& shape) {
   check_open("write_state");
-  MOPS_CHECK(!name.empty() && name.front() != '/' && name.back() != '/',
-             path_ << ": bad state name '" << name << "'");
-  size_t count = 1;
-  std::vector<hsize_t> dims;
-  for (int64_t d : shape) {
-    MOPS_CHECK(d >= 0, path_ << ": state '" << name << "' has a negative dimension " << d);
-    count *= static_cast<size_t>(d);
-    dims.push_back(static_cast<hsize_t>(d));
-  }
-  check_size(path_, ("write_state '" + name + "'").c_str(), values.size(), count,
-             "the product of its shape");
-  const std::string full = "/state/" + name;
-  if (exists(file_, full, path_))
-    check(H5Ldelete(file_, full.c_str(), H5P_DEFAULT), path_, "replace '" + full + "'");
-  const Id dataset = checked(H5Dcreate2(file_, full.c_str(), H5T_NATIVE_FLOAT,
-                                        simple_space(dims, {}, path_), intermediate_groups(path_),
-                                        H5P_DEFAULT, H5P_DEFAULT),
-                             H5Dclose, path_, "create dataset '" + full + "'");
-  if (count > 0)
-    check(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
-          path_, "write dataset '" + full + "'");
+  write_array(file_, path_, "/state/", name, values, shape);
+  write_snapshot();
+}
+
+void ResultsFile::write_table(const std::string& name, const std::vector<int64_t>& values,
+                              const std::vector<int64_t>& shape) {
+  check_open("write_table");
+  MOPS_CHECK(clients_ > 0, path_ << ": write_table in a centralized run");
+  write_array(file_, path_, "/fed/", name, values, shape);
   write_snapshot();
 }
 
@@ -419,7 +436,19 @@ void ResultsFile::close() {
   H5Fclose(std::exchange(file_, -1));
 }
 
+void ResultsFile::begin_batch() {
+  check_open("begin_batch");
+  batch_open_ = true;
+}
+
+void ResultsFile::end_batch() {
+  check_open("end_batch");
+  batch_open_ = false;
+  write_snapshot();
+}
+
 void ResultsFile::write_snapshot() {
+  if (batch_open_) return;  // end_batch() writes it
   check(H5Fflush(file_, H5F_SCOPE_LOCAL), path_, "flush the in-memory file");
   const ssize_t size = H5Fget_file_image(file_, nullptr, 0);
   check(size, path_, "measure the file image");

@@ -9,9 +9,11 @@
 //   /train/step      (S) int64        /train/loss     (S) float64
 //   /eval/step       (V) int64        /eval/ppl       (V, T)    /eval/ppl_all (V)
 //   /gate/by_task    (V, T, E)                          method "mop" only
-//   /fed/round (R) int64, /fed/ppl (R, T), /fed/clients (R, A) int64,
-//   /fed/client_gate (R, A, E) ("mop" only), /fed/client_examples (R, A) int64,
-//   /fed/bytes_reduced (R), /fed/round_seconds (R)       mode "federated" only
+//   /fed/round (R) int64, /fed/ppl (R, T) (NaN in rounds without evaluation),
+//   /fed/clients (R, A) int64, /fed/client_gate (R, A, E) ("mop" only),
+//   /fed/client_examples (R, A) int64, /fed/client_loss (R, A), /fed/bytes_reduced (R),
+//   /fed/round_seconds (R), /fed/comm_seconds (R)       mode "federated" only
+//   /fed/NAME        int64 tables written once (write_table): partition (C, T), client_rank (C)
 //   /state/NAME      float32, any shape (final prompts, gate weights)
 // The series are chunked and extendible and exist (empty) from the start.
 //
@@ -33,8 +35,9 @@
 // 1.8 MB, 50 ms for 50 MB, plus the fsync (0-7 ms on this busy disk). Memory: twice the file.
 //
 // A snapshot is written at construction, at every append_eval, append_round, write_state,
-// write_attribute, flush and close; train rows are written with those and by append_train
-// itself at most once a second, so a kill loses at most the last second of train rows.
+// write_table, write_attribute, flush, end_batch and close (inside a batch only at its end);
+// train rows are written with those and by append_train itself at most once a second, so a
+// kill loses at most the last second of train rows.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -54,6 +57,19 @@ struct ResultsHeader {
   int active_clients = 0;          // A: > 0 exactly when mode is "federated"
 };
 
+// One federated round (A active clients, E experts, T tasks).
+struct RoundRecord {
+  int64_t round = 0;
+  std::vector<double> ppl;              // (T); NaN where the round was not evaluated
+  std::vector<int64_t> clients;         // (A) ids of the active clients
+  std::vector<double> client_gate;      // (A, E) row-major, method "mop"; empty otherwise
+  std::vector<int64_t> client_examples; // (A) training examples of each active client
+  std::vector<double> client_loss;      // (A) mean local training loss
+  double bytes_reduced = 0;             // payload the round's collectives moved
+  double round_seconds = 0;
+  double comm_seconds = 0;              // of round_seconds, inside the communicator
+};
+
 class ResultsFile {
  public:
   // Creates (or replaces) PATH with the header and empty series.
@@ -67,17 +83,20 @@ class ResultsFile {
   // ppl_per_task (T); gate_by_task (T, E) row-major for method "mop", empty otherwise.
   void append_eval(int64_t step, const std::vector<double>& ppl_per_task, double ppl_all,
                    const std::vector<double>& gate_by_task);
-  // ppl (T); clients, client_examples (A); client_gate (A, E) for "mop", empty otherwise.
-  void append_round(int64_t round, const std::vector<double>& ppl,
-                    const std::vector<int64_t>& clients, const std::vector<double>& client_gate,
-                    const std::vector<int64_t>& client_examples, double bytes_reduced,
-                    double round_seconds);
+  void append_round(const RoundRecord& record);
+  // /fed/NAME as int64 with the given shape, written once (federated runs only).
+  void write_table(const std::string& name, const std::vector<int64_t>& values,
+                   const std::vector<int64_t>& shape);
   // /state/NAME as float32 with the given shape (any rank); replaces an earlier NAME.
   void write_state(const std::string& name, const std::vector<float>& values,
                    const std::vector<int64_t>& shape);
   // An extra string attribute on the root (e.g. status = "running" / "finished"); replaces
   // an earlier one of that name, never one of the schema's own.
   void write_attribute(const std::string& name, const std::string& value);
+  // The writes between begin_batch() and end_batch() reach the disk together, in the one
+  // snapshot end_batch() writes: a federated round and its checkpoint land whole or not at all.
+  void begin_batch();
+  void end_batch();
   void flush();  // writes a snapshot now
   void close();  // writes the last snapshot and frees the in-memory file; idempotent
 
@@ -94,6 +113,7 @@ class ResultsFile {
   int tasks_ = 0, experts_ = 0, clients_ = 0;
   bool has_gate_ = false;
   bool train_pending_ = false;  // train rows not yet in a snapshot
+  bool batch_open_ = false;     // between begin_batch() and end_batch()
   std::chrono::steady_clock::time_point last_snapshot_;
   std::vector<char> image_;  // the file image, reused between snapshots
 };

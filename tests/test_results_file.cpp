@@ -49,6 +49,21 @@ std::vector<double> eval_gate(int64_t step) {
   return gate;
 }
 
+// Round r: clients {r, r + 7}, gate 0.125 r, examples {100 + r, 200}, losses {r, r + 1}.
+RoundRecord fed_round(int64_t round) {
+  RoundRecord r;
+  r.round = round;
+  r.ppl = eval_ppl(round);
+  r.clients = {round, round + 7};
+  r.client_gate = std::vector<double>(kClients * kExperts, 0.125 * round);
+  r.client_examples = {100 + round, 200};
+  r.client_loss = {double(round), round + 1.0};
+  r.bytes_reduced = 1e6 * round;
+  r.round_seconds = 0.5 * round;
+  r.comm_seconds = 0.25 * round;
+  return r;
+}
+
 std::vector<float> state_values(int64_t step) {
   std::vector<float> values;
   for (int j = 0; j < 6; ++j) values.push_back(float(step + j));
@@ -89,9 +104,8 @@ TEST(ResultsFile, WritesEveryDatasetAndAttributeOfTheSchema) {
     EXPECT_EQ(read_dataset(path, "/eval/step"), (std::vector<double>{2, 4}));
     EXPECT_EQ(read_dataset(path, "/train/step").size(), 4u);
     for (int64_t round = 0; round < 3; ++round)
-      results.append_round(round, eval_ppl(round), {round, round + 7},
-                           std::vector<double>(kClients * kExperts, 0.125 * round),
-                           {100 + round, 200}, 1e6 * round, 0.5 * round);
+      results.append_round(fed_round(round));
+    results.write_table("partition", {5, 0, 1, 2, 3, 4}, {2, kTasks});
     results.write_attribute("status", "finished");
     results.close();
   }
@@ -127,6 +141,11 @@ TEST(ResultsFile, WritesEveryDatasetAndAttributeOfTheSchema) {
             (std::vector<double>{100, 200, 101, 200, 102, 200}));
   EXPECT_EQ(read_dataset(path, "/fed/bytes_reduced"), (std::vector<double>{0, 1e6, 2e6}));
   EXPECT_EQ(read_dataset(path, "/fed/round_seconds"), (std::vector<double>{0, 0.5, 1}));
+  EXPECT_EQ(read_dataset(path, "/fed/comm_seconds"), (std::vector<double>{0, 0.25, 0.5}));
+  EXPECT_EQ(read_dataset(path, "/fed/client_loss"), (std::vector<double>{0, 1, 1, 2, 2, 3}));
+  std::vector<int64_t> partition_shape;
+  EXPECT_EQ(read_dataset(path, "/fed/partition", &partition_shape), (std::vector<double>{5, 0, 1, 2, 3, 4}));
+  EXPECT_EQ(partition_shape, (std::vector<int64_t>{2, kTasks}));
 
   const auto check = h5py_check(path);
   EXPECT_EQ(check.exit_code, 0) << check.output;
@@ -186,7 +205,7 @@ TEST(ResultsFile, BadInputGivesClearErrors) {
                 .find("gate_by_task has 1 values, expected 12 (tasks x experts)"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              results.append_round(0, eval_ppl(0), {1, 2}, eval_gate(0), {1, 1}, 0, 0);
+              results.append_round(fed_round(0));
             }).find("append_round in a centralized run"),
             std::string::npos);
   EXPECT_NE(error_of([&] { results.write_state("prompts", {1, 2, 3}, {2, 2}); })
@@ -214,9 +233,12 @@ TEST(ResultsFile, BadInputGivesClearErrors) {
                 .find("mode federated with 0 active clients"),
             std::string::npos);
   ResultsFile fed_results((dir / "fed.h5").string(), mop_header("federated"));
-  EXPECT_NE(error_of([&] {
-              fed_results.append_round(0, eval_ppl(0), {1}, eval_gate(0), {1}, 0, 0);
-            }).find("clients has 1 values, expected 2 (active clients)"),
+  auto one_client = fed_round(0);
+  one_client.clients = {1};
+  EXPECT_NE(error_of([&] { fed_results.append_round(one_client); })
+                .find("clients has 1 values, expected 2 (active clients)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { results.write_table("partition", {1}, {1}); }).find("write_table after close()"),
             std::string::npos);
 
   const std::string nowhere = (dir / "missing-dir" / "run.h5").string();

@@ -7,7 +7,6 @@
 #include "cli/commands.h"
 #include "cli/dataset_options.h"
 #include "command_start.h"
-#include "partition.h"
 
 namespace mops {
 namespace {
@@ -65,19 +64,11 @@ void print_length_percentiles(const CommandLine& cl, const InstructionDataset& d
 }
 
 void print_partition(const CommandLine& cl, const InstructionDataset& dataset) {
-  PartitionOptions o;
-  o.clients = cl.get_int_in("clients", 1, 1 << 20);
-  o.scheme = parse_partition_scheme(cl.get<std::string>("partition"));
-  o.alpha = cl.get<double>("alpha");
-  o.tasks_per_client = cl.get<int>("tasks-per-client");
-  o.size_exponent = cl.get<double>("size-exponent");
-  o.min_examples = cl.get<int>("min-client-examples");
-  o.seed = cl.get<uint64_t>("seed");
+  const auto partition = partition_clients(cl, dataset);
   std::vector<int> tasks;
   for (const auto& r : dataset.train) tasks.push_back(dataset.task_id(r.task));
-  const auto partition = partition_records(tasks, int(dataset.tasks.size()), o);
-  std::cout << "\ntraining split over " << o.clients << " clients (" << cl.get<std::string>("partition") << ")\n"
-            << partition_table(partition, tasks, dataset.tasks);
+  std::cout << "\ntraining split over " << partition.clients.size() << " clients (" << cl.get<std::string>("partition")
+            << ")\n" << partition_table(partition, tasks, dataset.tasks);
 }
 
 }  // namespace
@@ -89,12 +80,8 @@ int run_data_stats(int argc, const char* const* argv) {
   cl.options().add_options()
       ("tokenizer", po::value<std::string>()->value_name("FILE"), "SentencePiece .model: lengths in tokens")
       ("max-tokens", po::value<int>()->default_value(512), "truncation limit for token lengths (see README)")
-      ("clients", po::value<int>()->value_name("N"), "show the partition over N clients")
-      ("partition", po::value<std::string>()->default_value("dirichlet"), "dirichlet, pathological or iid")
-      ("alpha", po::value<double>()->default_value(0.1), "Dirichlet concentration over tasks (smaller = more skewed)")
-      ("tasks-per-client", po::value<int>()->default_value(2), "pathological: tasks per client")
-      ("size-exponent", po::value<double>()->default_value(1.0), "client sizes ~ rank^-exponent (0 = equal)")
-      ("min-client-examples", po::value<int>()->default_value(5), "smallest client");
+      ("clients", po::value<int>()->value_name("N"), "show the partition over N clients");
+  add_partition_options(cl);
   add_dataset_options(cl, true);
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;

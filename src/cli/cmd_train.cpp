@@ -8,6 +8,7 @@
 #include "checkpoint.h"
 #include "cli/commands.h"
 #include "cli/dataset_options.h"
+#include "cli/prompt_options.h"
 #include "command_start.h"
 #include "errors.h"
 #include "progress.h"
@@ -17,34 +18,6 @@
 
 namespace mops {
 namespace {
-
-void add_p0_options(CommandLine& cl) {
-  cl.options().add_options()
-      ("p0-prompts", po::value<int>()->default_value(10), "K0: first-layer prompts")
-      ("p0-steps", po::value<int>()->default_value(20), "P0 pretraining steps (paper: 20)")
-      ("p0-lr", po::value<double>()->default_value(1e-2), "P0 pretraining learning rate (Adam)")
-      ("p0-batch-size", po::value<int>()->default_value(8), "P0 pretraining batch size");
-}
-
-TrainOptions p0_options(const CommandLine& cl) {
-  TrainOptions o;
-  o.steps = cl.get_int_in("p0-steps", 0, 1 << 30);
-  o.lr = cl.get_double_in("p0-lr", 0, 10);
-  o.batch_size = cl.get_int_in("p0-batch-size", 1, 4096);
-  o.seed = cl.get<uint64_t>("seed") + 101;
-  return o;
-}
-
-// P0 from --p0 FILE, or pretrained here (random start, then --p0-steps of Adam).
-torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train) {
-  if (cl.has("p0")) return load_first_prompts(cl.get<std::string>("p0"), model->config().dim);
-  const int count = cl.get_int_in("p0-prompts", 1, model->config().max_seq_len - 1);
-  auto state = first_prompt_state(model, random_prompts(model, count, cl.get<uint64_t>("seed") + 100));
-  const double loss = pretrain_first_prompts(model, state, train, p0_options(cl));
-  std::cerr << "P0: " << count << " prompts pretrained for " << cl.get<int>("p0-steps")
-            << " steps, last loss " << std::fixed << std::setprecision(4) << loss << "\n";
-  return state->first_prompts.detach().clone();
-}
 
 // Terminal progress and the results file.
 class RunObserver : public TrainingObserver {
@@ -83,27 +56,10 @@ class RunObserver : public TrainingObserver {
   double last_ppl_ = 0;
 };
 
-MopConfig mop_config(const CommandLine& cl, PromptMethod method, int first_prompt_count, const ModelConfig& model) {
-  MopConfig c;
-  c.method = method;
-  c.first_prompts = first_prompt_count;
-  c.experts = cl.get<int>("experts");
-  c.prompts_per_expert = cl.get<int>("prompts-per-expert");
-  c.mid_layer = cl.get<int>("mid-layer");
-  c.gate_hidden = cl.get<int>("gate-hidden");
-  c.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
-  return c.resolved(model);
-}
-
 TrainOptions train_options(const CommandLine& cl) {
-  TrainOptions o;
+  TrainOptions o = optimizer_options(cl);
   o.steps = cl.get_int_in("steps", 1, 1 << 30);
-  o.lr = cl.get_double_in("lr", 0, 10);
-  if (cl.has("gate-lr")) o.gate_lr = cl.get_double_in("gate-lr", 0, 10);
-  o.batch_size = cl.get_int_in("batch-size", 1, 4096);
   o.eval_every = cl.get_int_in("eval-every", 1, 1 << 30);
-  o.eval_batch_size = cl.get_int_in("eval-batch-size", 1, 4096);
-  o.seed = cl.get<uint64_t>("seed");
   return o;
 }
 
@@ -122,13 +78,8 @@ struct MethodRun {
 
 MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llama& model, const torch::Tensor& p0,
                      const InstructionDataset& dataset, const TokenizedSplit& data, const nlohmann::json& references) {
-  const auto config = mop_config(cl, method, int(p0.size(0)), model->config());
-  PromptState state(config, model->config().dim, cl.get<uint64_t>("seed") + 11);
-  {
-    torch::NoGradGuard no_grad;
-    state->first_prompts.copy_(p0);
-  }
-  init_mid_prompts(model, state, data.train, cl.get<std::string>("mid-init"), cl.get<uint64_t>("seed") + 7);
+  auto state = initial_prompt_state(cl, method, model, p0, data.train);
+  const auto& config = state->config();
   ResultsHeader header;
   header.config_json = cl.resolved_json();
   header.method = method_name(method);
@@ -141,12 +92,7 @@ MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llam
   ResultsFile results(path, header);
   results.write_attribute("references", references.dump());
   if (method == PromptMethod::kMop && cl.get<int>("gate-pretrain-steps") > 0) {
-    auto options = train_options(cl);
-    options.steps = cl.get<int>("gate-pretrain-steps");
-    options.batch_size = std::max(options.batch_size, 8);
-    const double accuracy = pretrain_gate(model, state, data.train, options);
-    std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
-              << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
+    pretrain_gate_option(cl, model, state, data.train);
     const auto before = evaluate_prompted(model, state, data.test, dataset.tasks, cl.get<int>("eval-batch-size"));
     auto g = before.gate_by_task.to(torch::kDouble).contiguous();
     results.write_state("gate_by_task_after_pretraining", std::vector<float>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel()),
@@ -165,33 +111,6 @@ MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llam
   return run;
 }
 
-void print_table(const std::vector<MethodRun>& runs, const EvaluationReport& p0_only, const EvaluationReport* dense) {
-  const MethodRun* baseline = nullptr;
-  const MethodRun* mop = nullptr;
-  for (const auto& r : runs) (r.method == PromptMethod::kMop ? mop : baseline) = &r;
-  std::cout << "test perplexity (response tokens)\n  " << std::left << std::setw(20) << "task" << std::right;
-  if (dense) std::cout << std::setw(10) << "dense";
-  std::cout << std::setw(10) << "P0 only";
-  if (baseline) std::cout << std::setw(10) << "Baseline";
-  if (mop) std::cout << std::setw(10) << "MoPs";
-  if (baseline && mop) std::cout << std::setw(11) << "Gain (%)";
-  std::cout << "\n";
-  auto row = [&](auto pick) {
-    std::cout << "  " << std::left << std::setw(20) << pick(p0_only).task << std::right << std::fixed << std::setprecision(3);
-    if (dense) std::cout << std::setw(10) << pick(*dense).perplexity;
-    std::cout << std::setw(10) << pick(p0_only).perplexity;
-    if (baseline) std::cout << std::setw(10) << pick(baseline->final.report).perplexity;
-    if (mop) std::cout << std::setw(10) << pick(mop->final.report).perplexity;
-    if (baseline && mop) {
-      const double b = pick(baseline->final.report).perplexity, m = pick(mop->final.report).perplexity;
-      std::cout << std::setw(10) << std::showpos << std::setprecision(1) << 100.0 * (b - m) / b << std::noshowpos;
-    }
-    std::cout << "\n";
-  };
-  for (size_t t = 0; t < p0_only.tasks.size(); ++t) row([t](const EvaluationReport& r) { return r.tasks[t]; });
-  row([](const EvaluationReport& r) { return r.overall; });
-}
-
 }  // namespace
 
 int run_train(int argc, const char* const* argv) {
@@ -204,25 +123,10 @@ int run_train(int argc, const char* const* argv) {
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")
       ("out", po::value<std::string>()->required()->value_name("FILE.h5"),
        "results file (with --method both: FILE.mop.h5 and FILE.prompt.h5)")
-      ("p0", po::value<std::string>()->value_name("FILE"), "pretrained first-layer prompts (mops prompts pretrain); "
-                                                         "without it P0 is pretrained here")
       ("dense-model", po::value<std::string>()->value_name("PATH"), "the uncompressed model, evaluated as a reference")
-      ("experts", po::value<int>()->default_value(7), "E: prompt experts")
-      ("prompts-per-expert", po::value<int>()->default_value(10), "P: prompts per expert")
-      ("mid-layer", po::value<int>()->default_value(-1), "L_mid where the mid prompts enter (-1: L/2), in [1, L-1]")
-      ("gate-hidden", po::value<int>()->default_value(32), "gate MLP hidden width")
-      ("gate-scale", po::value<std::string>()->default_value("experts"),
-       "experts: attention x E G_e (a uniform gate = the baseline); paper: attention x G_e")
-      ("mid-init", po::value<std::string>()->default_value("p0"), "mid prompts start as: p0 (where P0 reaches L_mid) | random")
-      ("gate-pretrain-steps", po::value<int>()->default_value(200), "gate pretraining on task labels (0: none)")
       ("steps", po::value<int>()->default_value(20000), "training steps (paper: 20000)")
-      ("lr", po::value<double>()->default_value(1e-3), "learning rate (Adam; paper: 1e-3)")
-      ("gate-lr", po::value<double>()->value_name("LR"),
-       "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)")
-      ("batch-size", po::value<int>()->default_value(1), "examples per step (paper: 1)")
-      ("eval-every", po::value<int>()->default_value(2000), "steps between test evaluations (and at the end)")
-      ("eval-batch-size", po::value<int>()->default_value(16), "test examples per forward pass");
-  add_p0_options(cl);
+      ("eval-every", po::value<int>()->default_value(2000), "steps between test evaluations (and at the end)");
+  add_prompt_options(cl);
   add_dataset_options(cl, true);
   cl.add_threads_option();
   cl.add_seed_option();
@@ -235,9 +139,7 @@ int run_train(int argc, const char* const* argv) {
   model->freeze();
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
-  const auto data = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len - 1 -
-                                                             std::max(cl.get<int>("p0-prompts"),
-                                                                      cl.get<int>("experts") * cl.get<int>("prompts-per-expert")));
+  const auto data = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len - 1 - prompt_positions(cl));
   const int eval_batch = cl.get_int_in("eval-batch-size", 1, 4096);
   const auto p0 = first_prompts(cl, model, data.train);
 
@@ -257,7 +159,10 @@ int run_train(int argc, const char* const* argv) {
   const bool both = method == "both";
   if (both || method == "prompt") runs.push_back(run_method(cl, PromptMethod::kPrompt, both, model, p0, dataset, data, references));
   if (both || method == "mop") runs.push_back(run_method(cl, PromptMethod::kMop, both, model, p0, dataset, data, references));
-  print_table(runs, p0_only, dense.get());
+  const EvaluationReport* baseline = nullptr;
+  const EvaluationReport* mop = nullptr;
+  for (const auto& r : runs) (r.method == PromptMethod::kMop ? mop : baseline) = &r.final.report;
+  print_comparison_table("Baseline", baseline, mop, p0_only, dense.get());
   return 0;
 }
 

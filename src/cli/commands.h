@@ -10,6 +10,7 @@ int run_pretrain(int argc, const char* const* argv);
 int run_evaluate(int argc, const char* const* argv);
 int run_prune(int argc, const char* const* argv);
 int run_train(int argc, const char* const* argv);
+int run_federate(int argc, const char* const* argv);
 int run_prompts_pretrain(int argc, const char* const* argv);
 int run_data_stats(int argc, const char* const* argv);
 int run_tokenizer_train(int argc, const char* const* argv);

@@ -18,13 +18,36 @@ void add_dataset_options(CommandLine& cl, bool required) {
       ("test-fraction", po::value<double>()->default_value(0.1), "share of records in the test split, in (0, 1)")
       ("skills7-per-task", po::value<size_t>()->default_value(800), "records the skills7 generator makes per task")
       ("data-seed", po::value<int64_t>()->default_value(-1),
-       "seed of the skills7 generator, the sampling and the train/test split (-1: --seed); fix it to compare seeds "
-       "on one split")
+       "seed of the skills7 generator, the sampling, the train/test split and the client partition (-1: --seed); "
+       "fix it to compare seeds on one split")
       ("skip-bad-records", po::bool_switch(), "skip malformed records (counted and reported) instead of stopping")
       ("task-field", po::value<std::string>()->default_value("category"), "jsonl: field holding the task")
       ("instruction-field", po::value<std::string>()->default_value("instruction"), "jsonl: instruction field")
       ("context-field", po::value<std::string>()->default_value("context"), "jsonl: context field (optional per record)")
       ("response-field", po::value<std::string>()->default_value("response"), "jsonl: response field");
+}
+
+void add_partition_options(CommandLine& cl) {
+  cl.options().add_options()
+      ("partition", po::value<std::string>()->default_value("dirichlet"), "dirichlet, pathological or iid")
+      ("alpha", po::value<double>()->default_value(0.1), "Dirichlet concentration over tasks (smaller = more skewed)")
+      ("tasks-per-client", po::value<int>()->default_value(2), "pathological: tasks per client")
+      ("size-exponent", po::value<double>()->default_value(1.0), "client sizes ~ rank^-exponent (0 = equal)")
+      ("min-client-examples", po::value<int>()->default_value(5), "smallest client");
+}
+
+Partition partition_clients(const CommandLine& cl, const InstructionDataset& dataset) {
+  PartitionOptions o;
+  o.clients = cl.get_int_in("clients", 1, 1 << 20);
+  o.scheme = parse_partition_scheme(cl.get<std::string>("partition"));
+  o.alpha = cl.get<double>("alpha");
+  o.tasks_per_client = cl.get<int>("tasks-per-client");
+  o.size_exponent = cl.get<double>("size-exponent");
+  o.min_examples = cl.get<int>("min-client-examples");
+  o.seed = dataset_options(cl).seed;
+  std::vector<int> tasks;
+  for (const auto& r : dataset.train) tasks.push_back(dataset.task_id(r.task));
+  return partition_records(tasks, int(dataset.tasks.size()), o);
 }
 
 bool has_data(const CommandLine& cl) { return cl.has("data") || cl.has("source"); }

@@ -3,6 +3,7 @@
 #include "cli_options.h"
 #include "instruction_dataset.h"
 #include "instruction_format.h"
+#include "partition.h"
 #include "text_corpus.h"
 #include "tokenizer.h"
 
@@ -13,6 +14,12 @@ namespace mops {
 void add_dataset_options(CommandLine& cl, bool required);
 bool has_data(const CommandLine& cl);
 DatasetOptions dataset_options(const CommandLine& cl);
+
+// --partition, --alpha, --tasks-per-client, --size-exponent, --min-client-examples; each
+// command adds its own --clients.
+void add_partition_options(CommandLine& cl);
+// The partition of the training split over --clients clients, seeded by --data-seed.
+Partition partition_clients(const CommandLine& cl, const InstructionDataset& dataset);
 
 // The plain-text corpus named by `option` (--input or --corpus), read with --fields and
 // --skip-bad-records; the skipped count goes to stderr.

@@ -30,6 +30,8 @@ const std::vector<Command>& commands() {
        mops::run_prune},
       {"prompts pretrain", "pretrain the first-layer prompts P0 on a compressed model", mops::run_prompts_pretrain},
       {"train", "train MoPs and/or the prompt baseline, evaluate per task, write HDF5 results", mops::run_train},
+      {"federate", "train MoPs and/or FedPrompt federated (FedAvg) over simulated clients on MPI ranks",
+       mops::run_federate},
       {"data stats", "records per task, split sizes, lengths and the client partition of instruction data",
        mops::run_data_stats},
       {"tokenizer train", "train a SentencePiece tokenizer on text or JSONL files", mops::run_tokenizer_train},

@@ -65,8 +65,9 @@ def check(f):
     if mode == "federated":
         A = dataset(f, "fed/clients", (None, None), "i").shape[1]
         R = series_length(f, [("fed/round", (), "i"), ("fed/ppl", (T,), "f"), ("fed/clients", (A,), "i"),
-                              ("fed/client_examples", (A,), "i"), ("fed/bytes_reduced", (), "f"),
-                              ("fed/round_seconds", (), "f")]
+                              ("fed/client_examples", (A,), "i"), ("fed/client_loss", (A,), "f"),
+                              ("fed/bytes_reduced", (), "f"), ("fed/round_seconds", (), "f"),
+                              ("fed/comm_seconds", (), "f")]
                           + ([("fed/client_gate", (A, E), "f")] if gate else []))
         summary += f" R={R} A={A}"
     states = []

@@ -1,0 +1,49 @@
+// NcclCommunicator: ncclAllReduce / ncclBroadcast between one GPU per rank. Built only when
+// CMake finds the CUDA runtime and NCCL (MOPS_HAVE_NCCL); needs a GPU on every rank at run time.
+// MPI starts the job: rank 0's ncclUniqueId reaches the others through MPI_Bcast, and barrier
+// is MPI's. The callers' values live in host memory, so every call copies them to a device
+// buffer (kept between calls, grown when a call needs more), runs the collective on this
+// communicator's stream, waits for it and copies the result back.
+// Device of a rank: its rank on its node (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, else its
+// global rank) modulo the number of visible devices.
+#pragma once
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include "communicator.h"
+#include "mpi_communicator.h"
+
+namespace mops {
+
+class NcclCommunicator : public Communicator {
+ public:
+  NcclCommunicator();
+  ~NcclCommunicator() override;
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const override { return mpi_.rank(); }
+  int size() const override { return mpi_.size(); }
+  std::string name() const override { return "nccl"; }
+  int device() const { return device_; }
+  void barrier() override;
+  [[noreturn]] void abort(int exit_code) override;
+
+ protected:
+  void do_allreduce_sum(double* values, size_t count) override;
+  void do_broadcast(void* data, size_t bytes, int root) override;
+
+ private:
+  void reserve_device_bytes(size_t bytes);
+
+  // Declared before mpi_, so that a machine without a GPU fails before MPI is started.
+  int device_count_;
+  MpiCommunicator mpi_;
+  int device_ = -1;
+  cudaStream_t stream_ = nullptr;
+  ncclComm_t comm_ = nullptr;
+  void* device_buffer_ = nullptr;
+  size_t device_capacity_ = 0;  // bytes
+};
+
+}  // namespace mops

@@ -1,0 +1,344 @@
+// `mops federate`: MoPs and/or FedPrompt (the prompt baseline) trained with FedAvg over
+// simulated clients, one MPI rank per group of clients (`mpirun -np R mops federate ...`).
+// Rank 0 prepares the start state (P0, mid prompts, gate pretraining) and writes the results
+// file, which is also the checkpoint (sim/federated_resume.h); every rank trains its own
+// clients (sim/federated_training.h).
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint.h"
+#include "cli/commands.h"
+#include "cli/dataset_options.h"
+#include "cli/prompt_options.h"
+#include "client_schedule.h"
+#include "command_start.h"
+#include "communicator.h"
+#include "errors.h"
+#include "federated_resume.h"
+#include "federated_training.h"
+#include "progress.h"
+#include "prompt_state_io.h"
+#include "prompted_forward.h"
+
+namespace mops {
+namespace {
+
+// Options that may change between a run and its --resume without changing the result.
+const std::vector<std::string> kResumeFreeOptions = {"resume", "threads", "comm"};
+
+const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
+
+// FNV-1a, 64 bit.
+uint64_t text_hash(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+// Every rank must run the same configuration: the ranks compare the hash of their resolved
+// options with rank 0's, and all stop when any differs.
+void check_same_config(Communicator& comm, const CommandLine& cl) {
+  const uint64_t mine = text_hash(cl.resolved_json());
+  uint64_t root = mine;
+  comm.broadcast(&root, sizeof root, 0);
+  double differing = mine == root ? 0 : 1;
+  comm.allreduce_sum(&differing, 1);
+  MOPS_CHECK(differing == 0, int(differing) << " of " << comm.size()
+                                            << " ranks started with options different from rank 0's (config hash "
+                                            << std::hex << mine << " here, " << root << " on rank 0); start every "
+                                            << "rank with the same command line and config file");
+}
+
+// Everything the ranks share before training: model, data, partition, this rank's clients.
+struct FederatedSetup {
+  Llama model{nullptr};
+  InstructionDataset dataset;
+  TokenizedSplit data;
+  Partition partition;
+  std::vector<ClientData> my_clients;
+};
+
+void check_placement(const CommandLine& cl, const Communicator& comm, const Partition& partition) {
+  const int clients = int(partition.clients.size());
+  MOPS_CHECK(comm.size() <= clients, "--clients " << clients << " is fewer than the " << comm.size()
+                                                  << " ranks; every rank needs a client: start fewer ranks (mpirun -np)"
+                                                  << " or raise --clients");
+  cl.get_int_in("clients-per-round", 1, clients);
+}
+
+FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm) {
+  FederatedSetup s;
+  s.model = load_model(cl.get<std::string>("model")).model;
+  s.model->freeze();
+  s.dataset = load_instruction_dataset(dataset_options(cl));
+  const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
+  s.data = tokenize_dataset(s.dataset, tokenizer, s.model->config().max_seq_len - 1 - prompt_positions(cl));
+  s.partition = partition_clients(cl, s.dataset);
+  check_placement(cl, comm, s.partition);
+  for (int c : clients_of_rank(comm.rank(), comm.size(), int(s.partition.clients.size()))) {
+    ClientData client{c, {}};
+    for (size_t record : s.partition.clients[c]) client.train.push_back(s.data.train[record]);
+    s.my_clients.push_back(std::move(client));
+  }
+  return s;
+}
+
+FederatedOptions federated_options(const CommandLine& cl) {
+  FederatedOptions o;
+  o.rounds = cl.get_int_in("rounds", 1, 1 << 30);
+  o.clients_per_round = cl.get<int>("clients-per-round");
+  o.local = optimizer_options(cl);
+  o.local.steps = cl.get_int_in("local-steps", 1, 1 << 30);
+  o.eval_every = cl.get_int_in("eval-every", 1, 1 << 30);
+  o.checkpoint_every = cl.get_int_in("checkpoint-every", 1, 1 << 30);
+  o.seed = cl.get<uint64_t>("seed");
+  return o;
+}
+
+// results.h5 -> results.mop.h5 / results.fedprompt.h5 when both methods run.
+std::string results_path(const CommandLine& cl, PromptMethod method, bool both) {
+  std::filesystem::path out = cl.get<std::string>("out");
+  if (!both) return out.string();
+  return (out.parent_path() / (out.stem().string() + "." + federated_method_name(method) + out.extension().string()))
+      .string();
+}
+
+std::vector<double> flat(const torch::Tensor& t) {
+  auto d = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+// Rank 0's results file, progress line and checkpoints.
+class FederatedObserver : public RoundObserver {
+ public:
+  FederatedObserver(int rounds, int first_round, const std::string& label, ResultsFile* results)
+      : progress_(label, rounds - first_round + 1, "rounds", std::cerr), first_round_(first_round), results_(results) {}
+
+  void on_round(const RoundOutcome& outcome, PromptState& global) override {
+    if (!results_) return;
+    const auto& r = outcome.record;
+    results_->begin_batch();
+    results_->append_round(r);
+    results_->append_train(r.round, outcome.mean_loss);
+    if (outcome.evaluation) {
+      const auto& e = *outcome.evaluation;
+      results_->append_eval(r.round, r.ppl, e.report.overall.perplexity,
+                            e.gate_by_task.defined() ? flat(e.gate_by_task) : std::vector<double>{});
+      last_ppl_ = e.report.overall.perplexity;
+      final_ = e.report;
+    }
+    if (outcome.checkpoint) {
+      write_prompt_state(*results_, global);
+      results_->write_attribute("checkpoint_round", std::to_string(r.round));
+    }
+    results_->end_batch();
+    print_progress(outcome);
+  }
+
+  void finish() { progress_.finish(); }
+  const EvaluationReport& final_report() const { return final_; }
+
+ private:
+  void print_progress(const RoundOutcome& outcome) {
+    const auto& r = outcome.record;
+    std::ostringstream fields;
+    fields << r.clients.size() << " clients | loss " << std::fixed << std::setprecision(4) << outcome.mean_loss;
+    if (last_ppl_ > 0) fields << " | test ppl " << std::setprecision(3) << last_ppl_;
+    fields << " | round " << std::setprecision(1) << r.round_seconds << " s (comm " << std::setprecision(3)
+           << r.comm_seconds << " s)";
+    progress_.update(r.round - first_round_ + 1, fields.str());
+  }
+
+  Progress progress_;
+  int first_round_;
+  ResultsFile* results_;
+  double last_ppl_ = 0;
+  EvaluationReport final_;
+};
+
+ResultsHeader results_header(const CommandLine& cl, PromptMethod method, const FederatedSetup& s,
+                             const MopConfig& config) {
+  ResultsHeader h;
+  h.config_json = cl.resolved_json();
+  h.method = federated_method_name(method);
+  h.mode = "federated";
+  h.seed = cl.get<uint64_t>("seed");
+  h.tasks = s.dataset.tasks;
+  h.experts = config.experts;
+  h.prompts_per_expert = config.prompts_per_expert;
+  h.active_clients = cl.get<int>("clients-per-round");
+  return h;
+}
+
+// /fed/partition (C, T) records per client and task, /fed/client_rank (C).
+void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
+  const int64_t C = int64_t(s.partition.clients.size()), T = int64_t(s.dataset.tasks.size());
+  std::vector<int64_t> counts(size_t(C * T), 0), owner;
+  for (int64_t c = 0; c < C; ++c) {
+    for (size_t record : s.partition.clients[c]) counts[c * T + s.dataset.task_id(s.dataset.train[record].task)] += 1;
+    owner.push_back(owner_rank(int(c), ranks));
+  }
+  results.write_table("partition", counts, {C, T});
+  results.write_table("client_rank", owner, {C});
+}
+
+// The start state on rank 0: P0, mid prompts, gate pretraining; its references in `results`.
+PromptState fresh_state(const CommandLine& cl, PromptMethod method, FederatedSetup& s, ResultsFile& results,
+                        const torch::Tensor& p0, const nlohmann::json& references) {
+  auto state = initial_prompt_state(cl, method, s.model, p0, s.data.train);
+  results.write_attribute("references", references.dump());
+  if (method != PromptMethod::kMop) return state;
+  if (cl.get<int>("gate-pretrain-steps") > 0) pretrain_gate_option(cl, s.model, state, s.data.train);
+  const auto g = evaluate_prompted(s.model, state, s.data.test, s.dataset.tasks, cl.get<int>("eval-batch-size")).gate_by_task;
+  const auto values = flat(g);
+  results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()), g.sizes().vec());
+  return state;
+}
+
+// A finished run's last evaluation as a report (for the table of a resumed --method both).
+EvaluationReport report_from_row(const EvalRow& row, const std::vector<std::string>& tasks) {
+  EvaluationReport report;
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    TaskMetrics m;
+    m.task = tasks[t];
+    m.perplexity = row.ppl[t];
+    report.tasks.push_back(m);
+  }
+  report.overall.task = "all";
+  report.overall.perplexity = row.ppl_all;
+  return report;
+}
+
+struct MethodResult {
+  EvaluationReport final;
+  bool ran = false;
+};
+
+// One method from start (or from its checkpoint) to the end; rank 0 returns the final report.
+MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, Communicator& comm, FederatedSetup& s,
+                        const torch::Tensor& p0, const nlohmann::json& references) {
+  const auto path = results_path(cl, method, both);
+  const int width = s.model->config().dim;
+  // Rank 0 decides where to start: 1 (fresh), after the checkpoint, or nowhere (finished).
+  int64_t first_round = 1;
+  ResumePoint point;
+  if (comm.rank() == 0 && cl.get<bool>("resume") && std::filesystem::exists(path)) {
+    point = read_resume_point(path, cl.resolved_json(), kResumeFreeOptions, width);
+    first_round = point.status == "finished" ? -1 : point.checkpoint_round + 1;
+  }
+  comm.broadcast(&first_round, sizeof first_round, 0);
+  MethodResult result;
+  if (first_round < 0) {
+    if (comm.rank() == 0) {
+      std::cerr << path << ": finished already; its last evaluation goes into the table\n";
+      result.final = report_from_row(point.evaluations.back(), s.dataset.tasks);
+    }
+    return result;
+  }
+  const auto config = mop_config(cl, method, int(p0.size(0)), s.model->config());
+  std::unique_ptr<ResultsFile> results;
+  PromptState global(config, width);
+  if (comm.rank() == 0) {
+    results = std::make_unique<ResultsFile>(path, results_header(cl, method, s, config));
+    write_partition(*results, s, comm.size());
+    if (first_round > 1) {
+      replay_resume_point(point, *results);
+      global = point.state;
+      std::cerr << path << ": resuming after round " << point.checkpoint_round << "\n";
+    } else {
+      global = fresh_state(cl, method, s, *results, p0, references);
+    }
+    results->write_attribute("status", "running");
+  }
+  broadcast_state(comm, global, 0);
+  const auto options = federated_options(cl);
+  FederatedObserver observer(options.rounds, int(first_round), std::string("federate ") + federated_method_name(method),
+                             results.get());
+  run_federated(s.model, global, s.my_clients, int(s.partition.clients.size()), s.data.test, s.dataset.tasks, options,
+                int(first_round), comm, observer);
+  if (comm.rank() == 0) {
+    observer.finish();
+    results->write_attribute("status", "finished");
+    results->close();
+    std::cerr << federated_method_name(method) << ": results in " << path << "\n";
+    result.final = observer.final_report();
+  }
+  result.ran = true;
+  return result;
+}
+
+}  // namespace
+
+int run_federate(int argc, const char* const* argv) {
+  CommandLine cl("federate",
+                 "Train MoPs and/or FedPrompt (the prompt baseline) with FedAvg over simulated clients, the clients "
+                 "spread over MPI ranks: mpirun -np R mops federate ... Rank 0 writes the HDF5 results file, which "
+                 "is also the checkpoint that --resume continues from.");
+  cl.options().add_options()
+      ("method", po::value<std::string>()->default_value("both"), "mop | fedprompt | both")
+      ("model", po::value<std::string>()->required()->value_name("PATH"), "compressed checkpoint (mops prune)")
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")
+      ("out", po::value<std::string>()->required()->value_name("FILE.h5"),
+       "results file and checkpoint (with --method both: FILE.mop.h5 and FILE.fedprompt.h5)")
+      ("clients", po::value<int>()->default_value(100), "simulated clients C (paper: 100)")
+      ("clients-per-round", po::value<int>()->default_value(10), "active clients per round A, in [1, C] (paper: 10)")
+      ("local-steps", po::value<int>()->default_value(250), "local training steps per active client and round (paper: 250)")
+      ("rounds", po::value<int>()->default_value(20), "rounds (20 x 10 clients x 250 steps = the paper's 50 000 steps)")
+      ("eval-every", po::value<int>()->default_value(5), "rounds between test evaluations (and the last round)")
+      ("checkpoint-every", po::value<int>()->default_value(5), "rounds between checkpoints (and the last round)")
+      ("comm", po::value<std::string>()->default_value("auto"),
+       "local | mpi | nccl | auto (mpi under mpirun/srun, else local)")
+      ("resume", po::bool_switch(), "continue from the checkpoint in --out (a finished run is only reported)");
+  add_prompt_options(cl);
+  add_partition_options(cl);
+  add_dataset_options(cl, true);
+  cl.add_threads_option();
+  cl.add_seed_option();
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  auto comm = make_communicator(cl.get<std::string>("comm"));
+  try {
+    start_command(cl, comm->rank() == 0);
+    if (comm->rank() == 0) std::cerr << "communicator: " << comm->name() << ", " << comm->size() << " ranks\n";
+    check_same_config(*comm, cl);
+    const auto method = cl.get<std::string>("method");
+    MOPS_CHECK(method == "both" || method == "mop" || method == "fedprompt",
+               "--method '" << method << "' is not one of mop, fedprompt, both");
+    auto setup = load_setup(cl, *comm);
+    // P0: pretrained on rank 0 and sent to all; the same P0 for both methods.
+    torch::Tensor p0;
+    nlohmann::json references;
+    EvaluationReport p0_only;
+    int64_t p0_count = 0;
+    if (comm->rank() == 0) {
+      p0 = first_prompts(cl, setup.model, setup.data.train);
+      auto p0_state = first_prompt_state(setup.model, p0);
+      p0_only = evaluate_perplexity(setup.data.test, setup.dataset.tasks, cl.get<int>("eval-batch-size"),
+                                    [&](const ExampleBatch& b) { return first_prompts_forward(setup.model, p0_state, b.ids); });
+      references["p0_only"] = perplexity_json(p0_only);
+      p0_count = p0.size(0);
+    }
+    comm->broadcast(&p0_count, sizeof p0_count, 0);
+    if (comm->rank() != 0) p0 = torch::zeros({p0_count, int64_t(setup.model->config().dim)});
+    comm->broadcast(p0.data_ptr(), size_t(p0.numel()) * sizeof(float), 0);
+    const bool both = method == "both";
+    MethodResult fedprompt, mop;
+    if (both || method == "fedprompt") fedprompt = run_method(cl, PromptMethod::kPrompt, both, *comm, setup, p0, references);
+    if (both || method == "mop") mop = run_method(cl, PromptMethod::kMop, both, *comm, setup, p0, references);
+    if (comm->rank() == 0) {
+      print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt.final,
+                             method == "fedprompt" ? nullptr : &mop.final, p0_only, nullptr);
+      std::cerr << "communicator: " << comm->bytes_reduced() << " bytes reduced, " << comm->bytes_broadcast()
+                << " bytes broadcast, " << std::fixed << std::setprecision(2) << comm->seconds_communicating()
+                << " s inside collectives\n";
+    }
+  } catch (const std::exception& e) {
+    if (comm->size() == 1) throw;
+    std::cerr << "mops federate: error on rank " << comm->rank() << ": " << e.what() << "\n";
+    comm->abort(1);
+  }
+  return 0;
+}
+
+}  // namespace mops

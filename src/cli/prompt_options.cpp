@@ -1,0 +1,126 @@
+#include "cli/prompt_options.h"
+
+#include <iomanip>
+#include <iostream>
+
+#include "prompt_state_io.h"
+
+namespace mops {
+
+void add_p0_options(CommandLine& cl) {
+  cl.options().add_options()
+      ("p0-prompts", po::value<int>()->default_value(10), "K0: first-layer prompts")
+      ("p0-steps", po::value<int>()->default_value(20), "P0 pretraining steps (paper: 20)")
+      ("p0-lr", po::value<double>()->default_value(1e-2), "P0 pretraining learning rate (Adam)")
+      ("p0-batch-size", po::value<int>()->default_value(8), "P0 pretraining batch size");
+}
+
+void add_prompt_options(CommandLine& cl) {
+  add_p0_options(cl);
+  cl.options().add_options()
+      ("p0", po::value<std::string>()->value_name("FILE"), "pretrained first-layer prompts (mops prompts pretrain); "
+                                                         "without it P0 is pretrained here")
+      ("experts", po::value<int>()->default_value(7), "E: prompt experts")
+      ("prompts-per-expert", po::value<int>()->default_value(10), "P: prompts per expert")
+      ("mid-layer", po::value<int>()->default_value(-1), "L_mid where the mid prompts enter (-1: L/2), in [1, L-1]")
+      ("gate-hidden", po::value<int>()->default_value(32), "gate MLP hidden width")
+      ("gate-scale", po::value<std::string>()->default_value("experts"),
+       "experts: attention x E G_e (a uniform gate = the baseline); paper: attention x G_e")
+      ("mid-init", po::value<std::string>()->default_value("p0"), "mid prompts start as: p0 (where P0 reaches L_mid) | random")
+      ("gate-pretrain-steps", po::value<int>()->default_value(200), "gate pretraining on task labels (0: none)")
+      ("lr", po::value<double>()->default_value(1e-3), "learning rate (Adam; paper: 1e-3)")
+      ("gate-lr", po::value<double>()->value_name("LR"),
+       "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)")
+      ("batch-size", po::value<int>()->default_value(1), "examples per step (paper: 1)")
+      ("eval-batch-size", po::value<int>()->default_value(16), "test examples per forward pass");
+}
+
+TrainOptions optimizer_options(const CommandLine& cl) {
+  TrainOptions o;
+  o.lr = cl.get_double_in("lr", 0, 10);
+  if (cl.has("gate-lr")) o.gate_lr = cl.get_double_in("gate-lr", 0, 10);
+  o.batch_size = cl.get_int_in("batch-size", 1, 4096);
+  o.eval_batch_size = cl.get_int_in("eval-batch-size", 1, 4096);
+  o.seed = cl.get<uint64_t>("seed");
+  return o;
+}
+
+int prompt_positions(const CommandLine& cl) {
+  return std::max(cl.get<int>("p0-prompts"), cl.get<int>("experts") * cl.get<int>("prompts-per-expert"));
+}
+
+torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train) {
+  if (cl.has("p0")) return load_first_prompts(cl.get<std::string>("p0"), model->config().dim);
+  const int count = cl.get_int_in("p0-prompts", 1, model->config().max_seq_len - 1);
+  auto state = first_prompt_state(model, random_prompts(model, count, cl.get<uint64_t>("seed") + 100));
+  TrainOptions o;
+  o.steps = cl.get_int_in("p0-steps", 0, 1 << 30);
+  o.lr = cl.get_double_in("p0-lr", 0, 10);
+  o.batch_size = cl.get_int_in("p0-batch-size", 1, 4096);
+  o.seed = cl.get<uint64_t>("seed") + 101;
+  const double loss = pretrain_first_prompts(model, state, train, o);
+  std::cerr << "P0: " << count << " prompts pretrained for " << o.steps << " steps, last loss " << std::fixed
+            << std::setprecision(4) << loss << "\n";
+  return state->first_prompts.detach().clone();
+}
+
+MopConfig mop_config(const CommandLine& cl, PromptMethod method, int first_prompt_count, const ModelConfig& model) {
+  MopConfig c;
+  c.method = method;
+  c.first_prompts = first_prompt_count;
+  c.experts = cl.get<int>("experts");
+  c.prompts_per_expert = cl.get<int>("prompts-per-expert");
+  c.mid_layer = cl.get<int>("mid-layer");
+  c.gate_hidden = cl.get<int>("gate-hidden");
+  c.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
+  return c.resolved(model);
+}
+
+PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Llama& model, const torch::Tensor& p0,
+                                 const std::vector<TokenizedExample>& train) {
+  const auto config = mop_config(cl, method, int(p0.size(0)), model->config());
+  PromptState state(config, model->config().dim, cl.get<uint64_t>("seed") + 11);
+  {
+    torch::NoGradGuard no_grad;
+    state->first_prompts.copy_(p0);
+  }
+  init_mid_prompts(model, state, train, cl.get<std::string>("mid-init"), cl.get<uint64_t>("seed") + 7);
+  return state;
+}
+
+void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
+                          const std::vector<TokenizedExample>& train) {
+  auto options = optimizer_options(cl);
+  options.steps = cl.get_int_in("gate-pretrain-steps", 0, 1 << 30);
+  options.batch_size = std::max(options.batch_size, 8);
+  const double accuracy = pretrain_gate(model, state, train, options);
+  std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
+            << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
+}
+
+void print_comparison_table(const std::string& baseline_label, const EvaluationReport* baseline,
+                            const EvaluationReport* mop, const EvaluationReport& p0_only, const EvaluationReport* dense) {
+  std::cout << "test perplexity (response tokens)\n  " << std::left << std::setw(20) << "task" << std::right;
+  if (dense) std::cout << std::setw(10) << "dense";
+  std::cout << std::setw(10) << "P0 only";
+  if (baseline) std::cout << std::setw(10) << baseline_label;
+  if (mop) std::cout << std::setw(10) << "MoPs";
+  if (baseline && mop) std::cout << std::setw(11) << "Gain (%)";
+  std::cout << "\n";
+  auto row = [&](auto pick) {
+    std::cout << "  " << std::left << std::setw(20) << pick(p0_only).task << std::right << std::fixed << std::setprecision(3);
+    if (dense) std::cout << std::setw(10) << pick(*dense).perplexity;
+    std::cout << std::setw(10) << pick(p0_only).perplexity;
+    if (baseline) std::cout << std::setw(10) << pick(*baseline).perplexity;
+    if (mop) std::cout << std::setw(10) << pick(*mop).perplexity;
+    if (baseline && mop) {
+      const double b = pick(*baseline).perplexity, m = pick(*mop).perplexity;
+      std::cout << std::setw(10) << std::showpos << std::setprecision(1) << 100.0 * (b - m) / b << std::noshowpos;
+    }
+    std::cout << "\n";
+  };
+  for (size_t t = 0; t < p0_only.tasks.size(); ++t) row([t](const EvaluationReport& r) { return r.tasks[t]; });
+  row([](const EvaluationReport& r) { return r.overall; });
+}
+
+}  // namespace mops

@@ -1,0 +1,41 @@
+// The prompt options `mops train` and `mops federate` share: P0, the MoPs shape, the mid-prompt
+// initialisation, gate pretraining and the optimizer, and the start state they build.
+#pragma once
+#include "cli_options.h"
+#include "prompt_training.h"
+
+namespace mops {
+
+// --p0-prompts, --p0-steps, --p0-lr, --p0-batch-size.
+void add_p0_options(CommandLine& cl);
+
+// The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer,
+// --gate-hidden, --gate-scale, --mid-init, --gate-pretrain-steps, --lr, --gate-lr,
+// --batch-size, --eval-batch-size.
+void add_prompt_options(CommandLine& cl);
+
+// --lr, --gate-lr, --batch-size, --eval-batch-size and --seed; the caller sets steps.
+TrainOptions optimizer_options(const CommandLine& cl);
+
+// The longest prompt block either method puts in front of the tokens (K0 or E x P).
+int prompt_positions(const CommandLine& cl);
+
+// P0 from --p0 FILE, or pretrained here (random start, then --p0-steps of Adam).
+torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train);
+
+MopConfig mop_config(const CommandLine& cl, PromptMethod method, int first_prompt_count, const ModelConfig& model);
+
+// P0 copied in and the mid prompts initialised by --mid-init; the gate keeps its seeded init.
+PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Llama& model, const torch::Tensor& p0,
+                                 const std::vector<TokenizedExample>& train);
+
+// --gate-pretrain-steps of cross-entropy on task labels (MoPs only); prints the accuracy.
+void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
+                          const std::vector<TokenizedExample>& train);
+
+// Test perplexity per task and overall: dense (when given), P0 only, the baseline (labelled
+// `baseline_label`), MoPs, and the gain of MoPs over the baseline in %, as the paper's tables.
+void print_comparison_table(const std::string& baseline_label, const EvaluationReport* baseline,
+                            const EvaluationReport* mop, const EvaluationReport& p0_only, const EvaluationReport* dense);
+
+}  // namespace mops
