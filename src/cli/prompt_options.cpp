@@ -26,7 +26,9 @@ void add_prompt_options(CommandLine& cl) {
       ("gate-hidden", po::value<int>()->default_value(32), "gate MLP hidden width")
       ("gate-scale", po::value<std::string>()->default_value("experts"),
        "experts: attention x E G_e (a uniform gate = the baseline); paper: attention x G_e")
-      ("mid-init", po::value<std::string>()->default_value("p0"), "mid prompts start as: p0 (where P0 reaches L_mid) | random")
+      ("mid-init", po::value<std::string>()->default_value("random"),
+       "mid prompts start as: random (at the token embeddings' scale; lower training loss, README) | p0 (where P0 "
+       "reaches L_mid)")
       ("gate-pretrain-steps", po::value<int>()->default_value(200), "gate pretraining on task labels (0: none)")
       ("lr", po::value<double>()->default_value(1e-3), "learning rate (Adam; paper: 1e-3)")
       ("gate-lr", po::value<double>()->value_name("LR"),
