@@ -50,6 +50,7 @@ std::vector<RoundRecord> read_rounds(const std::string& path, int up_to, bool ga
   const auto bytes = read_dataset(path, "/fed/bytes_reduced");
   const auto seconds = read_dataset(path, "/fed/round_seconds");
   const auto comm = read_dataset(path, "/fed/comm_seconds");
+  const auto wait = read_dataset(path, "/fed/wait_seconds");
   const size_t A = size_t(clients_shape.at(1)), T = round.empty() ? 0 : ppl.size() / round.size();
   std::vector<RoundRecord> rows;
   for (size_t i = 0; i < round.size() && round[i] <= up_to; ++i) {
@@ -63,6 +64,7 @@ std::vector<RoundRecord> read_rounds(const std::string& path, int up_to, bool ga
     r.bytes_reduced = bytes[i];
     r.round_seconds = seconds[i];
     r.comm_seconds = comm[i];
+    r.wait_seconds = wait[i];
     rows.push_back(std::move(r));
   }
   return rows;

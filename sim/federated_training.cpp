@@ -90,6 +90,10 @@ void run_federated(Llama& backbone, PromptState& global, const std::vector<Clien
     const auto active = active_clients(total_clients, options.clients_per_round, options.seed, round);
     buffer.assign(size_t(layout.size()), 0.0);
     train_active_clients(backbone, global, work, mine, active, round, options, layout, buffer);
+    // The barrier separates waiting for the slowest rank from moving the data.
+    const auto arrived = std::chrono::steady_clock::now();
+    comm.barrier();
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
     comm.allreduce_sum(buffer.data(), buffer.size());
     assign_average(buffer.data(), global);
 
@@ -104,6 +108,7 @@ void run_federated(Llama& backbone, PromptState& global, const std::vector<Clien
     outcome.checkpoint = round % options.checkpoint_every == 0 || last;
     outcome.record.bytes_reduced = double(comm.bytes_reduced() - bytes_before);
     outcome.record.comm_seconds = comm.seconds_communicating() - comm_before;
+    outcome.record.wait_seconds = waited;
     outcome.record.round_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     observer.on_round(outcome, global);
   }

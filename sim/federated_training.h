@@ -7,8 +7,10 @@
 //      (a fresh Adam; batches in an order keyed by (seed, client, r)), and is added to the
 //      rank's FedAvg buffer with its example count, next to its metrics (mean gate, examples,
 //      mean loss) in its slot of the round;
-//   3. one allreduce_sum of [FedAvg sums | total examples | A slots x (E + 2) metrics]: every
-//      rank ends the round with the same global state, and rank 0 with every client's metrics;
+//   3. a barrier (the time there is waiting for the slowest rank), then one allreduce_sum of
+//      [FedAvg sums | total examples | A slots x (E + 2) metrics] (the time there is moving
+//      data): every rank ends the round with the same global state, and rank 0 with every
+//      client's metrics;
 //   4. rank 0 evaluates the global state on the test split every eval_every rounds (and in the
 //      last), and the observer gets the round (and a checkpoint every checkpoint_every rounds).
 // Only prompt and gate values, example counts and metrics cross ranks, never text, token ids or

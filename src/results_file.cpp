@@ -348,6 +348,7 @@ void ResultsFile::create_empty_series() {
   create_series<double>(file_, path_, "/fed/bytes_reduced", {});
   create_series<double>(file_, path_, "/fed/round_seconds", {});
   create_series<double>(file_, path_, "/fed/comm_seconds", {});
+  create_series<double>(file_, path_, "/fed/wait_seconds", {});
 }
 
 void ResultsFile::append_train(int64_t step, double loss) {
@@ -393,6 +394,7 @@ void ResultsFile::append_round(const RoundRecord& r) {
   append_row(file_, path_, "/fed/bytes_reduced", &r.bytes_reduced);
   append_row(file_, path_, "/fed/round_seconds", &r.round_seconds);
   append_row(file_, path_, "/fed/comm_seconds", &r.comm_seconds);
+  append_row(file_, path_, "/fed/wait_seconds", &r.wait_seconds);
   write_snapshot();
 }
 

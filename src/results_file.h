@@ -12,7 +12,7 @@
 //   /fed/round (R) int64, /fed/ppl (R, T) (NaN in rounds without evaluation),
 //   /fed/clients (R, A) int64, /fed/client_gate (R, A, E) ("mop" only),
 //   /fed/client_examples (R, A) int64, /fed/client_loss (R, A), /fed/bytes_reduced (R),
-//   /fed/round_seconds (R), /fed/comm_seconds (R)       mode "federated" only
+//   /fed/round_seconds (R), /fed/comm_seconds (R), /fed/wait_seconds (R)   mode "federated" only
 //   /fed/NAME        int64 tables written once (write_table): partition (C, T), client_rank (C)
 //   /state/NAME      float32, any shape (final prompts, gate weights)
 // The series are chunked and extendible and exist (empty) from the start.
@@ -67,7 +67,8 @@ struct RoundRecord {
   std::vector<double> client_loss;      // (A) mean local training loss
   double bytes_reduced = 0;             // payload the round's collectives moved
   double round_seconds = 0;
-  double comm_seconds = 0;              // of round_seconds, inside the communicator
+  double comm_seconds = 0;              // of round_seconds, moving data inside the collectives
+  double wait_seconds = 0;              // of round_seconds, waiting for the other ranks to arrive
 };
 
 class ResultsFile {

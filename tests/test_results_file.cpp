@@ -61,6 +61,7 @@ RoundRecord fed_round(int64_t round) {
   r.bytes_reduced = 1e6 * round;
   r.round_seconds = 0.5 * round;
   r.comm_seconds = 0.25 * round;
+  r.wait_seconds = 0.125 * round;
   return r;
 }
 
@@ -142,6 +143,7 @@ TEST(ResultsFile, WritesEveryDatasetAndAttributeOfTheSchema) {
   EXPECT_EQ(read_dataset(path, "/fed/bytes_reduced"), (std::vector<double>{0, 1e6, 2e6}));
   EXPECT_EQ(read_dataset(path, "/fed/round_seconds"), (std::vector<double>{0, 0.5, 1}));
   EXPECT_EQ(read_dataset(path, "/fed/comm_seconds"), (std::vector<double>{0, 0.25, 0.5}));
+  EXPECT_EQ(read_dataset(path, "/fed/wait_seconds"), (std::vector<double>{0, 0.125, 0.25}));
   EXPECT_EQ(read_dataset(path, "/fed/client_loss"), (std::vector<double>{0, 1, 1, 2, 2, 3}));
   std::vector<int64_t> partition_shape;
   EXPECT_EQ(read_dataset(path, "/fed/partition", &partition_shape), (std::vector<double>{5, 0, 1, 2, 3, 4}));

@@ -147,7 +147,7 @@ class FederatedObserver : public RoundObserver {
     fields << r.clients.size() << " clients | loss " << std::fixed << std::setprecision(4) << outcome.mean_loss;
     if (last_ppl_ > 0) fields << " | test ppl " << std::setprecision(3) << last_ppl_;
     fields << " | round " << std::setprecision(1) << r.round_seconds << " s (comm " << std::setprecision(3)
-           << r.comm_seconds << " s)";
+           << r.comm_seconds << " s, waiting " << r.wait_seconds << " s)";
     progress_.update(r.round - first_round_ + 1, fields.str());
   }
 

@@ -67,7 +67,7 @@ def check(f):
         R = series_length(f, [("fed/round", (), "i"), ("fed/ppl", (T,), "f"), ("fed/clients", (A,), "i"),
                               ("fed/client_examples", (A,), "i"), ("fed/client_loss", (A,), "f"),
                               ("fed/bytes_reduced", (), "f"), ("fed/round_seconds", (), "f"),
-                              ("fed/comm_seconds", (), "f")]
+                              ("fed/comm_seconds", (), "f"), ("fed/wait_seconds", (), "f")]
                           + ([("fed/client_gate", (A, E), "f")] if gate else []))
         summary += f" R={R} A={A}"
     states = []
