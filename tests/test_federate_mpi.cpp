@@ -103,7 +103,8 @@ TEST(MpiFederate, SameResultsForOneTwoAndFourRanks) {
   }
 }
 
-// Only the FedAvg buffer crosses ranks each round: [state | examples | A x (E + 2) metrics].
+// Only the FedAvg buffer crosses ranks each round, [state | examples | A x (E + 2) metrics] in
+// float64, and nothing else crosses them but the start state and the config check.
 TEST(MpiFederate, EachRoundReducesExactlyTheStateAndTheMetrics) {
   const auto dir = fresh_test_dir("federate");
   const auto out = (dir / "mop.h5").string();
@@ -113,6 +114,13 @@ TEST(MpiFederate, EachRoundReducesExactlyTheStateAndTheMetrics) {
   const double state = 4 * 2 * 128 + (128 * 32 + 32) + (32 * 4 + 4);
   const double per_round = 8 * (state + 1 + 3 * (4 + 2));
   EXPECT_EQ(read_dataset(out, "/fed/bytes_reduced"), std::vector<double>(6, per_round));
+  // Besides: the config check (8 bytes broadcast, 8 reduced), then from rank 0 the P0 count
+  // (8), P0 (10 x 128 float32), the start round (8) and the start state (P0, mid prompts, gate).
+  const double p0 = 10 * 128 * 4;
+  const double broadcast = 8 + 8 + p0 + 8 + p0 + 4 * state;
+  const std::string totals = "communicator: " + std::to_string(int64_t(8 + 6 * per_round)) + " bytes reduced, " +
+                             std::to_string(int64_t(broadcast)) + " bytes broadcast";
+  EXPECT_NE(run.output.find(totals), std::string::npos) << totals << "\n" << run.output;
 }
 
 pid_t spawn_shell(const std::string& command) {

@@ -329,7 +329,7 @@ int run_federate(int argc, const char* const* argv) {
     if (comm->rank() == 0) {
       print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt.final,
                              method == "fedprompt" ? nullptr : &mop.final, p0_only, nullptr);
-      std::cerr << "communicator: " << comm->bytes_reduced() << " bytes reduced, " << comm->bytes_broadcast()
+      std::cout << "communicator: " << comm->bytes_reduced() << " bytes reduced, " << comm->bytes_broadcast()
                 << " bytes broadcast, " << std::fixed << std::setprecision(2) << comm->seconds_communicating()
                 << " s inside collectives\n";
     }
