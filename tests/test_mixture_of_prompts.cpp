@@ -258,6 +258,7 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
     EXPECT_EQ(shape, (std::vector<int64_t>{2, 7})) << method;
     EXPECT_EQ(read_dataset(path, "/train/loss").size(), 12u) << method;
     EXPECT_EQ(read_string_attribute(path, "status"), "finished");
+    EXPECT_EQ(read_string_attribute(path, "compression"), R"({"method":"none"})");
     auto state = read_prompt_state(path, 128);
     EXPECT_EQ(state->mid_prompts.size(0), 14) << method;
   }

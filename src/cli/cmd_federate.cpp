@@ -54,6 +54,7 @@ void check_same_config(Communicator& comm, const CommandLine& cl) {
 // Everything the ranks share before training: model, data, partition, this rank's clients.
 struct FederatedSetup {
   Llama model{nullptr};
+  std::string compression;  // the results files' attribute (compression_attribute)
   InstructionDataset dataset;
   TokenizedSplit data;
   Partition partition;
@@ -70,7 +71,9 @@ void check_placement(const CommandLine& cl, const Communicator& comm, const Part
 
 FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm) {
   FederatedSetup s;
-  s.model = load_model(cl.get<std::string>("model")).model;
+  auto loaded = load_model(cl.get<std::string>("model"));
+  s.model = loaded.model;
+  s.compression = compression_attribute(loaded.metadata);
   s.model->freeze();
   s.dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
@@ -243,6 +246,7 @@ MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, C
   if (comm.rank() == 0) {
     results = std::make_unique<ResultsFile>(path, results_header(cl, method, s, config));
     write_partition(*results, s, comm.size());
+    results->write_attribute("compression", s.compression);
     if (first_round > 1) {
       replay_resume_point(point, *results);
       global = point.state;

@@ -76,8 +76,8 @@ struct MethodRun {
   TrainingSummary summary;
 };
 
-MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llama& model, const torch::Tensor& p0,
-                     const InstructionDataset& dataset, const TokenizedSplit& data, const nlohmann::json& references) {
+MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llama& model, const std::string& compression,
+                     const torch::Tensor& p0, const InstructionDataset& dataset, const TokenizedSplit& data, const nlohmann::json& references) {
   auto state = initial_prompt_state(cl, method, model, p0, data.train);
   const auto& config = state->config();
   ResultsHeader header;
@@ -91,6 +91,7 @@ MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llam
   const auto path = results_path(cl, method, both);
   ResultsFile results(path, header);
   results.write_attribute("references", references.dump());
+  results.write_attribute("compression", compression);
   if (method == PromptMethod::kMop && cl.get<int>("gate-pretrain-steps") > 0) {
     pretrain_gate_option(cl, model, state, data.train);
     const auto before = evaluate_prompted(model, state, data.test, dataset.tasks, cl.get<int>("eval-batch-size"));
@@ -136,6 +137,7 @@ int run_train(int argc, const char* const* argv) {
   MOPS_CHECK(method == "both" || method == "mop" || method == "prompt", "--method '" << method << "' is not one of mop, prompt, both");
   auto loaded = load_model(cl.get<std::string>("model"));
   auto& model = loaded.model;
+  const auto compression = compression_attribute(loaded.metadata);
   model->freeze();
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
@@ -157,8 +159,8 @@ int run_train(int argc, const char* const* argv) {
   }
   std::vector<MethodRun> runs;
   const bool both = method == "both";
-  if (both || method == "prompt") runs.push_back(run_method(cl, PromptMethod::kPrompt, both, model, p0, dataset, data, references));
-  if (both || method == "mop") runs.push_back(run_method(cl, PromptMethod::kMop, both, model, p0, dataset, data, references));
+  if (both || method == "prompt") runs.push_back(run_method(cl, PromptMethod::kPrompt, both, model, compression, p0, dataset, data, references));
+  if (both || method == "mop") runs.push_back(run_method(cl, PromptMethod::kMop, both, model, compression, p0, dataset, data, references));
   const EvaluationReport* baseline = nullptr;
   const EvaluationReport* mop = nullptr;
   for (const auto& r : runs) (r.method == PromptMethod::kMop ? mop : baseline) = &r.final.report;

@@ -3,6 +3,8 @@
 #include <iomanip>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "prompt_state_io.h"
 
 namespace mops {
@@ -98,6 +100,14 @@ void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& stat
   const double accuracy = pretrain_gate(model, state, train, options);
   std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
             << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
+}
+
+std::string compression_attribute(const std::map<std::string, std::string>& model_metadata) {
+  const auto found = model_metadata.find("compression");
+  if (found == model_metadata.end()) return nlohmann::json{{"method", "none"}}.dump();
+  auto record = nlohmann::json::parse(found->second);
+  record.erase("matrices");
+  return record.dump();
 }
 
 void print_comparison_table(const std::string& baseline_label, const EvaluationReport* baseline,

@@ -1,6 +1,9 @@
 // The prompt options `mops train` and `mops federate` share: P0, the MoPs shape, the mid-prompt
 // initialisation, gate pretraining and the optimizer, and the start state they build.
 #pragma once
+#include <map>
+#include <string>
+
 #include "cli_options.h"
 #include "prompt_training.h"
 
@@ -32,6 +35,10 @@ PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Lla
 // --gate-pretrain-steps of cross-entropy on task labels (MoPs only); prints the accuracy.
 void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
                           const std::vector<TokenizedExample>& train);
+
+// The root attribute "compression" of a results file: the model's compression record without its
+// per-matrix rows ({"method": "none"} for an uncompressed model).
+std::string compression_attribute(const std::map<std::string, std::string>& model_metadata);
 
 // Test perplexity per task and overall: dense (when given), P0 only, the baseline (labelled
 // `baseline_label`), MoPs, and the gain of MoPs over the baseline in %, as the paper's tables.
