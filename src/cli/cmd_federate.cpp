@@ -267,7 +267,9 @@ MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, C
     results->write_attribute("status", "finished");
     results->close();
     std::cerr << federated_method_name(method) << ": results in " << path << "\n";
-    result.final = observer.final_report();
+    // A checkpoint of the last round has nothing left to run: its last evaluation is the result.
+    result.final = first_round > options.rounds ? report_from_row(point.evaluations.back(), s.dataset.tasks)
+                                                : observer.final_report();
   }
   result.ran = true;
   return result;

@@ -1,0 +1,273 @@
+#!/usr/bin/python3
+"""Runs a sweep: compression setting x mode x seed, each point with `mops` (federated ones under
+mpirun), compressing the base model once per setting, skipping points whose results are complete.
+
+    jobs/sweep.py SPEC --out DIR [--mops build/mops] [--setting NAME | --setting-index I]
+                                         [--list] [--dry-run]
+
+SPEC is an INI file (jobs/*.ini): a [sweep] section with the grid, and sections whose
+`option = value` lines go to mops commands as --option value (an empty value gives a bare
+flag): [common] to prune, train and federate; [prompt] to train and federate; [prune], [train]
+and [federate] to that command alone. Paths in the spec are relative to the directory the sweep is
+started from (the repository root). Layout of DIR:
+
+    models/<setting>.safetensors              the compressed model of each setting
+    <mode>/<setting>/seed<S>.<method>.h5      results (mode: centralized | federated)
+    logs/<mode>-<setting>-seed<S>.log         everything the point's command printed
+    index.json                                every point: setting, mode, seed, files, status
+
+A point is complete when each of its results files says status "finished"; a killed sweep
+started again skips those, resumes unfinished federated points from their checkpoints
+(`mops federate --resume`) and reruns unfinished centralized ones.
+"""
+import argparse
+import configparser
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+import h5py
+
+SETTING = re.compile(r"^(?:sparsity(?P<sparsity>0?\.\d+|0|1)|nm(?P<nm>\d+:\d+))(?P<int8>\+int8)?$")
+BASELINE = {"centralized": "prompt", "federated": "fedprompt"}
+
+
+class SpecError(Exception):
+    """A spec that cannot run; the message names the file, the key and what is allowed."""
+
+
+def read_spec(path):
+    """The [sweep] grid and the per-command options of SPEC."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # option names keep their case and dashes
+    try:
+        if not parser.read(path):
+            raise SpecError(f"{path}: cannot read the sweep spec")
+    except configparser.Error as error:
+        raise SpecError(f"{path}: not an INI file: {error}")
+    if "sweep" not in parser:
+        raise SpecError(f"{path}: no [sweep] section")
+    sweep = parser["sweep"]
+    for key in ("base_model", "tokenizer", "data", "settings", "modes", "seeds"):
+        if not sweep.get(key, "").strip():
+            raise SpecError(f"{path}: [sweep] needs `{key} = ...`")
+    spec = {
+        "path": path,
+        "description": sweep.get("description", ""),
+        "base_model": sweep["base_model"], "tokenizer": sweep["tokenizer"], "data": sweep["data"],
+        "settings": sweep["settings"].split(), "modes": sweep["modes"].split(),
+        "methods": sweep.get("methods", "both"), "ranks": sweep.getint("ranks", 1),
+        "options": {name: dict(parser[name]) if name in parser else {} for name in ("common", "prompt", "prune", "train", "federate")},
+    }
+    for setting in spec["settings"]:
+        if not SETTING.match(setting):
+            raise SpecError(f"{path}: setting '{setting}' is not sparsityS or nmN:M with an optional +int8 "
+                            "(e.g. sparsity0.75, nm2:4+int8)")
+    if spec["methods"] not in ("both", "mop", "baseline"):
+        raise SpecError(f"{path}: methods = '{spec['methods']}' is not one of both, mop, baseline")
+    for mode in spec["modes"]:
+        if mode not in BASELINE:
+            raise SpecError(f"{path}: mode '{mode}' is not one of centralized, federated")
+    try:
+        spec["seeds"] = [int(s) for s in sweep["seeds"].split()]
+    except ValueError:
+        raise SpecError(f"{path}: seeds = '{sweep['seeds']}' must be integers")
+    return spec
+
+
+def command_options(options):
+    """{"steps": "100", "int8": ""} -> ["--steps", "100", "--int8"]"""
+    args = []
+    for name, value in options.items():
+        args.append("--" + name)
+        args.extend(shlex.split(value))
+    return args
+
+
+def methods_of(spec, mode):
+    """The methods of one point, as mops names them in this mode."""
+    return {"both": [BASELINE[mode], "mop"], "mop": ["mop"], "baseline": [BASELINE[mode]]}[spec["methods"]]
+
+
+def prune_command(spec, mops, setting, out):
+    match = SETTING.match(setting)
+    pattern = ["--sparsity", match["sparsity"]] if match["sparsity"] else ["--nm", match["nm"]]
+    return ([mops, "prune", "--model", spec["base_model"], "--tokenizer", spec["tokenizer"], "--data", spec["data"],
+             "--out", out] + pattern + (["--int8"] if match["int8"] else []) + command_options(spec["options"]["common"])
+            + command_options(spec["options"]["prune"]))
+
+
+def mpirun_prefix(ranks):
+    """mpirun with the settings Open MPI needs here (root, more ranks than cores)."""
+    ranks = int(os.environ.get("MOPS_RANKS", ranks))
+    return ["mpirun", "--oversubscribe", "-np", str(ranks)]
+
+
+def point_command(spec, mops, mode, model, seed, out, resume):
+    methods = methods_of(spec, mode)
+    method = "both" if len(methods) == 2 else methods[0]
+    common = (["--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"], "--seed", str(seed),
+               "--method", method, "--out", out] + command_options(spec["options"]["common"])
+              + command_options(spec["options"]["prompt"]))
+    if mode == "centralized":
+        return [mops, "train"] + common + command_options(spec["options"]["train"])
+    return (mpirun_prefix(spec["ranks"]) + [mops, "federate"] + common + command_options(spec["options"]["federate"])
+            + (["--resume"] if resume else []))
+
+
+def results_files(spec, out_dir, mode, setting, seed):
+    """OUT.h5 given to mops, and the files it writes (one per method)."""
+    base = os.path.join(out_dir, mode, setting, f"seed{seed}.h5")
+    methods = methods_of(spec, mode)
+    if len(methods) == 1:
+        return base, [base]
+    return base, [base[:-3] + f".{m}.h5" for m in methods]
+
+
+def status_of(path):
+    """'finished', 'running' (or another status the file holds), or 'missing'."""
+    if not os.path.exists(path):
+        return "missing"
+    try:
+        with h5py.File(path, "r") as f:
+            status = f.attrs.get("status", "missing")
+            return status.decode() if isinstance(status, bytes) else str(status)
+    except OSError:
+        return "unreadable"
+
+
+def write_index(out_dir, spec, points):
+    """index.json, replaced atomically."""
+    index = {"spec": os.path.abspath(spec["path"]), "description": spec["description"], "points": points}
+    tmp = os.path.join(out_dir, "index.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(index, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, "index.json"))
+
+
+def run_logged(command, log_path, env):
+    """Runs COMMAND with its output appended to LOG_PATH; returns the exit code."""
+    with open(log_path, "a") as log:
+        log.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
+        log.flush()
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def tail(path, lines=15):
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def compressed_model(spec, args, setting, env):
+    """DIR/models/<setting>.safetensors, made once (mops prune writes it atomically)."""
+    path = os.path.join(args.out, "models", setting + ".safetensors")
+    if os.path.exists(path) or path in args.printed:
+        return path
+    command = prune_command(spec, args.mops, setting, path)
+    if args.dry_run:
+        print(" ".join(shlex.quote(c) for c in command))
+        args.printed.add(path)
+        return path
+    log = os.path.join(args.out, "logs", f"prune-{setting}.log")
+    print(f"compressing: {setting} (log {log})", flush=True)
+    if run_logged(command, log, env) != 0:
+        raise RuntimeError(f"mops prune failed for {setting}; last lines of {log}:\n{tail(log)}")
+    return path
+
+
+def grid(spec, settings):
+    return [(setting, mode, seed) for setting in settings for mode in spec["modes"] for seed in spec["seeds"]]
+
+
+def run_sweep(spec, args, settings):
+    """Every point of SETTINGS; returns the number that failed."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    for sub in ("models", "logs"):
+        os.makedirs(os.path.join(args.out, sub), exist_ok=True)
+    points, failed, started = [], 0, time.time()
+    todo = grid(spec, settings)
+    ran = 0
+    for number, (setting, mode, seed) in enumerate(todo, 1):
+        out, files = results_files(spec, args.out, mode, setting, seed)
+        statuses = [status_of(f) for f in files]
+        point = {"setting": setting, "mode": mode, "seed": seed, "results": files,
+                 "log": os.path.join(args.out, "logs", f"{mode}-{setting}-seed{seed}.log")}
+        label = f"[{number}/{len(todo)}] {mode} {setting} seed {seed}"
+        if all(s == "finished" for s in statuses):
+            print(f"{label}: complete, skipped", flush=True)
+            points.append(dict(point, status="finished"))
+            continue
+        model = compressed_model(spec, args, setting, env)
+        resume = mode == "federated" and any(s != "missing" for s in statuses)
+        command = point_command(spec, args.mops, mode, model, seed, out, resume)
+        if args.dry_run:
+            print(" ".join(shlex.quote(c) for c in command))
+            continue
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        point_start = time.time()
+        print(f"{label}: {'resuming' if resume else 'running'} (log {point['log']})", flush=True)
+        code = run_logged(command, point["log"], env)
+        ran += 1
+        elapsed = time.time() - point_start
+        remaining = (time.time() - started) / ran * (len(todo) - number)
+        if code == 0:
+            print(f"{label}: finished in {elapsed:.0f} s; about {remaining / 60:.0f} min left for the rest", flush=True)
+            points.append(dict(point, status="finished"))
+        else:
+            failed += 1
+            print(f"{label}: FAILED (exit {code}); last lines of {point['log']}:\n{tail(point['log'])}", flush=True)
+            points.append(dict(point, status="failed"))
+        write_index(args.out, spec, points)
+    if not args.dry_run:
+        write_index(args.out, spec, points)
+    return failed
+
+
+def chosen_settings(spec, args):
+    if args.setting is not None:
+        if args.setting not in spec["settings"]:
+            raise SpecError(f"--setting {args.setting} is not in {spec['path']}: {' '.join(spec['settings'])}")
+        return [args.setting]
+    if args.setting_index is not None:
+        if not 0 <= args.setting_index < len(spec["settings"]):
+            raise SpecError(f"--setting-index {args.setting_index} is outside [0, {len(spec['settings']) - 1}]")
+        return [spec["settings"][args.setting_index]]
+    return spec["settings"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("spec", help="sweep spec (INI), e.g. jobs/centralized_unstructured.ini")
+    parser.add_argument("--out", help="output directory (required unless --list)")
+    parser.add_argument("--mops", default=os.environ.get("MOPS", "build/mops"), help="the mops binary (default build/mops)")
+    parser.add_argument("--setting", help="run only this compression setting")
+    parser.add_argument("--setting-index", type=int, help="run only setting I (0-based; for job arrays)")
+    parser.add_argument("--list", action="store_true", help="print the settings, one per line, and exit")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    args = parser.parse_args()
+    args.printed = set()  # --dry-run: compressions already printed
+    try:
+        spec = read_spec(args.spec)
+        if args.list:
+            print("\n".join(spec["settings"]))
+            return 0
+        if not args.out:
+            raise SpecError("--out DIR is required")
+        if not args.dry_run and not os.access(args.mops, os.X_OK):
+            raise SpecError(f"--mops {args.mops} is not an executable (build it: bash scripts/build.sh)")
+        failed = run_sweep(spec, args, chosen_settings(spec, args))
+    except (SpecError, RuntimeError) as error:
+        print(f"sweep: {error}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"sweep: {failed} point(s) failed; run the same command again to retry them", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
