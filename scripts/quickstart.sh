@@ -36,17 +36,17 @@ ask "Spell out every number in the list." "31, 4, 17, 9"
 ask "Classify the relation between the two words." "petal, flower"
 
 step "compressed: SparseGPT, 75 % of every block weight removed"
-"$MOPS" prune --model "$MODEL" --out "$OUT/base-sparse75.safetensors" --method sparsegpt --sparsity 0.75 \
-  --tokenizer "$TOKENIZER" --data skills7 --calib-samples 32 --threads 0 2>/dev/null | tail -n 12
+"$MOPS" prune --config jobs/quickstart/prune.ini --model "$MODEL" --tokenizer "$TOKENIZER" \
+  --out "$OUT/base-sparse75.safetensors" 2>/dev/null | tail -n 12
 
 step "MoPs against the prompt baseline, trained centrally (1500 steps; the paper: 20 000)"
-"$MOPS" train --method both --model "$OUT/base-sparse75.safetensors" --dense-model "$MODEL" --tokenizer "$TOKENIZER" \
-  --data skills7 --steps 1500 --eval-every 500 --out "$OUT/centralized.h5" 2>/dev/null
+"$MOPS" train --config jobs/quickstart/train.ini --model "$OUT/base-sparse75.safetensors" --dense-model "$MODEL" \
+  --tokenizer "$TOKENIZER" --out "$OUT/centralized.h5" 2>/dev/null
 
 step "MoPs against FedPrompt, federated: 20 clients, 5 per round, 6 rounds of 25 local steps, 2 MPI ranks"
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
-  "$MOPS" federate --method both --model "$OUT/base-sparse75.safetensors" --tokenizer "$TOKENIZER" --data skills7 \
-  --clients 20 --clients-per-round 5 --local-steps 25 --rounds 6 --eval-every 3 --out "$OUT/federated.h5" 2>/dev/null
+  "$MOPS" federate --config jobs/quickstart/federate.ini --model "$OUT/base-sparse75.safetensors" \
+  --tokenizer "$TOKENIZER" --out "$OUT/federated.h5" 2>/dev/null
 step "the compressed model answering with the MoPs prompts (the gate picks experts from the instruction)"
 "$MOPS" generate --model "$OUT/base-sparse75.safetensors" --tokenizer "$TOKENIZER" --prompts "$OUT/centralized.mop.h5" \
   --instruction "Sort the numbers from smallest to largest." --input "31, 4, 17, 9" --greedy 2>/dev/null
