@@ -22,6 +22,7 @@ started again skips those, resumes unfinished federated points from their checkp
 """
 import argparse
 import configparser
+import fcntl
 import json
 import os
 import re
@@ -141,12 +142,24 @@ def status_of(path):
 
 
 def write_index(out_dir, spec, points):
-    """index.json, replaced atomically."""
-    index = {"spec": os.path.abspath(spec["path"]), "description": spec["description"], "points": points}
-    tmp = os.path.join(out_dir, "index.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(index, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, "index.json"))
+    """Merges POINTS into DIR/index.json (points of other settings stay), under a lock so that
+    the tasks of a job array can write it at the same time; replaced atomically."""
+    key = lambda p: (p["setting"], p["mode"], p["seed"])
+    with open(os.path.join(out_dir, "index.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = os.path.join(out_dir, "index.json")
+        merged = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                merged = {key(p): p for p in json.load(f)["points"]}
+        merged.update({key(p): p for p in points})
+        order = {(s, m, seed): i for i, (s, m, seed) in enumerate(grid(spec, spec["settings"]))}
+        index = {"spec": os.path.abspath(spec["path"]), "description": spec["description"],
+                 "points": sorted(merged.values(), key=lambda p: order.get(key(p), len(order)))}
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(index, f, indent=1)
+        os.replace(tmp, path)
 
 
 def run_logged(command, log_path, env):
@@ -155,6 +168,13 @@ def run_logged(command, log_path, env):
         log.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
         log.flush()
         return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def duration(seconds):
+    """'42 s', '7 min', '2.3 h'"""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def tail(path, lines=15):
@@ -215,7 +235,7 @@ def run_sweep(spec, args, settings):
         elapsed = time.time() - point_start
         remaining = (time.time() - started) / ran * (len(todo) - number)
         if code == 0:
-            print(f"{label}: finished in {elapsed:.0f} s; about {remaining / 60:.0f} min left for the rest", flush=True)
+            print(f"{label}: finished in {elapsed:.0f} s; about {duration(remaining)} left for the rest", flush=True)
             points.append(dict(point, status="finished"))
         else:
             failed += 1

@@ -17,8 +17,9 @@ std::string trim(const std::string& text) {
   return text.substr(begin, text.find_last_not_of(" \t\n") - begin + 1);
 }
 
+// A task without test examples has no perplexity: NaN, which tables print as "nan".
 void finish(TaskMetrics& m, double nll) {
-  m.perplexity = m.response_tokens ? std::exp(nll / double(m.response_tokens)) : 0.0;
+  m.perplexity = m.response_tokens ? std::exp(nll / double(m.response_tokens)) : std::nan("");
 }
 
 }  // namespace

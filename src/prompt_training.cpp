@@ -132,7 +132,8 @@ PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const st
   };
   PromptEvaluation evaluation;
   evaluation.report = evaluate_perplexity(test, tasks, batch_size, logits_of);
-  if (state->config().method == PromptMethod::kMop) evaluation.gate_by_task = gate_sum / gate_count.clamp_min(1);
+  // Tasks without test examples get NaN rows.
+  if (state->config().method == PromptMethod::kMop) evaluation.gate_by_task = gate_sum / gate_count;
   return evaluation;
 }
 
