@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Tables and figures from MoPs results files (schema "mops-results/1", DESIGN.md section 4).
 
-usage: python3 jobs/report.py RESULTS... --out DIR
+usage: jobs/report.py RESULTS... --out DIR
 
 RESULTS are .h5 files or directories (searched recursively for *.h5). Writes into DIR:
   report.md                   the paper's tables: per mode and compression setting, Baseline
