@@ -1,0 +1,188 @@
+// mops_step_bench: milliseconds per MoPs (or baseline) training step on a random-weight Llama,
+// the step the trainer runs (src/prompt_training.cpp, main_loop_step): prompted_forward (no-grad
+// lower half, gate, upper half with autograd), response_loss, backward, Adam on the mid prompts
+// (and the gate). bench/pytorch_step.py is the same step in PyTorch eager; bench/step_comparison.sh
+// runs both. A benchmark: it prints, and never passes or fails on time.
+//   mops_step_bench [--dim 128] [--layers 6] [--heads 4] [--kv-heads 2] [--hidden 0 (Llama's)]
+//                   [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]
+//                   [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2]
+//                   [--threads 0] [--json]
+//   mops_step_bench --sgemm [--threads N] [--json]   (1024^3 torch::mm rate, GFLOP/s)
+//
+// Letters: B batch, T tokens per example, C width, V vocabulary.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "example_batch.h"
+#include "llama.h"
+#include "prompt_state.h"
+#include "prompted_forward.h"
+#include "threads.h"
+
+namespace mops {
+namespace {
+
+struct Options {
+  ModelConfig model;
+  MopConfig mop;
+  int seq = 64;
+  int batch = 8;
+  int steps = 10;
+  int warmup = 2;
+  int threads = 0;
+  bool json = false;
+  bool sgemm = false;
+};
+
+const char* kUsage =
+    "usage: mops_step_bench [--dim 128] [--layers 6] [--heads 4] [--kv-heads 2] [--hidden 0]\n"
+    "                       [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]\n"
+    "                       [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2]\n"
+    "                       [--threads 0] [--json]\n"
+    "       mops_step_bench --sgemm [--threads 0] [--json]\n";
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  o.model = ModelConfig{128, 0, 6, 4, 2, 1024, 0};
+  o.mop.prompts_per_expert = 4;
+  int hidden = 0;
+  std::map<std::string, int*> ints = {
+      {"--dim", &o.model.dim},         {"--layers", &o.model.n_layers},
+      {"--heads", &o.model.n_heads},   {"--kv-heads", &o.model.n_kv_heads},
+      {"--hidden", &hidden},           {"--vocab", &o.model.vocab_size},
+      {"--seq", &o.seq},               {"--batch", &o.batch},
+      {"--experts", &o.mop.experts},   {"--prompts-per-expert", &o.mop.prompts_per_expert},
+      {"--first-prompts", &o.mop.first_prompts}, {"--steps", &o.steps},
+      {"--warmup", &o.warmup},         {"--threads", &o.threads}};
+  for (int i = 1; i < argc; ++i) {
+    const std::string name = argv[i];
+    if (name == "--json") { o.json = true; continue; }
+    if (name == "--sgemm") { o.sgemm = true; continue; }
+    MOPS_CHECK(i + 1 < argc, name << " needs a value\n" << kUsage);
+    const std::string value = argv[++i];
+    if (name == "--method") o.mop.method = parse_prompt_method(value);
+    else if (ints.count(name)) *ints[name] = std::stoi(value);
+    else MOPS_FAIL("unknown option " << name << "\n" << kUsage);
+  }
+  o.model.hidden_dim = hidden > 0 ? hidden : llama_hidden_dim(o.model.dim, 32);
+  o.model.max_seq_len = std::max(o.mop.first_prompts, o.mop.mid_prompts()) + o.seq;
+  MOPS_CHECK(o.steps > 0 && o.seq >= 4 && o.batch > 0, "--steps, --batch must be positive and --seq >= 4");
+  return o;
+}
+
+// B examples of T random tokens: BOS, question [1, T/2), response [T/2, T) (no padding).
+ExampleBatch random_batch(const Options& o, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto ids = torch::randint(3, o.model.vocab_size, {o.batch, o.seq}, gen, torch::kLong);  // (B, T)
+  std::vector<TokenizedExample> examples(o.batch);
+  for (int b = 0; b < o.batch; ++b) {
+    auto& e = examples[b];
+    e.ids.assign(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + o.seq);
+    e.ids[0] = 1;  // BOS
+    e.question_begin = 1;
+    e.question_end = o.seq / 2;
+    e.response_begin = o.seq / 2;
+  }
+  return make_batch(examples, 0, examples.size());
+}
+
+// The trainer's optimizer (main_loop_optimizer): Adam lr 1e-3 on the mid prompts and the gate.
+torch::optim::Adam make_optimizer(PromptState& state) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{state->mid_prompts}, std::make_unique<torch::optim::AdamOptions>(1e-3));
+  if (state->gate) groups.emplace_back(state->gate->parameters(), std::make_unique<torch::optim::AdamOptions>(1e-3));
+  return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(1e-3));
+}
+
+// One training step (main_loop_step): forward, loss, backward, Adam; returns the loss.
+double train_step(Llama& model, PromptState& state, torch::optim::Adam& optimizer, const ExampleBatch& batch) {
+  auto out = prompted_forward(model, state, batch);
+  auto loss = response_loss(out.logits, batch);  // ()
+  optimizer.zero_grad();
+  loss.backward();
+  optimizer.step();
+  return loss.item<double>();
+}
+
+double seconds_of(const std::function<void()>& work) {
+  const auto start = std::chrono::steady_clock::now();
+  work();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Median GFLOP/s of a 1024^3 single-precision torch::mm.
+double sgemm_gflops() {
+  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});  // (1024, 1024)
+  for (int i = 0; i < 3; ++i) torch::mm(a, b);
+  std::vector<double> seconds;
+  for (int i = 0; i < 10; ++i) seconds.push_back(seconds_of([&] { torch::mm(a, b); }));
+  return 2.0 * 1024 * 1024 * 1024 / median(seconds) / 1e9;
+}
+
+void report_sgemm(const Options& o, const ThreadSettings& threads) {
+  const double gflops = sgemm_gflops();
+  if (o.json) std::printf("{\"impl\": \"cpp\", \"sgemm_gflops\": %.2f, \"threads\": %d}\n", gflops, threads.torch_threads);
+  else std::printf("sgemm 1024^3: %.2f GFLOP/s (%s)\n", gflops, describe(threads).c_str());
+}
+
+void report_steps(const Options& o, const std::vector<double>& seconds, double loss) {
+  const double ms = 1e3 * median(seconds);
+  const double tokens_per_second = double(o.batch) * o.seq / (ms / 1e3);
+  if (o.json) {
+    std::printf("{\"impl\": \"cpp\", \"method\": \"%s\", \"dim\": %d, \"layers\": %d, \"seq\": %d, \"batch\": %d, "
+                "\"experts\": %d, \"prompts_per_expert\": %d, \"steps\": %d, \"ms_per_step\": %.3f, "
+                "\"tokens_per_s\": %.1f, \"loss\": %.4f}\n",
+                method_name(o.mop.method), o.model.dim, o.model.n_layers, o.seq, o.batch, o.mop.experts,
+                o.mop.prompts_per_expert, o.steps, ms, tokens_per_second, loss);
+  } else {
+    std::printf("%s d=%d L=%d T=%d B=%d %dx%d prompts: %.2f ms/step (median of %d), %.0f tokens/s, last loss %.4f\n",
+                method_name(o.mop.method), o.model.dim, o.model.n_layers, o.seq, o.batch, o.mop.experts,
+                o.mop.prompts_per_expert, ms, o.steps, tokens_per_second, loss);
+  }
+}
+
+void run(const Options& o) {
+  const auto threads = apply_thread_settings(o.threads);
+  if (!o.json) std::printf("# %s\n", describe(threads).c_str());
+  if (o.sgemm) return report_sgemm(o, threads);
+  Llama model(o.model);
+  model->init_weights(0);
+  model->freeze();
+  PromptState state(o.mop.resolved(o.model), o.model.dim, 0);
+  auto optimizer = make_optimizer(state);
+  const auto batch = random_batch(o, 1);
+  double loss = 0;
+  for (int i = 0; i < o.warmup; ++i) loss = train_step(model, state, optimizer, batch);
+  std::vector<double> seconds;
+  for (int i = 0; i < o.steps; ++i)
+    seconds.push_back(seconds_of([&] { loss = train_step(model, state, optimizer, batch); }));
+  report_steps(o, seconds, loss);
+}
+
+}  // namespace
+}  // namespace mops
+
+int main(int argc, char** argv) {
+  try {
+    mops::run(mops::parse_options(argc, argv));
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mops_step_bench: %s\n", e.what());
+    return 1;
+  }
+}
