@@ -123,6 +123,29 @@ TEST(MpiFederate, EachRoundReducesExactlyTheStateAndTheMetrics) {
   EXPECT_NE(run.output.find(totals), std::string::npos) << totals << "\n" << run.output;
 }
 
+// With 7 x 66 mid prompts only 49 tokens are left for an example, so tokenizing drops some of
+// the 193 training records: the clients must share the examples that remain, no more.
+TEST(MpiFederate, ClientsShareTheTokenizedExamplesWhenRecordsAreDropped) {
+  const auto dir = fresh_test_dir("federate");
+  const auto out = (dir / "drop.h5").string();
+  const auto run = mpirun(2, federate_args(out, {{"experts", "7"}, {"prompts-per-expert", "66"}, {"rounds", "2"}}));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  ASSERT_NE(run.output.find("were dropped"), std::string::npos) << run.output;
+  std::vector<int64_t> shape;
+  const auto partition = read_dataset(out, "/fed/partition", &shape);  // (C, T)
+  double total = 0;
+  for (double n : partition) total += n;
+  EXPECT_LT(total, 193);
+  EXPECT_GT(total, 150);
+  // Each active client trained on exactly its partition row.
+  const auto clients = read_dataset(out, "/fed/clients"), examples = read_dataset(out, "/fed/client_examples");
+  for (size_t i = 0; i < clients.size(); ++i) {
+    double row = 0;
+    for (int64_t t = 0; t < shape[1]; ++t) row += partition[size_t(clients[i]) * shape[1] + t];
+    EXPECT_EQ(examples[i], row) << "client " << clients[i];
+  }
+}
+
 pid_t spawn_shell(const std::string& command) {
   pid_t pid = 0;
   const std::string line = "exec " + command + " > /dev/null 2>&1";

@@ -64,9 +64,9 @@ void print_length_percentiles(const CommandLine& cl, const InstructionDataset& d
 }
 
 void print_partition(const CommandLine& cl, const InstructionDataset& dataset) {
-  const auto partition = partition_clients(cl, dataset);
   std::vector<int> tasks;
   for (const auto& r : dataset.train) tasks.push_back(dataset.task_id(r.task));
+  const auto partition = partition_clients(cl, tasks, int(dataset.tasks.size()));
   std::cout << "\ntraining split over " << partition.clients.size() << " clients (" << cl.get<std::string>("partition")
             << ")\n" << partition_table(partition, tasks, dataset.tasks);
 }

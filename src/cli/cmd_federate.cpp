@@ -20,7 +20,6 @@
 #include "federated_training.h"
 #include "progress.h"
 #include "prompt_state_io.h"
-#include "prompted_forward.h"
 
 namespace mops {
 namespace {
@@ -78,11 +77,15 @@ FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm) {
   s.dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   s.data = tokenize_dataset(s.dataset, tokenizer, s.model->config().max_seq_len - 1 - prompt_positions(cl));
-  s.partition = partition_clients(cl, s.dataset);
+  // The partition is of the tokenized examples: tokenizing drops records longer than the model
+  // allows, so record and example indices differ.
+  std::vector<int> task_of_example;
+  for (const auto& e : s.data.train) task_of_example.push_back(e.task);
+  s.partition = partition_clients(cl, task_of_example, int(s.dataset.tasks.size()));
   check_placement(cl, comm, s.partition);
   for (int c : clients_of_rank(comm.rank(), comm.size(), int(s.partition.clients.size()))) {
     ClientData client{c, {}};
-    for (size_t record : s.partition.clients[c]) client.train.push_back(s.data.train[record]);
+    for (size_t example : s.partition.clients[c]) client.train.push_back(s.data.train[example]);
     s.my_clients.push_back(std::move(client));
   }
   return s;
@@ -100,24 +103,31 @@ FederatedOptions federated_options(const CommandLine& cl) {
   return o;
 }
 
-// results.h5 -> results.mop.h5 / results.fedprompt.h5 when both methods run.
-std::string results_path(const CommandLine& cl, PromptMethod method, bool both) {
-  std::filesystem::path out = cl.get<std::string>("out");
-  if (!both) return out.string();
-  return (out.parent_path() / (out.stem().string() + "." + federated_method_name(method) + out.extension().string()))
-      .string();
-}
-
-std::vector<double> flat(const torch::Tensor& t) {
-  auto d = t.to(torch::kDouble).contiguous();
-  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+// An /eval row read back from a results file, as a report.
+EvaluationReport report_from_row(const EvalRow& row, const std::vector<std::string>& tasks) {
+  EvaluationReport report;
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    TaskMetrics m;
+    m.task = tasks[t];
+    m.perplexity = row.ppl[t];
+    report.tasks.push_back(m);
+  }
+  report.overall.task = "all";
+  report.overall.perplexity = row.ppl_all;
+  return report;
 }
 
 // Rank 0's results file, progress line and checkpoints.
 class FederatedObserver : public RoundObserver {
  public:
-  FederatedObserver(int rounds, int first_round, const std::string& label, ResultsFile* results)
-      : progress_(label, rounds - first_round + 1, "rounds", std::cerr), first_round_(first_round), results_(results) {}
+  // `last`: the latest evaluation before first_round (a resumed run's), or an empty report.
+  FederatedObserver(int rounds, int first_round, const std::string& label, ResultsFile* results,
+                    EvaluationReport last)
+      : progress_(label, rounds - first_round + 1, "rounds", std::cerr),
+        first_round_(first_round),
+        results_(results),
+        last_ppl_(last.overall.perplexity),
+        final_(std::move(last)) {}
 
   void on_round(const RoundOutcome& outcome, PromptState& global) override {
     if (!results_) return;
@@ -127,8 +137,7 @@ class FederatedObserver : public RoundObserver {
     results_->append_train(r.round, outcome.mean_loss);
     if (outcome.evaluation) {
       const auto& e = *outcome.evaluation;
-      results_->append_eval(r.round, r.ppl, e.report.overall.perplexity,
-                            e.gate_by_task.defined() ? flat(e.gate_by_task) : std::vector<double>{});
+      append_evaluation(*results_, r.round, e);
       last_ppl_ = e.report.overall.perplexity;
       final_ = e.report;
     }
@@ -175,12 +184,12 @@ ResultsHeader results_header(const CommandLine& cl, PromptMethod method, const F
   return h;
 }
 
-// /fed/partition (C, T) records per client and task, /fed/client_rank (C).
+// /fed/partition (C, T) training examples per client and task, /fed/client_rank (C).
 void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
   const int64_t C = int64_t(s.partition.clients.size()), T = int64_t(s.dataset.tasks.size());
   std::vector<int64_t> counts(size_t(C * T), 0), owner;
   for (int64_t c = 0; c < C; ++c) {
-    for (size_t record : s.partition.clients[c]) counts[c * T + s.dataset.task_id(s.dataset.train[record].task)] += 1;
+    for (size_t example : s.partition.clients[c]) counts[c * T + s.data.train[example].task] += 1;
     owner.push_back(owner_rank(int(c), ranks));
   }
   results.write_table("partition", counts, {C, T});
@@ -194,35 +203,15 @@ PromptState fresh_state(const CommandLine& cl, PromptMethod method, FederatedSet
   results.write_attribute("references", references.dump());
   if (method != PromptMethod::kMop) return state;
   if (cl.get<int>("gate-pretrain-steps") > 0) pretrain_gate_option(cl, s.model, state, s.data.train);
-  const auto g = evaluate_prompted(s.model, state, s.data.test, s.dataset.tasks, cl.get<int>("eval-batch-size")).gate_by_task;
-  const auto values = flat(g);
-  results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()), g.sizes().vec());
+  // Written also without pretraining: a resumed run copies it (sim/federated_resume.h).
+  write_gate_after_pretraining(results, s.model, state, s.data.test, s.dataset.tasks, cl.get<int>("eval-batch-size"));
   return state;
 }
 
-// A finished run's last evaluation as a report (for the table of a resumed --method both).
-EvaluationReport report_from_row(const EvalRow& row, const std::vector<std::string>& tasks) {
-  EvaluationReport report;
-  for (size_t t = 0; t < tasks.size(); ++t) {
-    TaskMetrics m;
-    m.task = tasks[t];
-    m.perplexity = row.ppl[t];
-    report.tasks.push_back(m);
-  }
-  report.overall.task = "all";
-  report.overall.perplexity = row.ppl_all;
-  return report;
-}
-
-struct MethodResult {
-  EvaluationReport final;
-  bool ran = false;
-};
-
 // One method from start (or from its checkpoint) to the end; rank 0 returns the final report.
-MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, Communicator& comm, FederatedSetup& s,
+EvaluationReport run_method(const CommandLine& cl, PromptMethod method, bool both, Communicator& comm, FederatedSetup& s,
                         const torch::Tensor& p0, const nlohmann::json& references) {
-  const auto path = results_path(cl, method, both);
+  const auto path = method_results_path(cl, federated_method_name(method), both);
   const int width = s.model->config().dim;
   // Rank 0 decides where to start: 1 (fresh), after the checkpoint, or nowhere (finished).
   int64_t first_round = 1;
@@ -232,13 +221,10 @@ MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, C
     first_round = point.status == "finished" ? -1 : point.checkpoint_round + 1;
   }
   comm.broadcast(&first_round, sizeof first_round, 0);
-  MethodResult result;
+  const auto last = point.evaluations.empty() ? EvaluationReport{} : report_from_row(point.evaluations.back(), s.dataset.tasks);
   if (first_round < 0) {
-    if (comm.rank() == 0) {
-      std::cerr << path << ": finished already; its last evaluation goes into the table\n";
-      result.final = report_from_row(point.evaluations.back(), s.dataset.tasks);
-    }
-    return result;
+    if (comm.rank() == 0) std::cerr << path << ": finished already; its last evaluation goes into the table\n";
+    return last;
   }
   const auto config = mop_config(cl, method, int(p0.size(0)), s.model->config());
   std::unique_ptr<ResultsFile> results;
@@ -259,7 +245,7 @@ MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, C
   broadcast_state(comm, global, 0);
   const auto options = federated_options(cl);
   FederatedObserver observer(options.rounds, int(first_round), std::string("federate ") + federated_method_name(method),
-                             results.get());
+                             results.get(), last);
   run_federated(s.model, global, s.my_clients, int(s.partition.clients.size()), s.data.test, s.dataset.tasks, options,
                 int(first_round), comm, observer);
   if (comm.rank() == 0) {
@@ -267,12 +253,8 @@ MethodResult run_method(const CommandLine& cl, PromptMethod method, bool both, C
     results->write_attribute("status", "finished");
     results->close();
     std::cerr << federated_method_name(method) << ": results in " << path << "\n";
-    // A checkpoint of the last round has nothing left to run: its last evaluation is the result.
-    result.final = first_round > options.rounds ? report_from_row(point.evaluations.back(), s.dataset.tasks)
-                                                : observer.final_report();
   }
-  result.ran = true;
-  return result;
+  return observer.final_report();
 }
 
 }  // namespace
@@ -319,9 +301,7 @@ int run_federate(int argc, const char* const* argv) {
     int64_t p0_count = 0;
     if (comm->rank() == 0) {
       p0 = first_prompts(cl, setup.model, setup.data.train);
-      auto p0_state = first_prompt_state(setup.model, p0);
-      p0_only = evaluate_perplexity(setup.data.test, setup.dataset.tasks, cl.get<int>("eval-batch-size"),
-                                    [&](const ExampleBatch& b) { return first_prompts_forward(setup.model, p0_state, b.ids); });
+      p0_only = evaluate_p0_only(setup.model, p0, setup.data.test, setup.dataset.tasks, cl.get<int>("eval-batch-size"));
       references["p0_only"] = perplexity_json(p0_only);
       p0_count = p0.size(0);
     }
@@ -329,12 +309,12 @@ int run_federate(int argc, const char* const* argv) {
     if (comm->rank() != 0) p0 = torch::zeros({p0_count, int64_t(setup.model->config().dim)});
     comm->broadcast(p0.data_ptr(), size_t(p0.numel()) * sizeof(float), 0);
     const bool both = method == "both";
-    MethodResult fedprompt, mop;
+    EvaluationReport fedprompt, mop;
     if (both || method == "fedprompt") fedprompt = run_method(cl, PromptMethod::kPrompt, both, *comm, setup, p0, references);
     if (both || method == "mop") mop = run_method(cl, PromptMethod::kMop, both, *comm, setup, p0, references);
     if (comm->rank() == 0) {
-      print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt.final,
-                             method == "fedprompt" ? nullptr : &mop.final, p0_only, nullptr);
+      print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt,
+                             method == "fedprompt" ? nullptr : &mop, p0_only, nullptr);
       std::cout << "communicator: " << comm->bytes_reduced() << " bytes reduced, " << comm->bytes_broadcast()
                 << " bytes broadcast, " << std::fixed << std::setprecision(2) << comm->seconds_communicating()
                 << " s inside collectives\n";

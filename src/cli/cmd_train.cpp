@@ -1,6 +1,5 @@
 // `mops train`: MoPs (Algorithm 1) and/or the prompt-tuning baseline on a compressed model,
 // evaluated on the test split, streamed to HDF5; and `mops prompts pretrain` for P0.
-#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -14,7 +13,6 @@
 #include "progress.h"
 #include "prompt_state_io.h"
 #include "prompt_training.h"
-#include "prompted_forward.h"
 
 namespace mops {
 namespace {
@@ -35,14 +33,7 @@ class RunObserver : public TrainingObserver {
   }
 
   void on_eval(int64_t step, const PromptEvaluation& evaluation) override {
-    std::vector<double> ppl;
-    for (const auto& t : evaluation.report.tasks) ppl.push_back(t.perplexity);
-    std::vector<double> gate;
-    if (evaluation.gate_by_task.defined()) {
-      auto g = evaluation.gate_by_task.to(torch::kDouble).contiguous();
-      gate.assign(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
-    }
-    results_.append_eval(step, ppl, evaluation.report.overall.perplexity, gate);
+    append_evaluation(results_, step, evaluation);
     write_prompt_state(results_, state_);  // the last good state, at every evaluation
     last_ppl_ = evaluation.report.overall.perplexity;
   }
@@ -63,13 +54,6 @@ TrainOptions train_options(const CommandLine& cl) {
   return o;
 }
 
-// results.h5 -> results.mop.h5 when both methods run.
-std::string results_path(const CommandLine& cl, PromptMethod method, bool both) {
-  std::filesystem::path out = cl.get<std::string>("out");
-  if (!both) return out.string();
-  return (out.parent_path() / (out.stem().string() + "." + method_name(method) + out.extension().string())).string();
-}
-
 struct MethodRun {
   PromptMethod method;
   PromptEvaluation final;
@@ -88,16 +72,13 @@ MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llam
   header.tasks = dataset.tasks;
   header.experts = config.experts;
   header.prompts_per_expert = config.prompts_per_expert;
-  const auto path = results_path(cl, method, both);
+  const auto path = method_results_path(cl, method_name(method), both);
   ResultsFile results(path, header);
   results.write_attribute("references", references.dump());
   results.write_attribute("compression", compression);
   if (method == PromptMethod::kMop && cl.get<int>("gate-pretrain-steps") > 0) {
     pretrain_gate_option(cl, model, state, data.train);
-    const auto before = evaluate_prompted(model, state, data.test, dataset.tasks, cl.get<int>("eval-batch-size"));
-    auto g = before.gate_by_task.to(torch::kDouble).contiguous();
-    results.write_state("gate_by_task_after_pretraining", std::vector<float>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel()),
-                        g.sizes().vec());
+    write_gate_after_pretraining(results, model, state, data.test, dataset.tasks, cl.get<int>("eval-batch-size"));
   }
   RunObserver observer(std::string("train ") + method_name(method), cl.get<int>("steps"), results, state);
   results.write_attribute("status", "running");
@@ -145,10 +126,7 @@ int run_train(int argc, const char* const* argv) {
   const int eval_batch = cl.get_int_in("eval-batch-size", 1, 4096);
   const auto p0 = first_prompts(cl, model, data.train);
 
-  auto p0_state = first_prompt_state(model, p0);
-  const auto p0_only = evaluate_perplexity(data.test, dataset.tasks, eval_batch, [&](const ExampleBatch& b) {
-    return first_prompts_forward(model, p0_state, b.ids);
-  });
+  const auto p0_only = evaluate_p0_only(model, p0, data.test, dataset.tasks, eval_batch);
   nlohmann::json references{{"p0_only", perplexity_json(p0_only)}};
   std::unique_ptr<EvaluationReport> dense;
   if (cl.has("dense-model")) {

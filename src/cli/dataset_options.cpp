@@ -36,7 +36,7 @@ void add_partition_options(CommandLine& cl) {
       ("min-client-examples", po::value<int>()->default_value(5), "smallest client");
 }
 
-Partition partition_clients(const CommandLine& cl, const InstructionDataset& dataset) {
+Partition partition_clients(const CommandLine& cl, const std::vector<int>& task_of_example, int num_tasks) {
   PartitionOptions o;
   o.clients = cl.get_int_in("clients", 1, 1 << 20);
   o.scheme = parse_partition_scheme(cl.get<std::string>("partition"));
@@ -45,9 +45,7 @@ Partition partition_clients(const CommandLine& cl, const InstructionDataset& dat
   o.size_exponent = cl.get<double>("size-exponent");
   o.min_examples = cl.get<int>("min-client-examples");
   o.seed = dataset_options(cl).seed;
-  std::vector<int> tasks;
-  for (const auto& r : dataset.train) tasks.push_back(dataset.task_id(r.task));
-  return partition_records(tasks, int(dataset.tasks.size()), o);
+  return partition_records(task_of_example, num_tasks, o);
 }
 
 bool has_data(const CommandLine& cl) { return cl.has("data") || cl.has("source"); }

@@ -18,8 +18,9 @@ DatasetOptions dataset_options(const CommandLine& cl);
 // --partition, --alpha, --tasks-per-client, --size-exponent, --min-client-examples; each
 // command adds its own --clients.
 void add_partition_options(CommandLine& cl);
-// The partition of the training split over --clients clients, seeded by --data-seed.
-Partition partition_clients(const CommandLine& cl, const InstructionDataset& dataset);
+// The partition of training examples (task_of_example[i] = task id of example i) over
+// --clients clients, seeded by --data-seed; client lists index the examples.
+Partition partition_clients(const CommandLine& cl, const std::vector<int>& task_of_example, int num_tasks);
 
 // The plain-text corpus named by `option` (--input or --corpus), read with --fields and
 // --skip-bad-records; the skipped count goes to stderr.

@@ -3,9 +3,11 @@
 #include <iomanip>
 #include <iostream>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "prompt_state_io.h"
+#include "prompted_forward.h"
 
 namespace mops {
 
@@ -100,6 +102,44 @@ void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& stat
   const double accuracy = pretrain_gate(model, state, train, options);
   std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
             << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
+}
+
+std::string method_results_path(const CommandLine& cl, const std::string& method, bool both) {
+  std::filesystem::path out = cl.get<std::string>("out");
+  if (!both) return out.string();
+  return (out.parent_path() / (out.stem().string() + "." + method + out.extension().string())).string();
+}
+
+EvaluationReport evaluate_p0_only(Llama& model, const torch::Tensor& p0, const std::vector<TokenizedExample>& test,
+                                  const std::vector<std::string>& tasks, int batch_size) {
+  auto state = first_prompt_state(model, p0);
+  return evaluate_perplexity(test, tasks, batch_size,
+                             [&](const ExampleBatch& b) { return first_prompts_forward(model, state, b.ids); });
+}
+
+namespace {
+
+std::vector<double> values_of(const torch::Tensor& t) {
+  auto d = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+}  // namespace
+
+void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation) {
+  std::vector<double> ppl;
+  for (const auto& t : evaluation.report.tasks) ppl.push_back(t.perplexity);
+  const auto gate = evaluation.gate_by_task.defined() ? values_of(evaluation.gate_by_task) : std::vector<double>{};
+  results.append_eval(step, ppl, evaluation.report.overall.perplexity, gate);
+}
+
+void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
+                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                                  int batch_size) {
+  const auto gate = evaluate_prompted(model, state, test, tasks, batch_size).gate_by_task;  // (T, E)
+  const auto values = values_of(gate);
+  results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()),
+                      gate.sizes().vec());
 }
 
 std::string compression_attribute(const std::map<std::string, std::string>& model_metadata) {

@@ -6,6 +6,7 @@
 
 #include "cli_options.h"
 #include "prompt_training.h"
+#include "results_file.h"
 
 namespace mops {
 
@@ -35,6 +36,22 @@ PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Lla
 // --gate-pretrain-steps of cross-entropy on task labels (MoPs only); prints the accuracy.
 void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
                           const std::vector<TokenizedExample>& train);
+
+// --out, or with both methods --out with the method before the extension (results.h5 ->
+// results.mop.h5).
+std::string method_results_path(const CommandLine& cl, const std::string& method, bool both);
+
+// The reference "P0 only": the model with the first-layer prompts alone, on `test`.
+EvaluationReport evaluate_p0_only(Llama& model, const torch::Tensor& p0, const std::vector<TokenizedExample>& test,
+                                  const std::vector<std::string>& tasks, int batch_size);
+
+// An /eval row: per-task and overall perplexity, and for MoPs the gate per task.
+void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation);
+
+// /state/gate_by_task_after_pretraining (T, E): the gate per task on `test`, before training.
+void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
+                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                                  int batch_size);
 
 // The root attribute "compression" of a results file: the model's compression record without its
 // per-matrix rows ({"method": "none"} for an uncompressed model).
