@@ -1,16 +1,20 @@
 // mops_step_bench: milliseconds per MoPs (or baseline) training step on a random-weight Llama,
-// the step the trainer runs (src/prompt_training.cpp, main_loop_step): prompted_forward (no-grad
-// lower half, gate, upper half with autograd), response_loss, backward, Adam on the mid prompts
-// (and the gate). bench/pytorch_step.py is the same step in PyTorch eager; bench/step_comparison.sh
-// runs both. A benchmark: it prints, and never passes or fails on time.
+// the step the trainer runs (src/prompt_training.cpp, main_loop_step): the no-grad lower half,
+// gate, upper half with autograd, the loss on the response positions (upper_half_loss),
+// backward, Adam on the mid prompts (and the gate). --profile writes LibTorch's trace of the timed steps (chrome://tracing format; the op
+// table comes from bench/profile_table.py). With --cache the lower half comes from the activation cache, in its steady state (the
+// warm-up steps fill it), as in the trainer from the second epoch on. bench/pytorch_step.py is
+// the same step in PyTorch eager; bench/step_comparison.sh runs both. A benchmark: it prints,
+// and never passes or fails on time.
 //   mops_step_bench [--dim 128] [--layers 6] [--heads 4] [--kv-heads 2] [--hidden 0 (Llama's)]
 //                   [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]
-//                   [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2]
-//                   [--threads 0] [--json]
-//   mops_step_bench --sgemm [--threads N] [--json]   (1024^3 torch::mm rate, GFLOP/s)
+//                   [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2] [--cache]
+//                   [--threads 0] [--thread-split blas|torch] [--json] [--profile FILE.json]
+//   mops_step_bench --sgemm [--threads N] [--thread-split blas|torch] [--json]   (1024^3 torch::mm rate, GFLOP/s)
 //
 // Letters: B batch, T tokens per example, C width, V vocabulary.
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,9 +22,12 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "activation_cache.h"
+#include "allocator_settings.h"
 #include "errors.h"
 #include "example_batch.h"
 #include "llama.h"
@@ -39,16 +46,19 @@ struct Options {
   int steps = 10;
   int warmup = 2;
   int threads = 0;
+  ThreadSplit split = ThreadSplit::kBlas;
   bool json = false;
   bool sgemm = false;
+  bool cache = false;
+  std::string profile;  // trace file of the timed steps, or empty
 };
 
 const char* kUsage =
     "usage: mops_step_bench [--dim 128] [--layers 6] [--heads 4] [--kv-heads 2] [--hidden 0]\n"
     "                       [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]\n"
-    "                       [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2]\n"
-    "                       [--threads 0] [--json]\n"
-    "       mops_step_bench --sgemm [--threads 0] [--json]\n";
+    "                       [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2] [--cache]\n"
+    "                       [--threads 0] [--thread-split blas|torch] [--json] [--profile FILE.json]\n"
+    "       mops_step_bench --sgemm [--threads 0] [--thread-split blas|torch] [--json]\n";
 
 Options parse_options(int argc, char** argv) {
   Options o;
@@ -67,20 +77,24 @@ Options parse_options(int argc, char** argv) {
     const std::string name = argv[i];
     if (name == "--json") { o.json = true; continue; }
     if (name == "--sgemm") { o.sgemm = true; continue; }
+    if (name == "--cache") { o.cache = true; continue; }
     MOPS_CHECK(i + 1 < argc, name << " needs a value\n" << kUsage);
     const std::string value = argv[++i];
     if (name == "--method") o.mop.method = parse_prompt_method(value);
+    else if (name == "--thread-split") o.split = parse_thread_split(value);
+    else if (name == "--profile") o.profile = value;
     else if (ints.count(name)) *ints[name] = std::stoi(value);
     else MOPS_FAIL("unknown option " << name << "\n" << kUsage);
   }
   o.model.hidden_dim = hidden > 0 ? hidden : llama_hidden_dim(o.model.dim, 32);
   o.model.max_seq_len = std::max(o.mop.first_prompts, o.mop.mid_prompts()) + o.seq;
   MOPS_CHECK(o.steps > 0 && o.seq >= 4 && o.batch > 0, "--steps, --batch must be positive and --seq >= 4");
+  MOPS_CHECK(!o.cache || o.warmup > 0, "--cache measures the cache's steady state: it needs --warmup >= 1 to fill it");
   return o;
 }
 
 // B examples of T random tokens: BOS, question [1, T/2), response [T/2, T) (no padding).
-ExampleBatch random_batch(const Options& o, uint64_t seed) {
+std::vector<TokenizedExample> random_examples(const Options& o, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
   auto ids = torch::randint(3, o.model.vocab_size, {o.batch, o.seq}, gen, torch::kLong);  // (B, T)
   std::vector<TokenizedExample> examples(o.batch);
@@ -92,7 +106,7 @@ ExampleBatch random_batch(const Options& o, uint64_t seed) {
     e.question_end = o.seq / 2;
     e.response_begin = o.seq / 2;
   }
-  return make_batch(examples, 0, examples.size());
+  return examples;
 }
 
 // The trainer's optimizer (main_loop_optimizer): Adam lr 1e-3 on the mid prompts and the gate.
@@ -103,10 +117,20 @@ torch::optim::Adam make_optimizer(PromptState& state) {
   return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(1e-3));
 }
 
+// The step's examples, their batch, and the cache when --cache.
+struct StepInput {
+  std::vector<TokenizedExample> examples;
+  std::vector<size_t> indices;
+  ExampleBatch batch;
+  ActivationCache* cache = nullptr;
+};
+
 // One training step (main_loop_step): forward, loss, backward, Adam; returns the loss.
-double train_step(Llama& model, PromptState& state, torch::optim::Adam& optimizer, const ExampleBatch& batch) {
-  auto out = prompted_forward(model, state, batch);
-  auto loss = response_loss(out.logits, batch);  // ()
+double train_step(Llama& model, PromptState& state, torch::optim::Adam& optimizer, const StepInput& in) {
+  const auto& batch = in.batch;
+  const auto lower = in.cache ? in.cache->lower(model, state, in.examples, in.indices)
+                              : lower_half(model, state, batch.ids);  // (B, K0 + T, C)
+  auto loss = upper_half_loss(model, state, lower, batch).loss;  // ()
   optimizer.zero_grad();
   loss.backward();
   optimizer.step();
@@ -146,18 +170,18 @@ void report_steps(const Options& o, const std::vector<double>& seconds, double l
   if (o.json) {
     std::printf("{\"impl\": \"cpp\", \"method\": \"%s\", \"dim\": %d, \"layers\": %d, \"seq\": %d, \"batch\": %d, "
                 "\"experts\": %d, \"prompts_per_expert\": %d, \"steps\": %d, \"ms_per_step\": %.3f, "
-                "\"tokens_per_s\": %.1f, \"loss\": %.4f}\n",
+                "\"tokens_per_s\": %.1f, \"loss\": %.4f, \"cache\": %s}\n",
                 method_name(o.mop.method), o.model.dim, o.model.n_layers, o.seq, o.batch, o.mop.experts,
-                o.mop.prompts_per_expert, o.steps, ms, tokens_per_second, loss);
+                o.mop.prompts_per_expert, o.steps, ms, tokens_per_second, loss, o.cache ? "true" : "false");
   } else {
-    std::printf("%s d=%d L=%d T=%d B=%d %dx%d prompts: %.2f ms/step (median of %d), %.0f tokens/s, last loss %.4f\n",
+    std::printf("%s d=%d L=%d T=%d B=%d %dx%d prompts%s: %.2f ms/step (median of %d), %.0f tokens/s, last loss %.4f\n",
                 method_name(o.mop.method), o.model.dim, o.model.n_layers, o.seq, o.batch, o.mop.experts,
-                o.mop.prompts_per_expert, ms, o.steps, tokens_per_second, loss);
+                o.mop.prompts_per_expert, o.cache ? ", cached lower half" : "", ms, o.steps, tokens_per_second, loss);
   }
 }
 
 void run(const Options& o) {
-  const auto threads = apply_thread_settings(o.threads);
+  const auto threads = apply_thread_settings(o.threads, o.split);
   if (!o.json) std::printf("# %s\n", describe(threads).c_str());
   if (o.sgemm) return report_sgemm(o, threads);
   Llama model(o.model);
@@ -165,12 +189,21 @@ void run(const Options& o) {
   model->freeze();
   PromptState state(o.mop.resolved(o.model), o.model.dim, 0);
   auto optimizer = make_optimizer(state);
-  const auto batch = random_batch(o, 1);
+  ActivationCache cache(int64_t(1) << 40);
+  StepInput in;
+  in.examples = random_examples(o, 1);
+  for (size_t i = 0; i < in.examples.size(); ++i) in.indices.push_back(i);
+  in.batch = make_batch(in.examples, in.indices);
+  if (o.cache) in.cache = &cache;
   double loss = 0;
-  for (int i = 0; i < o.warmup; ++i) loss = train_step(model, state, optimizer, batch);
+  for (int i = 0; i < o.warmup; ++i) loss = train_step(model, state, optimizer, in);
   std::vector<double> seconds;
-  for (int i = 0; i < o.steps; ++i)
-    seconds.push_back(seconds_of([&] { loss = train_step(model, state, optimizer, batch); }));
+  {
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+    if (!o.profile.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile);
+    for (int i = 0; i < o.steps; ++i)
+      seconds.push_back(seconds_of([&] { loss = train_step(model, state, optimizer, in); }));
+  }
   report_steps(o, seconds, loss);
 }
 
@@ -178,6 +211,7 @@ void run(const Options& o) {
 }  // namespace mops
 
 int main(int argc, char** argv) {
+  mops::keep_freed_memory_for_reuse();
   try {
     mops::run(mops::parse_options(argc, argv));
     return 0;

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The MoPs training step in C++ (mops_step_bench) against the same step in PyTorch eager
 # (pytorch_step.py), run alternately (C++, Python, C++, Python, ...) with the same threads:
-# OMP_NUM_THREADS = torch threads = $THREADS, OPENBLAS_NUM_THREADS=1 for both. Prints a table;
-# never fails on time.
-#   bench/step_comparison.sh            (env: BENCH=build-bench/mops_step_bench THREADS=1 REPS=3
-#                                             STEPS=4 WARMUP=1 PYTHON=/usr/bin/python3)
+# SPLIT=blas gives the $THREADS cores to OpenBLAS and runs LibTorch's intra-op pool on 1 thread
+# (mops's default), SPLIT=torch the reverse; both sides get the same. Prints a table; never
+# fails on time.
+#   bench/step_comparison.sh            (env: BENCH=build-bench/mops_step_bench THREADS=1 SPLIT=blas
+#                                             REPS=3 STEPS=4 WARMUP=1 PYTHON=/usr/bin/python3
+#                                             CONFIGS="small medium small-b1 medium-b1")
 #
 # ms/step: median over the REPS runs of each run's median of STEPS timed steps (after WARMUP).
 # Model FLOPs per step (matrix products only; norms, RoPE, softmax, gate and Adam are not counted),
@@ -19,20 +21,28 @@
 #             backward is one product (dX) and an attention product's is two (both operands)
 #   flops   = lower + upper
 # %sgemm: flops / time / (this machine's 1024^3 sgemm rate, measured here first: the fastest of
-# torch::mm in C++ and torch.mm in Python at OPENBLAS_NUM_THREADS=1, and torch.mm with OpenBLAS
-# at $THREADS threads; with OpenBLAS at one thread a single product uses one core only).
+# torch::mm in C++ and torch.mm in Python under the same split, and torch.mm with OpenBLAS at
+# $THREADS threads; with OpenBLAS at one thread a single product uses one core only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=${BENCH:-build-bench/mops_step_bench}
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS=${THREADS:-1}
+SPLIT=${SPLIT:-blas}
 REPS=${REPS:-3}
 STEPS=${STEPS:-4}
 WARMUP=${WARMUP:-1}
-export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=1
+SELECTED=${CONFIGS:-small medium small-b1 medium-b1}
+# LibTorch intra-op threads and OpenBLAS threads of both implementations.
+case $SPLIT in
+  blas) TORCH_THREADS=1 BLAS_THREADS=$THREADS ;;
+  torch) TORCH_THREADS=$THREADS BLAS_THREADS=1 ;;
+  *) echo "SPLIT=$SPLIT is not one of blas, torch" >&2; exit 2 ;;
+esac
+export OMP_NUM_THREADS=$TORCH_THREADS OPENBLAS_NUM_THREADS=$BLAS_THREADS
 
 # name: model and prompt shape options shared by both implementations
-CONFIGS=(
+ALL_CONFIGS=(
   "small     --dim 128 --layers 6 --heads 4 --kv-heads 2 --seq 64 --batch 8 --experts 7 --prompts-per-expert 4"
   "medium    --dim 256 --layers 8 --heads 8 --kv-heads 4 --seq 128 --batch 8 --experts 7 --prompts-per-expert 10"
   "small-b1  --dim 128 --layers 6 --heads 4 --kv-heads 2 --seq 64 --batch 1 --experts 7 --prompts-per-expert 4"
@@ -45,18 +55,19 @@ trap 'rm -f "$results"' EXIT
 # Appends "name options json" for one run of one implementation.
 run_one() {
   local impl=$1 name=$2; shift 2
-  local cmd=("$BENCH")
-  [ "$impl" = python ] && cmd=("$PYTHON" bench/pytorch_step.py)
-  echo "$name|$*|$("${cmd[@]}" "$@" --threads "$THREADS" --json)" >>"$results"
+  local cmd=("$BENCH" --threads "$THREADS" --thread-split "$SPLIT")
+  [ "$impl" = python ] && cmd=("$PYTHON" bench/pytorch_step.py --threads "$TORCH_THREADS")
+  echo "$name|$*|$("${cmd[@]}" "$@" --json)" >>"$results"
 }
 
-echo "# step_comparison: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(getconf _NPROCESSORS_ONLN) cores, threads $THREADS," \
-     "OPENBLAS_NUM_THREADS=1, $REPS runs x $STEPS steps (after $WARMUP warm-up)"
+echo "# step_comparison: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(getconf _NPROCESSORS_ONLN) cores, $THREADS threads" \
+     "to $SPLIT (LibTorch intra-op $TORCH_THREADS, OpenBLAS $BLAS_THREADS), $REPS runs x $STEPS steps (after $WARMUP warm-up)"
 run_one cpp sgemm --sgemm
 run_one python sgemm --sgemm
 OPENBLAS_NUM_THREADS=$THREADS run_one python sgemm-openblas --sgemm
-for config in "${CONFIGS[@]}"; do
+for config in "${ALL_CONFIGS[@]}"; do
   read -r name options <<<"$config"
+  [[ " $SELECTED " == *" $name "* ]] || continue
   for method in mop prompt; do
     for ((rep = 0; rep < REPS; ++rep)); do
       for impl in cpp python; do

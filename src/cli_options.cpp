@@ -48,8 +48,12 @@ CommandLine::CommandLine(std::string command, std::string summary)
 void CommandLine::add_threads_option() {
   options_.add_options()(
       "threads", po::value<int>()->default_value(0)->value_name("N"),
-      "LibTorch intra-op threads; 0 = one per core (under mpirun: the cores divided among the node's "
-      "ranks). OpenBLAS is kept at 1 thread so the two never oversubscribe the cores");
+      "cores this process uses; 0 = OMP_NUM_THREADS if set, else all of them (under mpirun: the node's cores "
+      "divided among its ranks)")(
+      "thread-split", po::value<std::string>()->default_value("blas")->value_name("WHERE"),
+      "who gets the N cores: blas (OpenBLAS's matrix products; LibTorch's own ops on 1 thread; "
+      "fastest here) or torch (LibTorch's intra-op pool; OpenBLAS on 1 thread). Never both: "
+      "their threads would oversubscribe the cores");
 }
 
 void CommandLine::add_seed_option() {

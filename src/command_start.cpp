@@ -12,7 +12,9 @@ namespace mops {
 void start_command(const CommandLine& command_line, bool log) {
   if (log) command_line.print_resolved(std::cerr);
   const int threads = command_line.has("threads") ? command_line.get<int>("threads") : 0;
-  const auto settings = apply_thread_settings(threads);
+  const auto split = command_line.has("thread-split") ? parse_thread_split(command_line.get<std::string>("thread-split"))
+                                                      : ThreadSplit::kBlas;
+  const auto settings = apply_thread_settings(threads, split);
   if (log) std::cerr << describe(settings) << "\n";
   if (command_line.has("seed")) torch::manual_seed(command_line.get<uint64_t>("seed"));
 }

@@ -25,6 +25,38 @@ namespace {
 torch::nn::Linear linear(int in, int out) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
 }
+
+// Copies the weights (rows, C) one under another into one matrix and makes each weight a view
+// of its rows; returns the matrix.
+torch::Tensor pack_rows(const std::vector<torch::Tensor*>& weights) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (auto* w : weights) parts.push_back(*w);
+  auto packed = torch::cat(parts, 0).contiguous();  // (sum of rows, C)
+  const int64_t C = packed.size(1);
+  int64_t row = 0;
+  for (auto* w : weights) {
+    const int64_t rows = w->size(0);
+    w->set_(packed.storage(), packed.storage_offset() + row * C, {rows, C}, {C, 1});
+    row += rows;
+  }
+  return packed;
+}
+
+// (S, Sk) of `options`' dtype: 0 where query s (the last S of Sk positions) may look at key column j, -inf after it.
+torch::Tensor causal_mask(int64_t S, int64_t Sk, const torch::TensorOptions& options) {
+  auto future = torch::ones({S, Sk}, torch::kBool).triu(Sk - S + 1);
+  return torch::zeros({S, Sk}, options).masked_fill_(future, -std::numeric_limits<float>::infinity());
+}
+
+// Whether `packed` still holds the weights: none was replaced by another tensor since.
+bool still_packed(const torch::Tensor& packed, const std::vector<const torch::Tensor*>& weights) {
+  if (!packed.defined()) return false;
+  for (const auto* w : weights) {
+    if (!w->is_alias_of(packed)) return false;
+  }
+  return true;
+}
 }  // namespace
 
 AttentionImpl::AttentionImpl(const ModelConfig& config)
@@ -39,9 +71,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
                                      int64_t start, const AttentionContext& context) {
   const int64_t B = x.size(0), S = x.size(1);
   const int64_t H = n_heads_, G = n_kv_heads_, D = head_dim_;
-  auto q = wq(x).view({B, S, H, D}).transpose(1, 2);  // (B, H, S, D)
-  auto k = wk(x).view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
-  auto v = wv(x).view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
+  torch::Tensor q, k, v;
+  if (still_packed(packed_, {&wq->weight, &wk->weight, &wv->weight})) {
+    auto qkv = torch::linear(x, packed_).split_with_sizes({H * D, G * D, G * D}, -1);  // (B, S, H D | G D | G D)
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = wq(x), k = wk(x), v = wv(x);
+  }
+  q = q.view({B, S, H, D}).transpose(1, 2);  // (B, H, S, D)
+  k = k.view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
+  v = v.view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
   q = rope.apply(q, start);
   k = rope.apply(k, start);
   if (context.cache_keys) {
@@ -52,16 +91,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
     *context.cache_keys = k;
     *context.cache_values = v;
   }
-  const int64_t Sk = k.size(2);
-  if (G != H) {  // query head h reads key/value head h / (H/G)
-    k = k.repeat_interleave(H / G, 1);  // (B, H, Sk, D)
-    v = v.repeat_interleave(H / G, 1);
-  }
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(D));  // (B, H, S, Sk)
-  if (S > 1) {
-    auto future = torch::ones({S, Sk}, torch::kBool).triu(Sk - S + 1);  // (S, Sk)
-    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
-  }
+  const int64_t Sk = k.size(2), R = H / G;
+  // The R query heads of a key/value head side by side, so that no key or value is copied:
+  // query head h = g * R + r reads key/value head g. One product gives the scaled scores plus
+  // the causal mask (0 or -inf).
+  auto grouped = q.reshape({B * G, R * S, D});                 // (B G, R S, D)
+  auto keys = k.reshape({B * G, Sk, D}).transpose(1, 2);       // (B G, D, Sk)
+  const double scale = 1.0 / std::sqrt(double(D));
+  auto scores = S > 1 ? torch::baddbmm(causal_mask(S, Sk, q.options()).repeat({R, 1}), grouped, keys, 1.0, scale)
+                      : torch::bmm(grouped, keys) * scale;     // (B G, R S, Sk)
+  scores = scores.view({B, H, S, Sk});
   auto probs = torch::softmax(scores, -1);  // (B, H, S, Sk)
   if (context.column_weights.defined()) {
     const int64_t P = context.prompt_columns;
@@ -70,11 +109,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
     probs = probs * weights.view({B, 1, 1, Sk});
   }
   if (context.record_probs) *context.record_probs = probs;
-  auto out = torch::matmul(probs, v);                   // (B, H, S, D)
-  out = out.transpose(1, 2).reshape({B, S, H * D});     // (B, S, C)
+  auto out = torch::matmul(probs.view({B, G, R * S, Sk}), v).view({B, H, S, D});  // (B, H, S, D)
+  out = out.transpose(1, 2).reshape({B, S, H * D});                                // (B, S, C)
   if (context.record_mixed) *context.record_mixed = out;
   return wo(out);
 }
+
+void AttentionImpl::pack_projections() { packed_ = pack_rows({&wq->weight, &wk->weight, &wv->weight}); }
 
 // ---------------------------------------------------------------- FeedForward and Block
 
@@ -85,10 +126,18 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* record_hidden) {
-  auto hidden = torch::silu(w1(x)) * w3(x);  // (B, S, F)
+  torch::Tensor hidden;  // (B, S, F)
+  if (still_packed(packed_, {&w1->weight, &w3->weight})) {
+    auto gate_up = torch::linear(x, packed_).chunk(2, -1);  // (B, S, F) twice
+    hidden = torch::silu(gate_up[0]) * gate_up[1];
+  } else {
+    hidden = torch::silu(w1(x)) * w3(x);
+  }
   if (record_hidden) *record_hidden = hidden;
   return w2(hidden);
 }
+
+void FeedForwardImpl::pack_projections() { packed_ = pack_rows({&w1->weight, &w3->weight}); }
 
 BlockImpl::BlockImpl(const ModelConfig& config) {
   attention_norm = register_module("attention_norm", RMSNorm(config.dim, config.norm_eps));
@@ -193,8 +242,12 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t
 }
 
 torch::Tensor LlamaImpl::classify(const torch::Tensor& h, int64_t prompt_columns) {
-  auto x = norm(h.slice(1, prompt_columns));  // (B, T, C)
-  if (config_.tied_classifier) return torch::matmul(x, tok_embeddings->weight.t());  // (B, T, V)
+  return logits(h.slice(1, prompt_columns));  // (B, T, V)
+}
+
+torch::Tensor LlamaImpl::logits(const torch::Tensor& states) {
+  auto x = norm(states);  // (..., C)
+  if (config_.tied_classifier) return torch::matmul(x, tok_embeddings->weight.t());  // (..., V)
   return output(x);
 }
 
@@ -263,6 +316,10 @@ void LlamaImpl::init_weights(uint64_t seed) {
 
 void LlamaImpl::freeze() {
   for (auto& p : parameters()) p.set_requires_grad(false);
+  for (int l = 0; l < config_.n_layers; ++l) {
+    block(l)->attention->pack_projections();
+    block(l)->feed_forward->pack_projections();
+  }
 }
 
 }  // namespace mops

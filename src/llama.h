@@ -81,9 +81,13 @@ class AttentionImpl : public torch::nn::Module {
   // x: (B, S, C) at positions start .. start+S-1 -> (B, S, C)
   torch::Tensor forward(const torch::Tensor& x, const RotaryEmbedding& rope, int64_t start,
                         const AttentionContext& context);
+  // Frozen weights only: wq | wk | wv become row views of one matrix, so that one product gives
+  // q, k and v (and one product their input's gradient).
+  void pack_projections();
   torch::nn::Linear wq{nullptr}, wk{nullptr}, wv{nullptr}, wo{nullptr};
  private:
   int n_heads_, n_kv_heads_, head_dim_;
+  torch::Tensor packed_;  // (C + 2 G D, C) or undefined
 };
 TORCH_MODULE(Attention);
 
@@ -92,7 +96,10 @@ class FeedForwardImpl : public torch::nn::Module {
   explicit FeedForwardImpl(const ModelConfig& config);
   // (B, S, C) -> (B, S, C); `record_hidden` receives the input of w2: (B, S, F)
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* record_hidden = nullptr);
+  void pack_projections();  // frozen weights only: w1 | w3 as row views of one (2F, C) matrix
   torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};  // gate (F,C), down (C,F), up (F,C)
+ private:
+  torch::Tensor packed_;  // (2F, C) or undefined
 };
 TORCH_MODULE(FeedForward);
 
@@ -125,13 +132,16 @@ class LlamaImpl : public torch::nn::Module {
   torch::Tensor run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
                            const PromptPlan& plan, KVCache* cache);
   torch::Tensor classify(const torch::Tensor& h, int64_t prompt_columns);  // -> (B, T, V)
+  torch::Tensor logits(const torch::Tensor& states);  // final norm and classifier: (..., C) -> (..., V)
   // Layer `l` alone on h: (B, T, C) without prompts, recording its linear layers' inputs.
   torch::Tensor run_layer_recording(const torch::Tensor& h, int l, LinearInputs* record);
   Block block(int l);
 
   // Small random weights for training from scratch (llama2.c's scheme).
   void init_weights(uint64_t seed);
-  void freeze();  // no backbone parameter requires a gradient
+  // No backbone parameter requires a gradient; each layer's projections that read the same
+  // input are packed into one matrix (the weights stay parameters, now views of it).
+  void freeze();
 
   torch::nn::Embedding tok_embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};

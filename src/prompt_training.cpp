@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "activation_cache.h"
 #include "errors.h"
 #include "prompted_forward.h"
 
@@ -34,7 +35,13 @@ void check_finite(const torch::Tensor& loss, int64_t step, const char* what) {
                   << "; training stopped before applying it (lower --lr, or check the model for NaN weights)");
 }
 
-// Runs `steps` Adam steps of `loss_of(batch)` on `parameters`.
+// (B, K0 + T, C) lower-half states of examples[indices] (batched as `batch`), from the cache when set.
+torch::Tensor lower_states(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                           const std::vector<size_t>& indices, const ExampleBatch& batch, ActivationCache* cache) {
+  return cache ? cache->lower(backbone, state, examples, indices) : lower_half(backbone, state, batch.ids);
+}
+
+// Runs `steps` Adam steps of `loss_of(batch, indices)` on `parameters`.
 template <class LossOf>
 double adam_steps(std::vector<torch::Tensor> parameters, const std::vector<TokenizedExample>& train,
                   const TrainOptions& options, const char* what, LossOf loss_of) {
@@ -42,8 +49,8 @@ double adam_steps(std::vector<torch::Tensor> parameters, const std::vector<Token
   BatchSampler sampler(train.size(), options.seed);
   double last = 0;
   for (int step = 1; step <= options.steps; ++step) {
-    const auto batch = make_batch(train, sampler.next(options.batch_size));
-    torch::Tensor loss = loss_of(batch);
+    const auto indices = sampler.next(options.batch_size);
+    torch::Tensor loss = loss_of(make_batch(train, indices), indices);
     check_finite(loss, step, what);
     optimizer.zero_grad();
     loss.backward();
@@ -58,7 +65,8 @@ double adam_steps(std::vector<torch::Tensor> parameters, const std::vector<Token
 double pretrain_first_prompts(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
                               const TrainOptions& options) {
   state->first_prompts.set_requires_grad(true);
-  const double loss = adam_steps({state->first_prompts}, train, options, "P0 pretraining", [&](const ExampleBatch& b) {
+  const double loss = adam_steps({state->first_prompts}, train, options, "P0 pretraining",
+                                 [&](const ExampleBatch& b, const std::vector<size_t>&) {
     return response_loss(first_prompts_forward(backbone, state, b.ids), b);
   });
   state->first_prompts.set_requires_grad(false);
@@ -102,9 +110,10 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
                      const TrainOptions& options) {
   MOPS_CHECK(state->gate, "gate pretraining needs --method mop");
   const int64_t E = state->config().experts;
-  adam_steps(state->gate->parameters(), train, options, "gate pretraining", [&](const ExampleBatch& b) {
-    auto logits = state->gate->logits(lower_half(backbone, state, b.ids).slice(1, state->config().first_prompts),
-                                      b.question_mask);                                        // (B, E)
+  adam_steps(state->gate->parameters(), train, options, "gate pretraining",
+             [&](const ExampleBatch& b, const std::vector<size_t>& indices) {
+    const auto lower = lower_states(backbone, state, train, indices, b, options.lower_cache);  // (B, K0 + T, C)
+    auto logits = state->gate->logits(lower.slice(1, state->config().first_prompts), b.question_mask);  // (B, E)
     auto target = torch::tensor(std::vector<int64_t>(b.tasks.begin(), b.tasks.end())) % E;  // (B)
     return torch::nn::functional::cross_entropy(logits, target);
   });
@@ -156,16 +165,17 @@ struct StepResult {
   torch::Tensor gate;  // (B, E), MoPs only
 };
 
-// One optimizer step of the main loop on `batch`.
+// One optimizer step of the main loop on examples[indices], batched as `batch`.
 StepResult main_loop_step(Llama& backbone, PromptState& state, torch::optim::Adam& optimizer,
-                          const ExampleBatch& batch, int64_t step) {
-  auto out = prompted_forward(backbone, state, batch);
-  auto loss = response_loss(out.logits, batch);
-  check_finite(loss, step, "training");
+                          const std::vector<TokenizedExample>& examples, const std::vector<size_t>& indices,
+                          const ExampleBatch& batch, const TrainOptions& options, int64_t step) {
+  const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache);  // (B, K0 + T, C)
+  auto out = upper_half_loss(backbone, state, lower, batch);
+  check_finite(out.loss, step, "training");
   optimizer.zero_grad();
-  loss.backward();
+  out.loss.backward();
   optimizer.step();
-  return {loss.item<double>(), out.gate.defined() ? out.gate.detach() : torch::Tensor()};
+  return {out.loss.item<double>(), out.gate.defined() ? out.gate.detach() : torch::Tensor()};
 }
 
 }  // namespace
@@ -177,8 +187,9 @@ LocalTraining train_local(Llama& backbone, PromptState& state, const std::vector
   LocalTraining result;
   torch::Tensor gate_sum;  // (E)
   for (int step = 1; step <= options.steps; ++step) {
-    const auto batch = make_batch(examples, sampler.next(options.batch_size));
-    const auto done = main_loop_step(backbone, state, optimizer, batch, step);
+    const auto indices = sampler.next(options.batch_size);
+    const auto batch = make_batch(examples, indices);
+    const auto done = main_loop_step(backbone, state, optimizer, examples, indices, batch, options, step);
     result.mean_loss += done.loss / options.steps;
     result.tokens += batch.ids.numel();
     if (done.gate.defined()) {
@@ -199,8 +210,9 @@ TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::ve
   int64_t tokens = 0;
   TrainingSummary summary;
   for (int step = 1; step <= options.steps; ++step) {
-    const auto batch = make_batch(train, sampler.next(options.batch_size));
-    const double loss = main_loop_step(backbone, state, optimizer, batch, step).loss;
+    const auto indices = sampler.next(options.batch_size);
+    const auto batch = make_batch(train, indices);
+    const double loss = main_loop_step(backbone, state, optimizer, train, indices, batch, options, step).loss;
     tokens += batch.ids.numel();
     observer.on_step(step, loss, tokens);
     if (step % options.eval_every == 0 || step == options.steps) {

@@ -16,6 +16,8 @@
 
 namespace mops {
 
+class ActivationCache;
+
 // Example indices in seeded random order, reshuffled every epoch.
 class BatchSampler {
  public:
@@ -36,6 +38,7 @@ struct TrainOptions {
   int eval_every = 200;      // and at the end
   int eval_batch_size = 16;
   uint64_t seed = 0;
+  ActivationCache* lower_cache = nullptr;  // when set, the lower half's states are reused (gate pretraining, main loop)
 };
 
 struct PromptEvaluation {

@@ -15,11 +15,19 @@ torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const 
   return state->gate(lower.slice(1, state->config().first_prompts), question_mask);  // (B, E)
 }
 
-PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention) {
+namespace {
+
+// The upper half's final states (B, E * P + T, C) and, for MoPs, the gate.
+struct UpperStates {
+  torch::Tensor states;
+  torch::Tensor gate;
+};
+
+UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tensor& lower,
+                         const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention) {
   const auto& c = state->config();
   const int64_t B = lower.size(0);
-  PromptedOutput out;
+  UpperStates out;
   PromptPlan plan;
   plan.attention = attention;
   if (c.method == PromptMethod::kMop) {
@@ -27,11 +35,29 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
     plan.weight_from_layer = c.mid_layer;
     plan.column_weights = state->column_weights(out.gate);  // (B, E * P)
   }
-  auto mid = batch_prompts(state->mid_prompts, B, "mid prompts");       // (B, E * P, C)
-  auto h = replace_prompt_positions(lower, c.first_prompts, mid);        // (B, E * P + T, C)
-  h = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, c.mid_prompts(), plan, nullptr);
-  out.logits = backbone->classify(h, c.mid_prompts());                   // (B, T, V)
+  auto mid = batch_prompts(state->mid_prompts, B, "mid prompts");  // (B, E * P, C)
+  auto h = replace_prompt_positions(lower, c.first_prompts, mid);   // (B, E * P + T, C)
+  out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, c.mid_prompts(), plan, nullptr);
   return out;
+}
+
+}  // namespace
+
+PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
+                          const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention) {
+  auto upper = upper_states(backbone, state, lower, question_mask, attention);
+  return {backbone->classify(upper.states, state->config().mid_prompts()), upper.gate};  // (B, T, V)
+}
+
+PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch) {
+  auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr);
+  const int64_t P = state->config().mid_prompts(), T = batch.ids.size(1);
+  const auto predicts = batch.response_mask > 0;                                    // (B, T - 1)
+  auto states = upper.states.slice(1, P, P + T - 1).index({predicts});              // (N, C)
+  auto targets = batch.ids.slice(1, 1).index({predicts});                           // (N)
+  if (targets.numel() == 0) return {upper.states.sum() * 0.0, upper.gate};  // no response token: loss 0
+  auto loss = torch::nn::functional::cross_entropy(backbone->logits(states), targets);  // ()
+  return {loss, upper.gate};
 }
 
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,

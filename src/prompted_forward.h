@@ -30,6 +30,14 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
                                 std::vector<torch::Tensor>* attention = nullptr);
 
+struct PromptedLoss {
+  torch::Tensor loss;  // (): mean NLL of the batch's response tokens
+  torch::Tensor gate;  // (B, E), MoPs only
+};
+// The training loss, response_loss(upper_half(...).logits, batch), with only the positions that
+// predict a response token going through the final norm and the classifier.
+PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch);
+
 // The plan that runs `state` through the backbone's own forward (and so through generation
 // with a KV cache): P0 at layer 0, the mid prompts at L_mid and, for MoPs, the column weights
 // of the gate's choice for this prompt (its question span read at L_mid).

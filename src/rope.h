@@ -10,7 +10,8 @@ class RotaryEmbedding {
  public:
   RotaryEmbedding(int head_dim, float theta);
 
-  // x: (B, heads, S, D) at positions start .. start+S-1 -> (B, heads, S, D)
+  // x: (B, heads, S, D) at positions start .. start+S-1 -> (B, heads, S, D). Each pair is one
+  // complex number, rotated by one complex product.
   torch::Tensor apply(const torch::Tensor& x, int64_t start) const;
 
  private:
@@ -18,8 +19,7 @@ class RotaryEmbedding {
 
   int head_dim_;
   double theta_;
-  mutable torch::Tensor cos_;  // (N, D/2) float32
-  mutable torch::Tensor sin_;  // (N, D/2) float32
+  mutable torch::Tensor rotation_;  // (N, D/2) complex64: cos + i sin of each position's angles
 };
 
 }  // namespace mops

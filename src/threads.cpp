@@ -17,7 +17,8 @@ namespace {
 using SetThreads = void (*)(int);
 using GetConfig = char* (*)();
 
-// Ranks the MPI launcher started on this node (Open MPI, MPICH/Hydra, SLURM's srun); 1 otherwise.
+}  // namespace
+
 int ranks_on_this_node() {
   for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"}) {
     const char* value = std::getenv(name);
@@ -26,20 +27,39 @@ int ranks_on_this_node() {
   return 1;
 }
 
+namespace {
+
+// OMP_NUM_THREADS when set (batch systems and ctest set it), else the cores shared by the ranks.
+int default_cores(int ranks_on_node) {
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  if (omp && std::atoi(omp) > 0) return std::atoi(omp);
+  return std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / ranks_on_node);
+}
+
 }  // namespace
 
-ThreadSettings apply_thread_settings(int requested) {
+ThreadSplit parse_thread_split(const std::string& text) {
+  if (text == "blas") return ThreadSplit::kBlas;
+  if (text == "torch") return ThreadSplit::kTorch;
+  MOPS_FAIL("--thread-split '" << text << "' is not one of blas (the cores to OpenBLAS's matrix products), "
+                                  "torch (the cores to LibTorch's intra-op pool)");
+}
+
+ThreadSettings apply_thread_settings(int requested, ThreadSplit split) {
   MOPS_CHECK(requested >= 0, "--threads = " << requested << " must be 0 (the cores shared by this node's ranks) or positive");
   ThreadSettings settings;
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
   settings.ranks_on_node = ranks_on_this_node();
-  settings.torch_threads = requested > 0 ? requested : std::max(1, cores / settings.ranks_on_node);
-  torch::set_num_threads(settings.torch_threads);
+  settings.cores = requested > 0 ? requested : default_cores(settings.ranks_on_node);
   auto set_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   auto get_config = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  // Without OpenBLAS the cores can only go to LibTorch.
+  settings.split = set_threads ? split : ThreadSplit::kTorch;
+  const bool to_blas = settings.split == ThreadSplit::kBlas;
+  settings.torch_threads = to_blas ? 1 : settings.cores;
+  torch::set_num_threads(settings.torch_threads);
   if (set_threads) {
-    set_threads(1);
-    settings.openblas_threads = 1;
+    settings.openblas_threads = to_blas ? settings.cores : 1;
+    set_threads(settings.openblas_threads);
     settings.blas = get_config ? get_config() : "OpenBLAS";
   } else {
     settings.openblas_threads = -1;
@@ -50,7 +70,9 @@ ThreadSettings apply_thread_settings(int requested) {
 
 std::string describe(const ThreadSettings& settings) {
   std::ostringstream out;
-  out << "threads: LibTorch intra-op " << settings.torch_threads << ", OpenBLAS ";
+  out << "threads: " << settings.cores << " core" << (settings.cores == 1 ? "" : "s") << " to "
+      << (settings.split == ThreadSplit::kBlas ? "OpenBLAS" : "LibTorch") << ": LibTorch intra-op "
+      << settings.torch_threads << ", OpenBLAS ";
   if (settings.openblas_threads > 0) out << settings.openblas_threads;
   else out << "n/a";
   out << " (BLAS: " << settings.blas << ")";

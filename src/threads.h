@@ -1,21 +1,32 @@
-// Thread settings, owned in one place: LibTorch's intra-op threads do the work and OpenBLAS is
-// held at one thread, because both spawning threads oversubscribes the cores (measured 2.6x
-// slower on a small training step). Under an MPI launcher the cores are shared out among the
-// ranks of the node (--threads 0).
+// Thread settings, owned in one place. A process gets N cores (--threads; 0 = OMP_NUM_THREADS,
+// or the node's cores divided among its MPI ranks) and gives them either to OpenBLAS, which does the matrix
+// products, with LibTorch's own intra-op pool at one thread ("blas", the default), or to
+// LibTorch with OpenBLAS at one thread ("torch"). Never both: OpenMP and OpenBLAS threads that
+// spin at once oversubscribe the cores (measured 2.6x slower on a small training step, 2.8x on
+// a medium one; BENCHMARKS.md has the table that chose "blas").
 #pragma once
 #include <string>
 
 namespace mops {
 
+enum class ThreadSplit { kBlas, kTorch };
+
 struct ThreadSettings {
-  int torch_threads = 0;
+  int cores = 0;             // the cores this process uses
+  ThreadSplit split = ThreadSplit::kBlas;
+  int torch_threads = 0;     // LibTorch intra-op (OpenMP) threads
   int openblas_threads = 0;  // -1 when OpenBLAS is not the BLAS in use
   int ranks_on_node = 1;     // MPI ranks the launcher started on this node
   std::string blas;          // OpenBLAS's own configuration string, or what was found instead
 };
 
-// requested = 0 means the node's cores divided among its ranks (at least 1).
-ThreadSettings apply_thread_settings(int requested);
+// MPI ranks the launcher (Open MPI, MPICH/Hydra, SLURM's srun) started on this node; 1 otherwise.
+int ranks_on_this_node();
+// "blas" or "torch"; anything else is an error naming --thread-split.
+ThreadSplit parse_thread_split(const std::string& text);
+// requested = 0 means OMP_NUM_THREADS when it is set, else the node's cores divided among its
+// ranks (at least 1).
+ThreadSettings apply_thread_settings(int requested, ThreadSplit split = ThreadSplit::kBlas);
 std::string describe(const ThreadSettings& settings);
 
 }  // namespace mops

@@ -80,6 +80,27 @@ TEST(Gate, OneHotGateZeroesTheOtherExpertsAttention) {
   }
 }
 
+// The training loss classifies only the response positions: the same loss and gradients as the
+// loss on the full logits.
+TEST(MopGradients, TrainingLossEqualsTheLossOnAllLogits) {
+  auto backbone = tiny_backbone();
+  auto examples = tiny_examples(4, 11);
+  examples[1].ids.resize(9);  // padded, with a shorter response
+  const auto batch = make_batch(examples, 0, 4);
+  std::vector<torch::Tensor> losses, grads;
+  for (bool response_only : {false, true}) {
+    auto state = random_state(tiny_mop(PromptMethod::kMop), 12);
+    const auto lower = lower_half(backbone, state, batch.ids);
+    auto loss = response_only ? upper_half_loss(backbone, state, lower, batch).loss
+                              : response_loss(upper_half(backbone, state, lower, batch.question_mask).logits, batch);
+    loss.backward();
+    losses.push_back(loss.detach());
+    grads.push_back(torch::cat({state->mid_prompts.grad().flatten(), state->gate->w1->weight.grad().flatten()}));
+  }
+  EXPECT_NEAR(losses[1].item<double>(), losses[0].item<double>(), 1e-6);
+  EXPECT_TRUE(grads[1].allclose(grads[0], 1e-4, 1e-7)) << (grads[1] - grads[0]).abs().max();
+}
+
 // d loss / d theta against central differences, in float64, for mid prompts and gate weights.
 TEST(MopGradients, MatchFiniteDifferences) {
   auto backbone = tiny_backbone();
@@ -116,14 +137,6 @@ TEST(MopGradients, LowerHalfHasNoGraph) {
   const auto lower = lower_half(backbone, state, make_batch(tiny_examples(2, 12), 0, 2).ids);
   EXPECT_FALSE(lower.requires_grad());
 }
-
-class NullObserver : public TrainingObserver {
- public:
-  void on_step(int64_t, double loss, int64_t) override { losses.push_back(loss); }
-  void on_eval(int64_t, const PromptEvaluation& e) override { evaluations.push_back(e); }
-  std::vector<double> losses;
-  std::vector<PromptEvaluation> evaluations;
-};
 
 TEST(MopTraining, AFewHundredStepsLowerTheLoss) {
   const std::vector<std::string> tasks = {"a", "b", "c", "d"};

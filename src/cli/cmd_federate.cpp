@@ -25,7 +25,7 @@ namespace mops {
 namespace {
 
 // Options that may change between a run and its --resume without changing the result.
-const std::vector<std::string> kResumeFreeOptions = {"resume", "threads", "comm"};
+const std::vector<std::string> kResumeFreeOptions = {"resume", "threads", "thread-split", "comm", "activation-cache"};
 
 const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
 
@@ -198,11 +198,11 @@ void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
 
 // The start state on rank 0: P0, mid prompts, gate pretraining; its references in `results`.
 PromptState fresh_state(const CommandLine& cl, PromptMethod method, FederatedSetup& s, ResultsFile& results,
-                        const torch::Tensor& p0, const nlohmann::json& references) {
+                        const torch::Tensor& p0, const nlohmann::json& references, ActivationCache& cache) {
   auto state = initial_prompt_state(cl, method, s.model, p0, s.data.train);
   results.write_attribute("references", references.dump());
   if (method != PromptMethod::kMop) return state;
-  if (cl.get<int>("gate-pretrain-steps") > 0) pretrain_gate_option(cl, s.model, state, s.data.train);
+  if (cl.get<int>("gate-pretrain-steps") > 0) pretrain_gate_option(cl, s.model, state, s.data.train, cache);
   // Written also without pretraining: a resumed run copies it (sim/federated_resume.h).
   write_gate_after_pretraining(results, s.model, state, s.data.test, s.dataset.tasks, cl.get<int>("eval-batch-size"));
   return state;
@@ -210,7 +210,7 @@ PromptState fresh_state(const CommandLine& cl, PromptMethod method, FederatedSet
 
 // One method from start (or from its checkpoint) to the end; rank 0 returns the final report.
 EvaluationReport run_method(const CommandLine& cl, PromptMethod method, bool both, Communicator& comm, FederatedSetup& s,
-                        const torch::Tensor& p0, const nlohmann::json& references) {
+                        const torch::Tensor& p0, const nlohmann::json& references, ActivationCache& cache) {
   const auto path = method_results_path(cl, federated_method_name(method), both);
   const int width = s.model->config().dim;
   // Rank 0 decides where to start: 1 (fresh), after the checkpoint, or nowhere (finished).
@@ -238,12 +238,13 @@ EvaluationReport run_method(const CommandLine& cl, PromptMethod method, bool bot
       global = point.state;
       std::cerr << path << ": resuming after round " << point.checkpoint_round << "\n";
     } else {
-      global = fresh_state(cl, method, s, *results, p0, references);
+      global = fresh_state(cl, method, s, *results, p0, references, cache);
     }
     results->write_attribute("status", "running");
   }
   broadcast_state(comm, global, 0);
-  const auto options = federated_options(cl);
+  auto options = federated_options(cl);
+  options.local.lower_cache = &cache;
   FederatedObserver observer(options.rounds, int(first_round), std::string("federate ") + federated_method_name(method),
                              results.get(), last);
   run_federated(s.model, global, s.my_clients, int(s.partition.clients.size()), s.data.test, s.dataset.tasks, options,
@@ -252,7 +253,7 @@ EvaluationReport run_method(const CommandLine& cl, PromptMethod method, bool bot
     observer.finish();
     results->write_attribute("status", "finished");
     results->close();
-    std::cerr << federated_method_name(method) << ": results in " << path << "\n";
+    std::cerr << federated_method_name(method) << ": results in " << path << "\n" << cache.describe() << " (rank 0)\n";
   }
   return observer.final_report();
 }
@@ -310,8 +311,9 @@ int run_federate(int argc, const char* const* argv) {
     comm->broadcast(p0.data_ptr(), size_t(p0.numel()) * sizeof(float), 0);
     const bool both = method == "both";
     EvaluationReport fedprompt, mop;
-    if (both || method == "fedprompt") fedprompt = run_method(cl, PromptMethod::kPrompt, both, *comm, setup, p0, references);
-    if (both || method == "mop") mop = run_method(cl, PromptMethod::kMop, both, *comm, setup, p0, references);
+    auto cache = activation_cache_option(cl, comm->rank() == 0);
+    if (both || method == "fedprompt") fedprompt = run_method(cl, PromptMethod::kPrompt, both, *comm, setup, p0, references, *cache);
+    if (both || method == "mop") mop = run_method(cl, PromptMethod::kMop, both, *comm, setup, p0, references, *cache);
     if (comm->rank() == 0) {
       print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt,
                              method == "fedprompt" ? nullptr : &mop, p0_only, nullptr);

@@ -61,7 +61,8 @@ struct MethodRun {
 };
 
 MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llama& model, const std::string& compression,
-                     const torch::Tensor& p0, const InstructionDataset& dataset, const TokenizedSplit& data, const nlohmann::json& references) {
+                     const torch::Tensor& p0, const InstructionDataset& dataset, const TokenizedSplit& data, const nlohmann::json& references,
+                     ActivationCache& cache) {
   auto state = initial_prompt_state(cl, method, model, p0, data.train);
   const auto& config = state->config();
   ResultsHeader header;
@@ -77,19 +78,22 @@ MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llam
   results.write_attribute("references", references.dump());
   results.write_attribute("compression", compression);
   if (method == PromptMethod::kMop && cl.get<int>("gate-pretrain-steps") > 0) {
-    pretrain_gate_option(cl, model, state, data.train);
+    pretrain_gate_option(cl, model, state, data.train, cache);
     write_gate_after_pretraining(results, model, state, data.test, dataset.tasks, cl.get<int>("eval-batch-size"));
   }
   RunObserver observer(std::string("train ") + method_name(method), cl.get<int>("steps"), results, state);
   results.write_attribute("status", "running");
-  MethodRun run{method, {}, train_prompts(model, state, data.train, data.test, dataset.tasks, train_options(cl), observer)};
+  auto options = train_options(cl);
+  options.lower_cache = &cache;
+  MethodRun run{method, {}, train_prompts(model, state, data.train, data.test, dataset.tasks, options, observer)};
   observer.finish();
   run.final = run.summary.final;
   results.write_attribute("status", "finished");
   results.write_attribute("tokens_per_second", std::to_string(run.summary.tokens_per_second));
   results.close();
   std::cerr << method_name(method) << ": " << std::fixed << std::setprecision(1) << run.summary.seconds << " s, "
-            << std::setprecision(0) << run.summary.tokens_per_second << " tokens/s; results in " << path << "\n";
+            << std::setprecision(0) << run.summary.tokens_per_second << " tokens/s; results in " << path << "\n"
+            << cache.describe() << "\n";
   return run;
 }
 
@@ -137,8 +141,10 @@ int run_train(int argc, const char* const* argv) {
   }
   std::vector<MethodRun> runs;
   const bool both = method == "both";
-  if (both || method == "prompt") runs.push_back(run_method(cl, PromptMethod::kPrompt, both, model, compression, p0, dataset, data, references));
-  if (both || method == "mop") runs.push_back(run_method(cl, PromptMethod::kMop, both, model, compression, p0, dataset, data, references));
+  auto cache = activation_cache_option(cl, true);
+  for (auto m : {PromptMethod::kPrompt, PromptMethod::kMop}) {
+    if (both || method == method_name(m)) runs.push_back(run_method(cl, m, both, model, compression, p0, dataset, data, references, *cache));
+  }
   const EvaluationReport* baseline = nullptr;
   const EvaluationReport* mop = nullptr;
   for (const auto& r : runs) (r.method == PromptMethod::kMop ? mop : baseline) = &r.final.report;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "allocator_settings.h"
 #include "cli/commands.h"
 #include "cli_options.h"
 
@@ -68,6 +69,7 @@ const Command* find_command(int argc, const char* const* argv, int& words) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mops::keep_freed_memory_for_reuse();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     print_usage(argc < 2 ? std::cerr : std::cout);
     return argc < 2 ? 2 : 0;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "activation_cache.h"
 #include "prompt_state_io.h"
 #include "prompted_forward.h"
 
@@ -38,7 +39,11 @@ void add_prompt_options(CommandLine& cl) {
       ("gate-lr", po::value<double>()->value_name("LR"),
        "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)")
       ("batch-size", po::value<int>()->default_value(1), "examples per step (paper: 1)")
-      ("eval-batch-size", po::value<int>()->default_value(16), "test examples per forward pass");
+      ("eval-batch-size", po::value<int>()->default_value(16), "test examples per forward pass")
+      ("activation-cache", po::value<std::string>()->default_value("auto")->value_name("MIB"),
+       "keep each training example's states at L_mid (they depend only on the frozen model and P0) and run only "
+       "the upper half again: auto (a quarter of the free memory, shared by the node's ranks; off under 64 MiB), "
+       "a size in MiB, or 0 (off)");
 }
 
 TrainOptions optimizer_options(const CommandLine& cl) {
@@ -95,13 +100,24 @@ PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Lla
 }
 
 void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
-                          const std::vector<TokenizedExample>& train) {
+                          const std::vector<TokenizedExample>& train, ActivationCache& cache) {
   auto options = optimizer_options(cl);
+  options.lower_cache = &cache;
   options.steps = cl.get_int_in("gate-pretrain-steps", 0, 1 << 30);
   options.batch_size = std::max(options.batch_size, 8);
   const double accuracy = pretrain_gate(model, state, train, options);
   std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
             << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
+}
+
+std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, bool log) {
+  auto cache = std::make_unique<ActivationCache>(activation_cache_budget(cl.get<std::string>("activation-cache")));
+  if (log) {
+    std::cerr << "activation cache: ";
+    if (cache->budget_bytes() == 0) std::cerr << "off\n";
+    else std::cerr << "up to " << cache->budget_bytes() / (1024 * 1024) << " MiB of lower-half states\n";
+  }
+  return cache;
 }
 
 std::string method_results_path(const CommandLine& cl, const std::string& method, bool both) {

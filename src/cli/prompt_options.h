@@ -2,8 +2,10 @@
 // initialisation, gate pretraining and the optimizer, and the start state they build.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 
+#include "activation_cache.h"
 #include "cli_options.h"
 #include "prompt_training.h"
 #include "results_file.h"
@@ -15,7 +17,7 @@ void add_p0_options(CommandLine& cl);
 
 // The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer,
 // --gate-hidden, --gate-scale, --mid-init, --gate-pretrain-steps, --lr, --gate-lr,
-// --batch-size, --eval-batch-size.
+// --batch-size, --eval-batch-size, --activation-cache.
 void add_prompt_options(CommandLine& cl);
 
 // --lr, --gate-lr, --batch-size, --eval-batch-size and --seed; the caller sets steps.
@@ -35,7 +37,11 @@ PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Lla
 
 // --gate-pretrain-steps of cross-entropy on task labels (MoPs only); prints the accuracy.
 void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
-                          const std::vector<TokenizedExample>& train);
+                          const std::vector<TokenizedExample>& train, ActivationCache& cache);
+
+// The cache --activation-cache asks for, shared by gate pretraining and both methods' main
+// loops (they see the same P0); prints its budget when `log`.
+std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, bool log);
 
 // --out, or with both methods --out with the method before the extension (results.h5 ->
 // results.mop.h5).

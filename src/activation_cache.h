@@ -1,0 +1,57 @@
+// Lower-half activation cache. The hidden states a training example reaches at the input of
+// L_mid depend only on the frozen backbone and the frozen P0, so they are computed once and
+// reused by every later step, epoch, round and method that sees the example; only the upper
+// half (with autograd) runs again. Memory is bounded: examples that do not fit are computed
+// each time, as without the cache.
+//
+// Letters: B batch, T tokens (the batch's longest example), K0 first prompts, C width.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "example_batch.h"
+#include "llama.h"
+#include "prompt_state.h"
+
+namespace mops {
+
+class ActivationCache {
+ public:
+  // Keeps at most `budget_bytes` of states; 0 keeps none.
+  explicit ActivationCache(int64_t budget_bytes);
+
+  // (B, K0 + T, C) lower-half states of examples[indices], the batch make_batch(examples,
+  // indices) would give: the same values at every example's own positions, zeros at its padding
+  // (which no real position attends to). Examples are told apart by their address, so
+  // `examples` must not change while the cache is in use. A different backbone or P0 empties it.
+  torch::Tensor lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                      const std::vector<size_t>& indices);
+
+  int64_t budget_bytes() const { return budget_; }
+  int64_t bytes() const { return bytes_; }
+  int64_t cached_examples() const { return int64_t(states_.size()); }
+  int64_t hits() const { return hits_; }          // example lookups served from the cache
+  int64_t computed() const { return computed_; }  // examples run through the lower half
+  std::string describe() const;                    // one line: budget, use, hits
+
+ private:
+  void empty_if_stale(Llama& backbone, PromptState& state);
+  void store(const TokenizedExample* example, const torch::Tensor& states);
+
+  int64_t budget_;
+  int64_t bytes_ = 0;
+  int64_t hits_ = 0;
+  int64_t computed_ = 0;
+  const void* backbone_ = nullptr;  // the backbone the states came from
+  torch::Tensor first_prompts_;     // (K0, C): the P0 they came from
+  std::unordered_map<const TokenizedExample*, torch::Tensor> states_;  // (K0 + T_i, C) each
+};
+
+// The budget for --activation-cache: "auto" (a quarter of the memory available now, shared
+// among the node's MPI ranks; 0 when that is under 64 MiB) or a number of MiB (0 = off).
+int64_t activation_cache_budget(const std::string& option);
+
+}  // namespace mops
