@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The MoPs training step in C++ (mops_step_bench) against the same step in PyTorch eager
-# (pytorch_step.py), run alternately (C++, Python, C++, Python, ...) with the same threads:
+# (pytorch_step.py), run alternately (C++, C++ with the activation cache in its steady state,
+# Python, C++, ...) with the same threads:
 # SPLIT=blas gives the $THREADS cores to OpenBLAS and runs LibTorch's intra-op pool on 1 thread
 # (mops's default), SPLIT=torch the reverse; both sides get the same. Prints a table; never
 # fails on time.
@@ -20,6 +21,8 @@
 #             forward + backward; the frozen weights get no gradient, so a linear layer's
 #             backward is one product (dX) and an attention product's is two (both operands)
 #   flops   = lower + upper
+# Both columns use these FLOPs, the Python step's. The C++ step does less: its loss classifies only
+# the positions that predict a response token (half of T here), and with the cache it skips the lower half.
 # %sgemm: flops / time / (this machine's 1024^3 sgemm rate, measured here first: the fastest of
 # torch::mm in C++ and torch.mm in Python under the same split, and torch.mm with OpenBLAS at
 # $THREADS threads; with OpenBLAS at one thread a single product uses one core only).
@@ -56,6 +59,7 @@ trap 'rm -f "$results"' EXIT
 run_one() {
   local impl=$1 name=$2; shift 2
   local cmd=("$BENCH" --threads "$THREADS" --thread-split "$SPLIT")
+  [ "$impl" = cached ] && cmd+=(--cache)
   [ "$impl" = python ] && cmd=("$PYTHON" bench/pytorch_step.py --threads "$TORCH_THREADS")
   echo "$name|$*|$("${cmd[@]}" "$@" --json)" >>"$results"
 }
@@ -70,7 +74,7 @@ for config in "${ALL_CONFIGS[@]}"; do
   [[ " $SELECTED " == *" $name "* ]] || continue
   for method in mop prompt; do
     for ((rep = 0; rep < REPS; ++rep)); do
-      for impl in cpp python; do
+      for impl in cpp cached python; do
         # shellcheck disable=SC2086
         run_one "$impl" "$name" $options --method "$method" --steps "$STEPS" --warmup "$WARMUP"
       done
@@ -102,18 +106,21 @@ for line in open(sys.argv[1]):
     if name.startswith("sgemm"):
         sgemm[name + " " + r["impl"]] = r["sgemm_gflops"]
         continue
-    runs.setdefault((name, r["method"]), {"opts": options(opts), "cpp": [], "python": []})[r["impl"]].append(r)
+    impl = "cached" if r.get("cache") else r["impl"]
+    runs.setdefault((name, r["method"]), {"opts": options(opts), "cpp": [], "cached": [], "python": []})[impl].append(r)
 
 peak = max(sgemm.values())
 print(f"# sgemm 1024^3 (GFLOP/s): C++ {sgemm['sgemm cpp']:.1f}, Python {sgemm['sgemm python']:.1f}, "
       f"Python with OpenBLAS threads = torch threads {sgemm['sgemm-openblas python']:.1f}; machine rate {peak:.1f}")
-print("| config | method | C++ ms/step | Python ms/step | Python/C++ | C++ tokens/s | Python tokens/s | GFLOP/step | C++ %sgemm | Python %sgemm |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| config | method | C++ ms/step | C++ cached ms/step | Python ms/step | Python/C++ | Python/C++ cached | "
+      "C++ tokens/s | Python tokens/s | GFLOP/step | C++ %sgemm | Python %sgemm |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (name, method), v in runs.items():
-    ms = {impl: statistics.median(r["ms_per_step"] for r in v[impl]) for impl in ("cpp", "python")}
+    ms = {impl: statistics.median(r["ms_per_step"] for r in v[impl]) for impl in ("cpp", "cached", "python")}
     o, f = v["opts"], flops(v["opts"])
     tps = {impl: o["batch"] * o["seq"] / (ms[impl] / 1e3) for impl in ms}
     pct = {impl: 100 * f / (ms[impl] / 1e3) / (peak * 1e9) for impl in ms}
-    print(f"| {name} | {method} | {ms['cpp']:.1f} | {ms['python']:.1f} | {ms['python'] / ms['cpp']:.2f} | "
-          f"{tps['cpp']:.0f} | {tps['python']:.0f} | {f / 1e9:.2f} | {pct['cpp']:.1f} | {pct['python']:.1f} |")
+    print(f"| {name} | {method} | {ms['cpp']:.1f} | {ms['cached']:.1f} | {ms['python']:.1f} | {ms['python'] / ms['cpp']:.2f} | "
+          f"{ms['python'] / ms['cached']:.2f} | {tps['cpp']:.0f} | {tps['python']:.0f} | {f / 1e9:.2f} | {pct['cpp']:.1f} | "
+          f"{pct['python']:.1f} |")
 EOF

@@ -49,6 +49,18 @@ torch::Tensor causal_mask(int64_t S, int64_t Sk, const torch::TensorOptions& opt
   return torch::zeros({S, Sk}, options).masked_fill_(future, -std::numeric_limits<float>::infinity());
 }
 
+// (R S, Sk): the causal mask of R query heads side by side, from `memo` when it has this shape
+// and dtype (the layers of one pass share it).
+torch::Tensor grouped_causal_mask(int64_t S, int64_t Sk, int64_t R, const torch::TensorOptions& options,
+                                  torch::Tensor* memo) {
+  if (memo && memo->defined() && memo->size(0) == R * S && memo->size(1) == Sk && memo->dtype() == options.dtype()) {
+    return *memo;
+  }
+  auto mask = causal_mask(S, Sk, options).repeat({R, 1});
+  if (memo) *memo = mask;
+  return mask;
+}
+
 // Whether `packed` still holds the weights: none was replaced by another tensor since.
 bool still_packed(const torch::Tensor& packed, const std::vector<const torch::Tensor*>& weights) {
   if (!packed.defined()) return false;
@@ -71,17 +83,26 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
                                      int64_t start, const AttentionContext& context) {
   const int64_t B = x.size(0), S = x.size(1);
   const int64_t H = n_heads_, G = n_kv_heads_, D = head_dim_;
+  const int64_t first = context.output_from, Sq = S - first;  // query rows: first .. S-1
+  MOPS_CHECK(0 <= first && first < S && (first == 0 || !context.cache_keys),
+             "attention output rows from " << first << " of " << S << " (and not with a KV cache)");
   torch::Tensor q, k, v;
   if (still_packed(packed_, {&wq->weight, &wk->weight, &wv->weight})) {
-    auto qkv = torch::linear(x, packed_).split_with_sizes({H * D, G * D, G * D}, -1);  // (B, S, H D | G D | G D)
-    q = qkv[0], k = qkv[1], v = qkv[2];
+    if (first == 0) {
+      auto qkv = torch::linear(x, packed_).split_with_sizes({H * D, G * D, G * D}, -1);  // (B, S, H D | G D | G D)
+      q = qkv[0], k = qkv[1], v = qkv[2];
+    } else {
+      q = torch::linear(x.slice(1, first), packed_.slice(0, 0, H * D));                 // (B, Sq, H D)
+      auto kv = torch::linear(x, packed_.slice(0, H * D)).split_with_sizes({G * D, G * D}, -1);  // (B, S, G D) x 2
+      k = kv[0], v = kv[1];
+    }
   } else {
-    q = wq(x), k = wk(x), v = wv(x);
+    q = wq(x.slice(1, first)), k = wk(x), v = wv(x);
   }
-  q = q.view({B, S, H, D}).transpose(1, 2);  // (B, H, S, D)
-  k = k.view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
-  v = v.view({B, S, G, D}).transpose(1, 2);  // (B, G, S, D)
-  q = rope.apply(q, start);
+  q = q.view({B, Sq, H, D}).transpose(1, 2);  // (B, H, Sq, D)
+  k = k.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
+  v = v.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
+  q = rope.apply(q, start + first);
   k = rope.apply(k, start);
   if (context.cache_keys) {
     if (context.cache_keys->defined()) {
@@ -95,22 +116,29 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   // The R query heads of a key/value head side by side, so that no key or value is copied:
   // query head h = g * R + r reads key/value head g. One product gives the scaled scores plus
   // the causal mask (0 or -inf).
-  auto grouped = q.reshape({B * G, R * S, D});                 // (B G, R S, D)
+  auto grouped = q.reshape({B * G, R * Sq, D});                // (B G, R Sq, D)
   auto keys = k.reshape({B * G, Sk, D}).transpose(1, 2);       // (B G, D, Sk)
   const double scale = 1.0 / std::sqrt(double(D));
-  auto scores = S > 1 ? torch::baddbmm(causal_mask(S, Sk, q.options()).repeat({R, 1}), grouped, keys, 1.0, scale)
-                      : torch::bmm(grouped, keys) * scale;     // (B G, R S, Sk)
-  scores = scores.view({B, H, S, Sk});
-  auto probs = torch::softmax(scores, -1);  // (B, H, S, Sk)
+  torch::Tensor scores;  // (B G, R Sq, Sk)
+  if (Sq > 1) {
+    scores = torch::baddbmm(grouped_causal_mask(Sq, Sk, R, q.options(), context.mask_memo), grouped, keys, 1.0, scale);
+  } else {
+    scores = torch::bmm(grouped, keys) * scale;  // the last position sees every column
+  }
+  scores = scores.view({B, H, Sq, Sk});
+  auto probs = torch::softmax(scores, -1);  // (B, H, Sq, Sk)
   if (context.column_weights.defined()) {
     const int64_t P = context.prompt_columns;
     auto token_columns = torch::ones({B, Sk - P}, probs.options());
-    auto weights = torch::cat({context.column_weights, token_columns}, 1);  // (B, Sk)
-    probs = probs * weights.view({B, 1, 1, Sk});
+    auto weights = torch::cat({context.column_weights, token_columns}, 1).view({B, 1, Sk, 1});  // (B, 1, Sk, 1)
+    // (probs * w) @ v = probs @ (w * v): weighting the values' rows touches R S / D times fewer numbers.
+    v = v * weights;
+    if (context.record_probs) *context.record_probs = probs * weights.view({B, 1, 1, Sk});
+  } else if (context.record_probs) {
+    *context.record_probs = probs;
   }
-  if (context.record_probs) *context.record_probs = probs;
-  auto out = torch::matmul(probs.view({B, G, R * S, Sk}), v).view({B, H, S, D});  // (B, H, S, D)
-  out = out.transpose(1, 2).reshape({B, S, H * D});                                // (B, S, C)
+  auto out = torch::matmul(probs.view({B, G, R * Sq, Sk}), v).view({B, H, Sq, D});  // (B, H, Sq, D)
+  out = out.transpose(1, 2).reshape({B, Sq, H * D});                                 // (B, Sq, C)
   if (context.record_mixed) *context.record_mixed = out;
   return wo(out);
 }
@@ -151,7 +179,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const RotaryEmbedding& 
   auto attention_in = attention_norm(x);
   auto recording_context = context;
   if (record) recording_context.record_mixed = &record->mixed;
-  auto h = x + attention->forward(attention_in, rope, start, recording_context);
+  auto h = x.slice(1, context.output_from) + attention->forward(attention_in, rope, start, recording_context);
   auto ffn_in = ffn_norm(h);
   if (record) {
     record->attention_in = attention_in;
@@ -204,7 +232,7 @@ torch::Tensor LlamaImpl::embed(const torch::Tensor& tokens) {
 }
 
 torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
-                                    const PromptPlan& plan, KVCache* cache) {
+                                    const PromptPlan& plan, KVCache* cache, int64_t output_from) {
   const int L = config_.n_layers;
   MOPS_CHECK(0 <= begin && begin <= end && end <= L,
              "layer range [" << begin << ", " << end << ") is outside [0, " << L << "]");
@@ -213,9 +241,12 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t
     cache->values.assign(L, torch::Tensor());
     cache->prompt_columns.assign(L, 0);
   }
+  torch::Tensor mask_memo;
   for (int l = begin; l < end; ++l) {
     const int64_t start = cache ? cache->length(l) : 0;
     AttentionContext context;
+    context.mask_memo = &mask_memo;
+    if (l == end - 1) context.output_from = output_from;
     context.prompt_columns = start > 0 ? cache->prompt_columns[l] : prompt_columns;
     if (cache) {
       if (start == 0) cache->prompt_columns[l] = prompt_columns;

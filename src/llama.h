@@ -65,6 +65,8 @@ struct AttentionContext {
   torch::Tensor* cache_values = nullptr;  // (B, G, Sk, D)
   torch::Tensor* record_mixed = nullptr;  // when set, receives the input of wo: (B, S, C)
   torch::Tensor* record_probs = nullptr;  // when set, receives the final attention probabilities (B, H, S, Sk)
+  torch::Tensor* mask_memo = nullptr;     // when set, the causal mask is reused from (and left in) it
+  int64_t output_from = 0;  // rows before this one only give keys and values: the output has S - output_from rows
 };
 
 // The inputs of a block's linear layers in one forward pass, recorded for compression.
@@ -78,7 +80,7 @@ struct LinearInputs {
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
-  // x: (B, S, C) at positions start .. start+S-1 -> (B, S, C)
+  // x: (B, S, C) at positions start .. start+S-1 -> (B, S - context.output_from, C)
   torch::Tensor forward(const torch::Tensor& x, const RotaryEmbedding& rope, int64_t start,
                         const AttentionContext& context);
   // Frozen weights only: wq | wk | wv become row views of one matrix, so that one product gives
@@ -106,7 +108,7 @@ TORCH_MODULE(FeedForward);
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const ModelConfig& config);
-  // (B, S, C) -> (B, S, C); `record` receives the inputs of every linear layer
+  // (B, S, C) -> (B, S - context.output_from, C); `record` receives the inputs of every linear layer
   torch::Tensor forward(const torch::Tensor& x, const RotaryEmbedding& rope, int64_t start,
                         const AttentionContext& context, LinearInputs* record = nullptr);
   RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
@@ -129,8 +131,11 @@ class LlamaImpl : public torch::nn::Module {
   // The stages forward() is made of, for callers that act between them (the gate).
   torch::Tensor embed(const torch::Tensor& tokens);  // (B, T) -> (B, T, C)
   // Layers [begin, end) on h: (B, S, C) whose first `prompt_columns` positions are prompts.
+  // The last of them computes outputs only for rows >= `output_from` (the rows before give it
+  // keys and values), so the result is (B, S - output_from, C): for callers that read only
+  // the later rows (the training loss). Not with a KV cache.
   torch::Tensor run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
-                           const PromptPlan& plan, KVCache* cache);
+                           const PromptPlan& plan, KVCache* cache, int64_t output_from = 0);
   torch::Tensor classify(const torch::Tensor& h, int64_t prompt_columns);  // -> (B, T, V)
   torch::Tensor logits(const torch::Tensor& states);  // final norm and classifier: (..., C) -> (..., V)
   // Layer `l` alone on h: (B, T, C) without prompts, recording its linear layers' inputs.

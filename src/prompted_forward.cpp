@@ -17,14 +17,16 @@ torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const 
 
 namespace {
 
-// The upper half's final states (B, E * P + T, C) and, for MoPs, the gate.
+// The upper half's final states (B, E * P + T - output_from, C): the rows from `output_from`
+// on, and, for MoPs, the gate.
 struct UpperStates {
   torch::Tensor states;
   torch::Tensor gate;
 };
 
 UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                         const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention) {
+                         const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention,
+                         int64_t output_from = 0) {
   const auto& c = state->config();
   const int64_t B = lower.size(0);
   UpperStates out;
@@ -37,7 +39,8 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tenso
   }
   auto mid = batch_prompts(state->mid_prompts, B, "mid prompts");  // (B, E * P, C)
   auto h = replace_prompt_positions(lower, c.first_prompts, mid);   // (B, E * P + T, C)
-  out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, c.mid_prompts(), plan, nullptr);
+  out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, c.mid_prompts(), plan, nullptr,
+                                    output_from);
   return out;
 }
 
@@ -50,13 +53,20 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
 }
 
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch) {
-  auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr);
   const int64_t P = state->config().mid_prompts(), T = batch.ids.size(1);
-  const auto predicts = batch.response_mask > 0;                                    // (B, T - 1)
-  auto states = upper.states.slice(1, P, P + T - 1).index({predicts});              // (N, C)
-  auto targets = batch.ids.slice(1, 1).index({predicts});                           // (N)
-  if (targets.numel() == 0) return {upper.states.sum() * 0.0, upper.gate};  // no response token: loss 0
-  auto loss = torch::nn::functional::cross_entropy(backbone->logits(states), targets);  // ()
+  const auto predicts = batch.response_mask > 0;  // (B, T - 1)
+  const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
+  if (rows.numel() == 0) {  // no response token: loss 0
+    auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr);
+    return {upper.states.sum() * 0.0, upper.gate};
+  }
+  // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
+  const int64_t first = rows.min().item<int64_t>();
+  auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr, P + first);  // (B, T - first, C)
+  const auto kept = predicts.slice(1, first);                                                 // (B, T - 1 - first)
+  auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});                        // (N, C)
+  auto targets = batch.ids.slice(1, first + 1).index({kept});                                 // (N)
+  auto loss = torch::nn::functional::cross_entropy(backbone->logits(states), targets);        // ()
   return {loss, upper.gate};
 }
 

@@ -34,8 +34,9 @@ struct PromptedLoss {
   torch::Tensor loss;  // (): mean NLL of the batch's response tokens
   torch::Tensor gate;  // (B, E), MoPs only
 };
-// The training loss, response_loss(upper_half(...).logits, batch), with only the positions that
-// predict a response token going through the final norm and the classifier.
+// The training loss, response_loss(upper_half(...).logits, batch), computing only what it reads:
+// the last layer's outputs from the first position that predicts a response token on, and the
+// final norm and classifier only at positions that predict one.
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch);
 
 // The plan that runs `state` through the backbone's own forward (and so through generation

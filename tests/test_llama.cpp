@@ -109,6 +109,47 @@ TEST(Llama, UnitColumnWeightsChangeNothing) {
   EXPECT_GT(max_diff(model->forward(tokens, plan).logits, plain), 1e-4);
 }
 
+// freeze() packs wq|wk|wv and w1|w3 into one product each; the packed model computes the same,
+// and its weights stay the parameters (views of the packed matrix).
+TEST(Llama, PackedProjectionsGiveTheSameLogits) {
+  auto loose = tiny_model(), packed = tiny_model();
+  packed->freeze();
+  torch::NoGradGuard no_grad;
+  auto tokens = random_tokens(2, 9, 6);
+  PromptPlan plan;
+  plan.first_prompts = torch::randn({3, 32});
+  plan.weight_from_layer = 2;
+  plan.column_weights = torch::full({3}, 0.7);
+  const auto expected = loose->forward(tokens, plan).logits;
+  EXPECT_LT(max_diff(packed->forward(tokens, plan).logits, expected), 1e-4);
+  // An in-place change of a weight reaches the packed product.
+  packed->block(1)->attention->wk->weight.mul_(0.5);
+  packed->block(1)->feed_forward->w3->weight.mul_(0.5);
+  loose->block(1)->attention->wk->weight.mul_(0.5);
+  loose->block(1)->feed_forward->w3->weight.mul_(0.5);
+  EXPECT_LT(max_diff(packed->forward(tokens, plan).logits, loose->forward(tokens, plan).logits), 1e-4);
+}
+
+// The last layer can compute only the later rows (the training loss's): the same as those rows
+// of the full pass, with prompts and column weights, packed or not.
+TEST(Llama, LastLayerRowsFromOutputFromEqualThoseOfTheFullPass) {
+  for (bool frozen : {false, true}) {
+    auto model = tiny_model(3);
+    if (frozen) model->freeze();
+    torch::NoGradGuard no_grad;
+    auto h = torch::randn({2, 4 + 10, 32});  // 4 prompt positions, 10 tokens
+    PromptPlan plan;
+    plan.weight_from_layer = 1;
+    plan.column_weights = torch::tensor({{0.2f, 1.5f, 0.9f, 1.1f}, {1.0f, 0.4f, 2.0f, 0.6f}});
+    const auto full = model->run_layers(h, 0, 4, 4, plan, nullptr);  // (2, 14, 32)
+    for (int64_t from : {1, 9, 13}) {
+      const auto rows = model->run_layers(h, 0, 4, 4, plan, nullptr, from);
+      ASSERT_EQ(rows.size(1), 14 - from);
+      EXPECT_LT(max_diff(rows, full.slice(1, from)), 1e-5) << "from " << from << (frozen ? " packed" : "");
+    }
+  }
+}
+
 // One attention layer computed with scalar loops in double: RoPE on interleaved pairs, GQA by
 // index, causal mask over [prompts | tokens], column weights after the softmax.
 torch::Tensor loop_attention(AttentionImpl& attn, const torch::Tensor& x, const torch::Tensor& weights,
