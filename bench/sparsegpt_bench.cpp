@@ -1,8 +1,9 @@
 // sparsegpt_bench: seconds SparseGPT (src/sparsegpt.h) takes to prune the seven matrices of one
 // Llama block of width d (wq, wk, wv, wo: C x C with G = H/2 key/value heads; w1, w3: F x C;
 // w2: C x F, F = Llama's SwiGLU width), on random weights and the Gram matrix of N random
-// calibration tokens. The cost grows as K^3 (the inverse Hessian's Cholesky factor) plus
-// R K^2 (the updates), so doubling d should cost about 8x. A benchmark: it prints, and never
+// calibration tokens. The FLOPs grow as K^3 (the inverse Hessian's Cholesky factor) plus
+// R K^2 (the updates), 8x per doubling of d; small matrices take less than that, because the
+// column-by-column loop costs per column, not per FLOP. A benchmark: it prints, and never
 // passes or fails on time.
 //   sparsegpt_bench [--dims 128,256,512,1024] [--tokens 2048] [--pattern 0.5|2:4] [--reps 3]
 //                   [--threads 0] [--thread-split blas|torch]
