@@ -130,5 +130,23 @@ TEST(MopsBinary, RunErrorsExitWithOneAndOneClearLine) {
   EXPECT_NE(run.output.find("model '/nonexistent.bin' does not exist"), std::string::npos) << run.output;
 }
 
+// Where the cores go is printed at start and can be changed; a bad choice names the option.
+TEST(MopsBinary, ThreadSettingsArePrintedAndOverridable) {
+  const std::string ids =
+      "generate --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors --ids 1 --max-new-tokens 1 --print-ids --greedy";
+  auto run = run_mops(ids + " --threads 2");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("threads: 2 cores to OpenBLAS: LibTorch intra-op 1, OpenBLAS 2"), std::string::npos)
+      << run.output;
+  run = run_mops(ids + " --threads 2 --thread-split torch");
+  EXPECT_NE(run.output.find("threads: 2 cores to LibTorch: LibTorch intra-op 2, OpenBLAS 1"), std::string::npos)
+      << run.output;
+  run = run_command("OMP_NUM_THREADS=1 " MOPS_BINARY " " + ids + " 2>&1");
+  EXPECT_NE(run.output.find("threads: 1 core to OpenBLAS"), std::string::npos) << run.output;
+  run = run_mops(ids + " --thread-split both");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("--thread-split 'both' is not one of blas"), std::string::npos) << run.output;
+}
+
 }  // namespace
 }  // namespace mops
