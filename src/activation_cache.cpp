@@ -16,56 +16,55 @@ ActivationCache::ActivationCache(int64_t budget_bytes) : budget_(budget_bytes) {
 
 void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
   const auto& p0 = state->first_prompts;
-  if (backbone_ == backbone.get() && first_prompts_.defined() && first_prompts_.sizes() == p0.sizes() &&
-      torch::equal(first_prompts_, p0)) {
+  if (backbone_ == backbone.get() && mid_layer_ == state->config().mid_layer && first_prompts_.defined() &&
+      first_prompts_.sizes() == p0.sizes() && torch::equal(first_prompts_, p0)) {
     return;
   }
   states_.clear();
   bytes_ = 0;
   backbone_ = backbone.get();
+  mid_layer_ = state->config().mid_layer;
   first_prompts_ = p0.detach().clone();
 }
 
 void ActivationCache::store(const TokenizedExample* example, const torch::Tensor& states) {
   const int64_t size = states.numel() * int64_t(states.element_size());
   if (bytes_ + size > budget_) return;
-  states_.emplace(example, states.clone());
+  states_.emplace(example, states);
   bytes_ += size;
 }
 
 torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
                                      const std::vector<size_t>& indices) {
+  if (budget_ == 0) return lower_half(backbone, state, make_batch(examples, indices).ids);
   empty_if_stale(backbone, state);
   const int64_t K0 = state->config().first_prompts;
-  // The examples not cached run through the lower half together, as one padded batch.
-  std::vector<size_t> missing;
-  for (size_t i : indices) {
-    if (!states_.count(&examples[i]) && std::find(missing.begin(), missing.end(), i) == missing.end()) {
-      missing.push_back(i);
-    }
-  }
-  std::unordered_map<size_t, torch::Tensor> fresh;  // index -> (K0 + T_i, C), this call only
-  if (!missing.empty()) {
-    const auto computed = lower_half(backbone, state, make_batch(examples, missing).ids);  // (M, K0 + Tm, C)
-    for (size_t m = 0; m < missing.size(); ++m) {
-      const auto* example = &examples[missing[m]];
-      auto own = computed[int64_t(m)].slice(0, 0, K0 + int64_t(example->ids.size()));  // (K0 + T_i, C)
-      fresh.emplace(missing[m], own);
-      store(example, own);
-    }
-    computed_ += int64_t(missing.size());
-  }
   int64_t longest = 0;
   for (size_t i : indices) longest = std::max<int64_t>(longest, int64_t(examples[i].ids.size()));
   const auto options = backbone->tok_embeddings->weight.options();
   auto out = torch::zeros({int64_t(indices.size()), K0 + longest, int64_t(backbone->config().dim)}, options);  // (B, K0 + T, C)
-  for (size_t b = 0; b < indices.size(); ++b) {
-    const auto found = fresh.find(indices[b]);
-    const auto& own = found != fresh.end() ? found->second : states_.at(&examples[indices[b]]);
-    if (found == fresh.end()) ++hits_;
-    out[int64_t(b)].slice(0, 0, own.size(0)).copy_(own);
-  }
+  for (size_t b = 0; b < indices.size(); ++b) out[int64_t(b)].slice(0, 0, K0 + int64_t(examples[indices[b]].ids.size())).copy_(
+      states_of(backbone, state, examples[indices[b]]));
   return out;
+}
+
+torch::Tensor ActivationCache::states_of(Llama& backbone, PromptState& state, const TokenizedExample& example) {
+  const int64_t rows = state->config().first_prompts + int64_t(example.ids.size());
+  const auto found = states_.find(&example);
+  if (found != states_.end() && found->second.size(0) == rows) {
+    ++hits_;
+    return found->second;
+  }
+  if (found != states_.end()) {  // another example now lives at this address
+    bytes_ -= found->second.numel() * int64_t(found->second.element_size());
+    states_.erase(found);
+  }
+  // Alone and unpadded, so that its states never depend on which examples it was first seen with.
+  const auto ids = torch::tensor(example.ids, torch::kLong).unsqueeze(0);  // (1, T_i)
+  auto computed = lower_half(backbone, state, ids)[0];                      // (K0 + T_i, C)
+  ++computed_;
+  store(&example, computed);
+  return computed;
 }
 
 std::string ActivationCache::describe() const {

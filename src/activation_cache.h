@@ -23,10 +23,13 @@ class ActivationCache {
   // Keeps at most `budget_bytes` of states; 0 keeps none.
   explicit ActivationCache(int64_t budget_bytes);
 
-  // (B, K0 + T, C) lower-half states of examples[indices], the batch make_batch(examples,
-  // indices) would give: the same values at every example's own positions, zeros at its padding
-  // (which no real position attends to). Examples are told apart by their address, so
-  // `examples` must not change while the cache is in use. A different backbone or P0 empties it.
+  // (B, K0 + T, C) lower-half states of examples[indices], batched as make_batch(examples,
+  // indices): each example's own positions, zeros at its padding (which no real position
+  // attends to). An example not held is computed alone and unpadded, so the states never
+  // depend on the cache's history, budget or batch-mates; only with budget 0 is the batch
+  // computed as one padded pass, as without a cache. Examples are told apart by their address
+  // (and length), so `examples` must not change while the cache is in use. A different
+  // backbone, P0 or L_mid empties it.
   torch::Tensor lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
                       const std::vector<size_t>& indices);
 
@@ -39,6 +42,7 @@ class ActivationCache {
 
  private:
   void empty_if_stale(Llama& backbone, PromptState& state);
+  torch::Tensor states_of(Llama& backbone, PromptState& state, const TokenizedExample& example);  // (K0 + T_i, C)
   void store(const TokenizedExample* example, const torch::Tensor& states);
 
   int64_t budget_;
@@ -46,6 +50,7 @@ class ActivationCache {
   int64_t hits_ = 0;
   int64_t computed_ = 0;
   const void* backbone_ = nullptr;  // the backbone the states came from
+  int mid_layer_ = -1;              // the layer they were taken at
   torch::Tensor first_prompts_;     // (K0, C): the P0 they came from
   std::unordered_map<const TokenizedExample*, torch::Tensor> states_;  // (K0 + T_i, C) each
 };

@@ -48,8 +48,8 @@ CommandLine::CommandLine(std::string command, std::string summary)
 void CommandLine::add_threads_option() {
   options_.add_options()(
       "threads", po::value<int>()->default_value(0)->value_name("N"),
-      "cores this process uses; 0 = OMP_NUM_THREADS if set, else all of them (under mpirun: the node's cores "
-      "divided among its ranks)")(
+      "cores this process uses; 0 = all of them (under mpirun: the node's cores divided among its ranks), "
+      "at most OMP_NUM_THREADS when set")(
       "thread-split", po::value<std::string>()->default_value("blas")->value_name("WHERE"),
       "who gets the N cores: blas (OpenBLAS's matrix products; LibTorch's own ops on 1 thread; "
       "fastest here) or torch (LibTorch's intra-op pool; OpenBLAS on 1 thread). Never both: "

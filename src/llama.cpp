@@ -50,7 +50,7 @@ torch::Tensor causal_mask(int64_t S, int64_t Sk, const torch::TensorOptions& opt
 }
 
 // (R S, Sk): the causal mask of R query heads side by side, from `memo` when it has this shape
-// and dtype (the layers of one pass share it).
+// and dtype (the layers of one run_layers call share it).
 torch::Tensor grouped_causal_mask(int64_t S, int64_t Sk, int64_t R, const torch::TensorOptions& options,
                                   torch::Tensor* memo) {
   if (memo && memo->defined() && memo->size(0) == R * S && memo->size(1) == Sk && memo->dtype() == options.dtype()) {
@@ -61,11 +61,12 @@ torch::Tensor grouped_causal_mask(int64_t S, int64_t Sk, int64_t R, const torch:
   return mask;
 }
 
-// Whether `packed` still holds the weights: none was replaced by another tensor since.
+// Whether `packed` still holds the weights: none was replaced by another tensor since, and none
+// trains (the packed product would give it no gradient).
 bool still_packed(const torch::Tensor& packed, const std::vector<const torch::Tensor*>& weights) {
   if (!packed.defined()) return false;
   for (const auto* w : weights) {
-    if (!w->is_alias_of(packed)) return false;
+    if (!w->is_alias_of(packed) || w->requires_grad()) return false;
   }
   return true;
 }
@@ -236,6 +237,7 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t
   const int L = config_.n_layers;
   MOPS_CHECK(0 <= begin && begin <= end && end <= L,
              "layer range [" << begin << ", " << end << ") is outside [0, " << L << "]");
+  MOPS_CHECK(output_from == 0 || begin < end, "output rows from " << output_from << " need at least one layer to run");
   if (cache && int(cache->keys.size()) != L) {
     cache->keys.assign(L, torch::Tensor());
     cache->values.assign(L, torch::Tensor());

@@ -63,8 +63,8 @@ struct AttentionContext {
   torch::Tensor column_weights;  // (B, prompt_columns) or undefined: no scaling
   torch::Tensor* cache_keys = nullptr;    // (B, G, Sk, D) grown in place when set
   torch::Tensor* cache_values = nullptr;  // (B, G, Sk, D)
-  torch::Tensor* record_mixed = nullptr;  // when set, receives the input of wo: (B, S, C)
-  torch::Tensor* record_probs = nullptr;  // when set, receives the final attention probabilities (B, H, S, Sk)
+  torch::Tensor* record_mixed = nullptr;  // when set, receives the input of wo: (B, Sq, C), Sq = S - output_from
+  torch::Tensor* record_probs = nullptr;  // when set, receives the final attention probabilities (B, H, Sq, Sk)
   torch::Tensor* mask_memo = nullptr;     // when set, the causal mask is reused from (and left in) it
   int64_t output_from = 0;  // rows before this one only give keys and values: the output has S - output_from rows
 };
@@ -89,7 +89,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear wq{nullptr}, wk{nullptr}, wv{nullptr}, wo{nullptr};
  private:
   int n_heads_, n_kv_heads_, head_dim_;
-  torch::Tensor packed_;  // (C + 2 G D, C) or undefined
+  torch::Tensor packed_;  // (H D + 2 G D, C) or undefined
 };
 TORCH_MODULE(Attention);
 

@@ -19,12 +19,10 @@ void RotaryEmbedding::grow_to(int64_t length) const {
 torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t start) const {
   const int64_t S = x.size(2);
   grow_to(start + S);
-  auto pairs = x.unflatten(-1, {head_dim_ / 2, 2});  // (B, h, S, D/2, 2)
-  // A complex view needs even strides and offset; projections sliced from a packed product may not have them.
-  bool viewable = pairs.storage_offset() % 2 == 0 && pairs.stride(-1) == 1;
-  for (int64_t d = 0; d + 1 < pairs.dim(); ++d) viewable = viewable && pairs.stride(d) % 2 == 0;
-  auto rotated = torch::view_as_complex(viewable ? pairs : pairs.contiguous()) *
-                 rotation_.slice(0, start, start + S);  // (B, h, S, D/2) complex
+  // A complex view of the pairs: the head dim is even, so the packed projections' slices have
+  // the even strides and offsets it needs.
+  auto pairs = torch::view_as_complex(x.unflatten(-1, {head_dim_ / 2, 2}));  // (B, h, S, D/2) complex
+  auto rotated = pairs * rotation_.slice(0, start, start + S);                // (B, h, S, D/2) complex
   return torch::view_as_real(rotated).flatten(-2);      // (B, h, S, D)
 }
 

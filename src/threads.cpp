@@ -15,6 +15,7 @@ namespace {
 // OpenBLAS is reached through libblas.so.3 at run time; look its controls up dynamically so
 // that the build does not depend on which BLAS the alternatives system picked.
 using SetThreads = void (*)(int);
+using GetThreads = int (*)();
 using GetConfig = char* (*)();
 
 }  // namespace
@@ -29,11 +30,12 @@ int ranks_on_this_node() {
 
 namespace {
 
-// OMP_NUM_THREADS when set (batch systems and ctest set it), else the cores shared by the ranks.
+// The node's cores shared by its ranks, or fewer when OMP_NUM_THREADS says so (batch systems
+// and ctest set it).
 int default_cores(int ranks_on_node) {
+  const int share = std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / ranks_on_node);
   const char* omp = std::getenv("OMP_NUM_THREADS");
-  if (omp && std::atoi(omp) > 0) return std::atoi(omp);
-  return std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / ranks_on_node);
+  return omp && std::atoi(omp) > 0 ? std::min(share, std::atoi(omp)) : share;
 }
 
 }  // namespace
@@ -55,16 +57,18 @@ ThreadSettings apply_thread_settings(int requested, ThreadSplit split) {
   // Without OpenBLAS the cores can only go to LibTorch.
   settings.split = set_threads ? split : ThreadSplit::kTorch;
   const bool to_blas = settings.split == ThreadSplit::kBlas;
-  settings.torch_threads = to_blas ? 1 : settings.cores;
-  torch::set_num_threads(settings.torch_threads);
+  torch::set_num_threads(to_blas ? 1 : settings.cores);
   if (set_threads) {
-    settings.openblas_threads = to_blas ? settings.cores : 1;
-    set_threads(settings.openblas_threads);
+    set_threads(to_blas ? settings.cores : 1);
+    // What the libraries took (an OpenMP build of OpenBLAS would also set LibTorch's pool).
+    auto get_threads = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    settings.openblas_threads = get_threads ? get_threads() : (to_blas ? settings.cores : 1);
     settings.blas = get_config ? get_config() : "OpenBLAS";
   } else {
     settings.openblas_threads = -1;
     settings.blas = "not OpenBLAS (install libopenblas0-pthread: the reference BLAS is ~20x slower)";
   }
+  settings.torch_threads = torch::get_num_threads();
   return settings;
 }
 

@@ -1,7 +1,7 @@
-// Thread settings, owned in one place. A process gets N cores (--threads; 0 = OMP_NUM_THREADS,
-// or the node's cores divided among its MPI ranks) and gives them either to OpenBLAS, which does the matrix
-// products, with LibTorch's own intra-op pool at one thread ("blas", the default), or to
-// LibTorch with OpenBLAS at one thread ("torch"). Never both: OpenMP and OpenBLAS threads that
+// Thread settings, owned in one place. A process gets N cores (--threads; 0 = the node's cores
+// divided among its MPI ranks, at most OMP_NUM_THREADS) and gives them either to OpenBLAS,
+// which does the matrix products, with LibTorch's own intra-op pool at one thread ("blas", the
+// default), or to LibTorch with OpenBLAS at one thread ("torch"). Never both: OpenMP and OpenBLAS threads that
 // spin at once oversubscribe the cores (measured 2.6x slower on a small training step, 2.8x on
 // a medium one; BENCHMARKS.md has the table that chose "blas").
 #pragma once
@@ -14,8 +14,8 @@ enum class ThreadSplit { kBlas, kTorch };
 struct ThreadSettings {
   int cores = 0;             // the cores this process uses
   ThreadSplit split = ThreadSplit::kBlas;
-  int torch_threads = 0;     // LibTorch intra-op (OpenMP) threads
-  int openblas_threads = 0;  // -1 when OpenBLAS is not the BLAS in use
+  int torch_threads = 0;     // LibTorch intra-op (OpenMP) threads, as LibTorch reports them
+  int openblas_threads = 0;  // as OpenBLAS reports them; -1 when OpenBLAS is not the BLAS in use
   int ranks_on_node = 1;     // MPI ranks the launcher started on this node
   std::string blas;          // OpenBLAS's own configuration string, or what was found instead
 };
@@ -24,8 +24,8 @@ struct ThreadSettings {
 int ranks_on_this_node();
 // "blas" or "torch"; anything else is an error naming --thread-split.
 ThreadSplit parse_thread_split(const std::string& text);
-// requested = 0 means OMP_NUM_THREADS when it is set, else the node's cores divided among its
-// ranks (at least 1).
+// requested = 0 means the node's cores divided among its ranks (at least 1), and no more than
+// OMP_NUM_THREADS when it is set.
 ThreadSettings apply_thread_settings(int requested, ThreadSplit split = ThreadSplit::kBlas);
 std::string describe(const ThreadSettings& settings);
 

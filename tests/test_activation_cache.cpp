@@ -113,6 +113,37 @@ TEST(ActivationCache, ANewFirstPromptEmptiesIt) {
   EXPECT_EQ(cache.hits(), 0);
 }
 
+// An example's states are computed alone and unpadded: bit for bit the same whatever batch or
+// order it first came in and whatever the budget (so the same on any number of MPI ranks).
+TEST(ActivationCache, StatesDoNotDependOnBatchMatesOrBudget) {
+  auto backbone = tiny_backbone();
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 13);
+  const auto examples = ragged_examples(5, 14);
+  ActivationCache together(int64_t(1) << 30), apart(2000);  // `apart` holds two examples
+  const auto all = together.lower(backbone, state, examples, {0, 1, 2, 3, 4});
+  apart.lower(backbone, state, examples, {3});
+  const auto reordered = apart.lower(backbone, state, examples, {4, 3, 0, 2, 1});
+  const std::vector<int64_t> position_in_all = {4, 3, 0, 2, 1};
+  for (int64_t b = 0; b < 5; ++b) {
+    const int64_t rows = 3 + int64_t(examples[size_t(position_in_all[size_t(b)])].ids.size());
+    EXPECT_TRUE(reordered[b].slice(0, 0, rows).equal(all[position_in_all[size_t(b)]].slice(0, 0, rows))) << b;
+  }
+}
+
+TEST(ActivationCache, AnotherMidLayerEmptiesIt) {
+  auto backbone = tiny_backbone();
+  auto config = tiny_mop(PromptMethod::kPrompt);
+  auto at_two = random_state(config, 15);
+  config.mid_layer = 1;
+  auto at_one = random_state(config, 15);
+  const auto examples = tiny_examples(3, 16);
+  ActivationCache cache(int64_t(1) << 30);
+  cache.lower(backbone, at_two, examples, {0, 1, 2});
+  expect_states_of_batch(cache.lower(backbone, at_one, examples, {0, 1, 2}), backbone, at_one, examples, {0, 1, 2});
+  EXPECT_EQ(cache.computed(), 6);
+  EXPECT_EQ(cache.hits(), 0);
+}
+
 TEST(ActivationCache, BudgetOptionTakesAutoOrMebibytes) {
   EXPECT_EQ(activation_cache_budget("0"), 0);
   EXPECT_EQ(activation_cache_budget("16"), 16 << 20);

@@ -25,7 +25,7 @@ namespace mops {
 namespace {
 
 // Options that may change between a run and its --resume without changing the result.
-const std::vector<std::string> kResumeFreeOptions = {"resume", "threads", "thread-split", "comm", "activation-cache"};
+const std::vector<std::string> kResumeFreeOptions = {"resume", "threads", "thread-split", "comm"};
 
 const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
 
