@@ -38,6 +38,7 @@ torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const 
                                      const std::vector<size_t>& indices) {
   if (budget_ == 0) return lower_half(backbone, state, make_batch(examples, indices).ids);
   empty_if_stale(backbone, state);
+  if (indices.size() == 1) return states_of(backbone, state, examples[indices[0]]).unsqueeze(0);  // no padding to add
   const int64_t K0 = state->config().first_prompts;
   int64_t longest = 0;
   for (size_t i : indices) longest = std::max<int64_t>(longest, int64_t(examples[i].ids.size()));
