@@ -4,6 +4,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "command_start.h"
 #include "errors.h"
 #include "prompted_forward.h"
 #include "threads.h"
@@ -28,7 +29,7 @@ void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
 }
 
 void ActivationCache::store(const TokenizedExample* example, const torch::Tensor& states) {
-  const int64_t size = states.numel() * int64_t(states.element_size());
+  const int64_t size = int64_t(states.nbytes());
   if (bytes_ + size > budget_) return;
   states_.emplace(example, states);
   bytes_ += size;
@@ -44,8 +45,10 @@ torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const 
   for (size_t i : indices) longest = std::max<int64_t>(longest, int64_t(examples[i].ids.size()));
   const auto options = backbone->tok_embeddings->weight.options();
   auto out = torch::zeros({int64_t(indices.size()), K0 + longest, int64_t(backbone->config().dim)}, options);  // (B, K0 + T, C)
-  for (size_t b = 0; b < indices.size(); ++b) out[int64_t(b)].slice(0, 0, K0 + int64_t(examples[indices[b]].ids.size())).copy_(
-      states_of(backbone, state, examples[indices[b]]));
+  for (size_t b = 0; b < indices.size(); ++b) {
+    const auto own = states_of(backbone, state, examples[indices[b]]);  // (K0 + T_i, C)
+    out[int64_t(b)].slice(0, 0, own.size(0)).copy_(own);
+  }
   return out;
 }
 
@@ -57,7 +60,7 @@ torch::Tensor ActivationCache::states_of(Llama& backbone, PromptState& state, co
     return found->second;
   }
   if (found != states_.end()) {  // another example now lives at this address
-    bytes_ -= found->second.numel() * int64_t(found->second.element_size());
+    bytes_ -= int64_t(found->second.nbytes());
     states_.erase(found);
   }
   // Alone and unpadded, so that its states never depend on which examples it was first seen with.
@@ -101,16 +104,10 @@ int64_t activation_cache_budget(const std::string& option) {
     const int64_t share = available_memory() / 4 / ranks_on_this_node();
     return share < 64 * kMiB ? 0 : share;
   }
-  size_t used = 0;
-  long long mib = -1;
-  try {
-    mib = std::stoll(option, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  MOPS_CHECK(used == option.size() && mib >= 0 && mib <= (int64_t(1) << 40) / kMiB,
+  const auto mib = parse_non_negative(option);
+  MOPS_CHECK(mib && *mib <= (int64_t(1) << 40) / kMiB,
              "--activation-cache '" << option << "' is not auto or a size in MiB in [0, 1048576] (0 = off)");
-  return mib * kMiB;
+  return *mib * kMiB;
 }
 
 }  // namespace mops

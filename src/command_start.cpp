@@ -19,6 +19,18 @@ void start_command(const CommandLine& command_line, bool log) {
   if (command_line.has("seed")) torch::manual_seed(command_line.get<uint64_t>("seed"));
 }
 
+std::optional<int64_t> parse_non_negative(const std::string& text) {
+  size_t used = 0;
+  long long value = -1;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (used != text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option) {
   std::string spaced = text;
   for (char& c : spaced) {
@@ -28,16 +40,9 @@ std::vector<int64_t> parse_id_list(const std::string& text, const std::string& o
   std::vector<int64_t> ids;
   std::string word;
   while (in >> word) {
-    size_t used = 0;
-    long long value = -1;
-    try {
-      value = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    MOPS_CHECK(used == word.size() && value >= 0,
-               "--" << option << ": '" << word << "' is not a non-negative integer id");
-    ids.push_back(value);
+    const auto value = parse_non_negative(word);
+    MOPS_CHECK(value, "--" << option << ": '" << word << "' is not a non-negative integer id");
+    ids.push_back(*value);
   }
   MOPS_CHECK(!ids.empty(), "--" << option << " holds no ids");
   return ids;
