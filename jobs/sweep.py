@@ -109,13 +109,15 @@ def mpirun_prefix(ranks):
 
 
 def point_command(spec, mops, mode, model, seed, out, resume):
+    """The command of one point; RESUME: its files exist (unfinished), so federated runs go on from
+    their checkpoints and centralized ones start again over them (--overwrite)."""
     methods = methods_of(spec, mode)
     method = "both" if len(methods) == 2 else methods[0]
     common = (["--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"], "--seed", str(seed),
                "--method", method, "--out", out] + command_options(spec["options"]["common"])
               + command_options(spec["options"]["prompt"]))
     if mode == "centralized":
-        return [mops, "train"] + common + command_options(spec["options"]["train"])
+        return [mops, "train"] + common + command_options(spec["options"]["train"]) + (["--overwrite"] if resume else [])
     return (mpirun_prefix(spec["ranks"]) + [mops, "federate"] + common + command_options(spec["options"]["federate"])
             + (["--resume"] if resume else []))
 
@@ -222,14 +224,15 @@ def run_sweep(spec, args, settings):
             points.append(dict(point, status="finished"))
             continue
         model = compressed_model(spec, args, setting, env)
-        resume = mode == "federated" and any(s != "missing" for s in statuses)
+        resume = any(s != "missing" for s in statuses)
         command = point_command(spec, args.mops, mode, model, seed, out, resume)
         if args.dry_run:
             print(" ".join(shlex.quote(c) for c in command))
             continue
         os.makedirs(os.path.dirname(out), exist_ok=True)
         point_start = time.time()
-        print(f"{label}: {'resuming' if resume else 'running'} (log {point['log']})", flush=True)
+        action = "running" if not resume else "resuming" if mode == "federated" else "running again"
+        print(f"{label}: {action} (log {point['log']})", flush=True)
         code = run_logged(command, point["log"], env)
         ran += 1
         elapsed = time.time() - point_start

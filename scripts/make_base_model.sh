@@ -20,15 +20,15 @@ OUT=${1:-models}
 mkdir -p "$OUT"
 
 "$MOPS" tokenizer train --data skills7 --seed 1000 --skills7-per-task 3000 --samples-per-source 21000 \
-  --vocab-size 1024 --out "$OUT/skills7-tokenizer"
+  --vocab-size 1024 --out "$OUT/skills7-tokenizer" --overwrite
 "$MOPS" pretrain --data skills7 --seed 1000 --skills7-per-task 20000 --samples-per-source 200000 \
   --loss-on responses --tokenizer "$OUT/skills7-tokenizer.model" \
   --dim 128 --layers 4 --heads 4 --kv-heads 2 --max-seq-len 512 --seq-len 256 --batch-size 16 \
   --steps 2600 --lr 3e-3 --min-lr 1e-4 --warmup-steps 100 --eval-every 200 --checkpoint-every 200 \
-  --threads 2 --exact-match-per-task 50 --out "$OUT/skills7-base-stage1.safetensors"
+  --threads 2 --exact-match-per-task 50 --out "$OUT/skills7-base-stage1.safetensors" --overwrite
 "$MOPS" pretrain --init "$OUT/skills7-base-stage1.safetensors" \
   --data skills7 --seed 1001 --skills7-per-task 20000 --samples-per-source 200000 \
   --loss-on responses --tokenizer "$OUT/skills7-tokenizer.model" --max-seq-len 512 --seq-len 256 --batch-size 16 \
   --steps 2600 --lr 1.5e-3 --min-lr 5e-5 --warmup-steps 50 --eval-every 200 --checkpoint-every 200 \
-  --threads 2 --exact-match-per-task 50 --out "$OUT/skills7-base.safetensors"
+  --threads 2 --exact-match-per-task 50 --out "$OUT/skills7-base.safetensors" --overwrite
 rm "$OUT/skills7-base-stage1.safetensors"

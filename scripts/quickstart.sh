@@ -5,7 +5,8 @@
 # partition, the embedded base model (models/, rebuilt by scripts/make_base_model.sh) on the
 # test split, compressed to 75 % sparsity with SparseGPT, then MoPs against the prompt
 # baseline trained centrally and federated (2 MPI ranks), each ending with the paper's table.
-# Outputs (checkpoints, HDF5 results) go to ${MOPS_OUT:-out/quickstart}.
+# Outputs (checkpoints, HDF5 results) go to ${MOPS_OUT:-out/quickstart}; each run replaces
+# the last one's (--overwrite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -37,21 +38,21 @@ ask "Classify the relation between the two words." "petal, flower"
 
 step "compressed: SparseGPT, 75 % of every block weight removed"
 "$MOPS" prune --config jobs/quickstart/prune.ini --model "$MODEL" --tokenizer "$TOKENIZER" \
-  --out "$OUT/base-sparse75.safetensors" 2>/dev/null | tail -n 12
+  --out "$OUT/base-sparse75.safetensors" --overwrite 2>/dev/null | tail -n 12
 
 step "MoPs against the prompt baseline, trained centrally (1500 steps; the paper: 20 000)"
 "$MOPS" train --config jobs/quickstart/train.ini --model "$OUT/base-sparse75.safetensors" --dense-model "$MODEL" \
-  --tokenizer "$TOKENIZER" --out "$OUT/centralized.h5" 2>/dev/null
+  --tokenizer "$TOKENIZER" --out "$OUT/centralized.h5" --overwrite 2>/dev/null
 
 step "MoPs against FedPrompt, federated: 20 clients, 5 per round, 6 rounds of 25 local steps, 2 MPI ranks"
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
   "$MOPS" federate --config jobs/quickstart/federate.ini --model "$OUT/base-sparse75.safetensors" \
-  --tokenizer "$TOKENIZER" --out "$OUT/federated.h5" 2>/dev/null
+  --tokenizer "$TOKENIZER" --out "$OUT/federated.h5" --overwrite 2>/dev/null
 step "the compressed model answering with the MoPs prompts (the gate picks experts from the instruction)"
 "$MOPS" generate --model "$OUT/base-sparse75.safetensors" --tokenizer "$TOKENIZER" --prompts "$OUT/centralized.mop.h5" \
   --instruction "Sort the numbers from smallest to largest." --input "31, 4, 17, 9" --greedy 2>/dev/null
 echo "results: $OUT/centralized.{prompt,mop}.h5 $OUT/federated.{fedprompt,mop}.h5 (h5py; schema in README)"
 
 step "a real checkpoint: llama2.c stories260K (its tokenizer is not shipped: ids only)"
-"$MOPS" convert --model ../shared/models/stories260K.bin --out "$OUT/stories260K.safetensors" 2>/dev/null
+"$MOPS" convert --model ../shared/models/stories260K.bin --out "$OUT/stories260K.safetensors" --overwrite 2>/dev/null
 "$MOPS" generate --model "$OUT/stories260K.safetensors" --ids 1 --greedy --max-new-tokens 24 --print-ids 2>/dev/null

@@ -1,6 +1,10 @@
 #include "cli_options.h"
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+#include <type_traits>
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -34,7 +38,36 @@ bool contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// A bound as --help shows it: integers without a decimal point.
+std::string bound_text(long double value) {
+  std::ostringstream out;
+  if (value == std::floor(value) && std::fabs(value) < 1e18L) out << static_cast<long long>(value);
+  else out << static_cast<double>(value);
+  return out.str();
+}
+
+// The value of a numeric option as a long double, or nothing when it is not numeric.
+std::optional<long double> numeric_value(const boost::any& value) {
+  const auto& type = value.type();
+  if (type == typeid(int)) return boost::any_cast<int>(value);
+  if (type == typeid(int64_t)) return boost::any_cast<int64_t>(value);
+  if (type == typeid(double)) return boost::any_cast<double>(value);
+  return std::nullopt;
+}
+
 }  // namespace
+
+bool Range::contains(long double value) const {
+  if (std::isnan(value)) return false;
+  const bool above_lo = lo_open ? value > lo : value >= lo;
+  const bool below_hi = hi_open ? value < hi : value <= hi;
+  return above_lo && below_hi;
+}
+
+std::string Range::text() const {
+  if (hi == kUnbounded) return (lo_open ? "> " : ">= ") + bound_text(lo);
+  return std::string(lo_open ? "(" : "[") + bound_text(lo) + ", " + bound_text(hi) + (hi_open ? ")" : "]");
+}
 
 CommandLine::CommandLine(std::string command, std::string summary)
     : command_(std::move(command)), summary_(std::move(summary)), options_("Options") {
@@ -45,20 +78,57 @@ CommandLine::CommandLine(std::string command, std::string summary)
        "command-line options override it");
 }
 
+template <class T>
+void CommandLine::add_number(const std::string& name, std::optional<T> default_value, Range range,
+                             const std::string& help, const std::string& value_name) {
+  static_assert(std::is_same_v<T, int> || std::is_same_v<T, int64_t> || std::is_same_v<T, double>,
+                "numeric options are int, int64_t or double");
+  if (range.hi >= static_cast<long double>(std::numeric_limits<T>::max())) range.hi = Range::kUnbounded;  // the type bounds it
+  auto* value = po::value<T>();
+  if (default_value) value->default_value(*default_value);
+  if (!value_name.empty()) value->value_name(value_name);
+  options_.add_options()(name.c_str(), value, (help + " (range: " + range.text() + ")").c_str());
+  allowed_[name].range = range;
+}
+
+template void CommandLine::add_number<int>(const std::string&, std::optional<int>, Range, const std::string&,
+                                           const std::string&);
+template void CommandLine::add_number<int64_t>(const std::string&, std::optional<int64_t>, Range, const std::string&,
+                                               const std::string&);
+template void CommandLine::add_number<double>(const std::string&, std::optional<double>, Range, const std::string&,
+                                              const std::string&);
+
+void CommandLine::add_choice(const std::string& name, const std::string& default_value,
+                             std::vector<std::string> choices, const std::string& help) {
+  std::string listed;
+  for (const auto& choice : choices) listed += (listed.empty() ? "" : " | ") + choice;
+  options_.add_options()(name.c_str(), po::value<std::string>()->default_value(default_value),
+                         (listed + ": " + help).c_str());
+  allowed_[name].choices = std::move(choices);
+}
+
 void CommandLine::add_threads_option() {
-  options_.add_options()(
-      "threads", po::value<int>()->default_value(0)->value_name("N"),
-      "cores this process uses; 0 = all of them (under mpirun: the node's cores divided among its ranks), "
-      "at most OMP_NUM_THREADS when set")(
-      "thread-split", po::value<std::string>()->default_value("blas")->value_name("WHERE"),
-      "who gets the N cores: blas (OpenBLAS's matrix products; LibTorch's own ops on 1 thread; "
-      "fastest here) or torch (LibTorch's intra-op pool; OpenBLAS on 1 thread). Never both: "
-      "their threads would oversubscribe the cores");
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  add_number<int>("threads", 0, Range::closed(0, cores),
+                  "cores this process uses, at most this machine's " + std::to_string(cores) +
+                      "; 0 = all of them (under mpirun: the node's cores divided among its ranks), "
+                      "at most OMP_NUM_THREADS when set",
+                  "N");
+  add_choice("thread-split", "blas", {"blas", "torch"},
+             "who gets the N cores: blas (OpenBLAS's matrix products; LibTorch's own ops on 1 thread; "
+             "fastest here) or torch (LibTorch's intra-op pool; OpenBLAS on 1 thread). Never both: "
+             "their threads would oversubscribe the cores");
 }
 
 void CommandLine::add_seed_option() {
-  options_.add_options()("seed", po::value<uint64_t>()->default_value(0)->value_name("S"),
-                         "random seed; the same seed gives the same result");
+  add_number<int64_t>("seed", 0, Range::closed(0, std::numeric_limits<int64_t>::max()),
+                      "random seed; the same seed gives the same result", "S");
+}
+
+void CommandLine::add_overwrite_option() {
+  options_.add_options()("overwrite", po::bool_switch(),
+                         "replace output files that exist already (without it, an existing output is an error "
+                         "and is left untouched)");
 }
 
 bool CommandLine::parse(int argc, const char* const* argv, std::ostream& help_out) {
@@ -73,35 +143,55 @@ bool CommandLine::parse(int argc, const char* const* argv, std::ostream& help_ou
     if (values_.count("config")) store_config_file(values_["config"].as<std::string>());
     po::notify(values_);
   } catch (const po::error& e) {
-    throw UsageError("mops " + command_ + ": " + e.what() + " (see: mops " + command_ + " --help)");
+    throw UsageError(e.what());
   }
+  check_values();
   return true;
 }
 
 void CommandLine::store_config_file(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw UsageError("--config '" + path + "' " +
+                     (std::filesystem::exists(path, error) ? "is not a regular file" : "does not exist"));
   std::ifstream in(path);
-  MOPS_CHECK(in, "cannot open config file '" << path << "': " << std::strerror(errno));
+  if (!in) throw UsageError("cannot open config file '" + path + "': " + std::strerror(errno));
   try {
     auto parsed = po::parse_config_file(in, options_, /*allow_unregistered=*/false);
     for (const auto& option : parsed.options) from_config_file_.push_back(option.string_key);
     po::store(parsed, values_);  // values already set on the command line are kept
   } catch (const po::error& e) {
-    throw UsageError("config file '" + path + "': " + e.what() + " (see: mops " + command_ + " --help)");
+    throw UsageError("config file '" + path + "': " + e.what());
+  }
+}
+
+void CommandLine::check_values() const {
+  for (const auto& [name, allowed] : allowed_) {
+    if (!has(name)) continue;
+    const auto& value = values_[name].value();
+    if (allowed.range) {
+      const auto number = numeric_value(value);
+      if (number && !allowed.range->contains(*number)) {
+        throw UsageError("--" + name + " = " + value_text(value) + " is outside its range " + allowed.range->text());
+      }
+    }
+    if (!allowed.choices.empty() && !contains(allowed.choices, value_text(value))) {
+      std::string listed;
+      for (const auto& choice : allowed.choices) listed += (listed.empty() ? "" : ", ") + choice;
+      throw UsageError("--" + name + " '" + value_text(value) + "' is not one of " + listed);
+    }
   }
 }
 
 int CommandLine::get_int_in(const std::string& name, int lo, int hi) const {
   const int value = get<int>(name);
-  MOPS_CHECK(lo <= value && value <= hi, "--" << name << " = " << value
-                                               << " is outside the allowed range [" << lo << ", " << hi << "]");
+  require(lo <= value && value <= hi, "--" + name + " = " + std::to_string(value) + " is outside the allowed range [" +
+                                          std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return value;
 }
 
-double CommandLine::get_double_in(const std::string& name, double lo, double hi) const {
-  const double value = get<double>(name);
-  MOPS_CHECK(lo <= value && value <= hi, "--" << name << " = " << value
-                                               << " is outside the allowed range [" << lo << ", " << hi << "]");
-  return value;
+void CommandLine::require(bool ok, const std::string& message) const {
+  if (!ok) throw UsageError(message);
 }
 
 std::vector<ResolvedOption> CommandLine::resolved() const {

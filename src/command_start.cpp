@@ -16,7 +16,7 @@ void start_command(const CommandLine& command_line, bool log) {
                                                       : ThreadSplit::kBlas;
   const auto settings = apply_thread_settings(threads, split);
   if (log) std::cerr << describe(settings) << "\n";
-  if (command_line.has("seed")) torch::manual_seed(command_line.get<uint64_t>("seed"));
+  if (command_line.has("seed")) torch::manual_seed(command_line.seed());
 }
 
 std::optional<int64_t> parse_non_negative(const std::string& text) {

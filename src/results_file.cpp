@@ -3,9 +3,7 @@
 // design: results_file.h.
 #include "results_file.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "atomic_file.h"
 #include "build_info.h"
 #include "errors.h"
 
@@ -46,12 +45,6 @@ std::string hdf5_detail() {
 // Throws when an HDF5 call returned a negative id or status.
 void check(int64_t status, const std::string& path, const std::string& what) {
   MOPS_CHECK(status >= 0, path << ": HDF5 cannot " << what << hdf5_detail());
-}
-
-void check_syscall(bool ok, const std::string& path, const std::string& what) {
-  if (ok) return;
-  const int error = errno;
-  MOPS_FAIL(path << ": cannot " << what << ": " << std::strerror(error));
 }
 
 // Owns an HDF5 id and closes it with the matching H5?close.
@@ -197,26 +190,11 @@ void write_string_attribute(hid_t object, const std::string& path, const std::st
   check(H5Awrite(attribute, type, &text), path, "write attribute '" + name + "'");
 }
 
-// Writes BYTES to PATH.tmp, syncs it to disk and renames it over PATH (atomic).
+// Writes BYTES to a temporary file, syncs it to disk and renames it over PATH (atomic).
 void write_file_atomically(const std::string& path, const std::vector<char>& bytes) {
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  check_syscall(fd >= 0, path, "create " + temporary);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  const bool written = done == bytes.size() && ::fsync(fd) == 0;
-  const int error = errno;
-  ::close(fd);
-  if (!written) std::remove(temporary.c_str());
-  errno = error;
-  check_syscall(written, path, "write " + temporary);
-  check_syscall(std::rename(temporary.c_str(), path.c_str()) == 0, path,
-                "rename " + temporary + " to it");
+  AtomicFile file(path);
+  file.write(bytes.data(), bytes.size());
+  file.commit();
 }
 
 void check_size(const std::string& path, const char* what, size_t size, size_t expected,

@@ -88,10 +88,56 @@ TEST(CommandLine, RangeChecksNameTheOptionAndTheRange) {
   try {
     cl.get_int_in("steps", 1, 100);
     FAIL() << "no error";
-  } catch (const Error& e) {
+  } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--steps = 0 is outside the allowed range [1, 100]"), std::string::npos)
         << e.what();
   }
+}
+
+// Numeric options declare their range: it is in --help and checked when parsing, so a bad
+// value stops the command before it reads or writes anything. Integers are signed: "-1" for
+// a count or a seed is out of range, never 2^64 - 1.
+CommandLine ranged_command() {
+  CommandLine cl("example", "An example command.");
+  cl.add_number<int>("count", 3, Range::at_least(1), "a count");
+  cl.add_number<double>("fraction", 0.5, Range::open(0, 1), "a fraction");
+  cl.add_number<int64_t>("big", std::nullopt, Range::closed(-1, 1000), "optional");
+  cl.add_choice("mode", "a", {"a", "b"}, "a mode");
+  cl.add_seed_option();
+  return cl;
+}
+
+std::string usage_error(std::vector<std::string> args) {
+  auto cl = ranged_command();
+  try {
+    parse(cl, std::move(args));
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(CommandLine, NumericOptionsAreRangeCheckedWhenParsed) {
+  EXPECT_EQ(usage_error({"--count", "5", "--fraction", "0.25", "--big", "-1", "--seed", "7"}), "");
+  EXPECT_NE(usage_error({"--count", "0"}).find("--count = 0 is outside its range >= 1"), std::string::npos);
+  EXPECT_NE(usage_error({"--count", "-1"}).find("--count = -1 is outside its range >= 1"), std::string::npos);
+  EXPECT_NE(usage_error({"--seed", "-1"}).find("--seed = -1 is outside its range >= 0"), std::string::npos);
+  EXPECT_NE(usage_error({"--fraction", "1"}).find("outside its range (0, 1)"), std::string::npos);
+  EXPECT_NE(usage_error({"--fraction", "nan"}).find("--fraction = nan is outside"), std::string::npos);
+  EXPECT_NE(usage_error({"--big", "1001"}).find("[-1, 1000]"), std::string::npos);
+  EXPECT_NE(usage_error({"--count", "99999999999"}).find("count"), std::string::npos);  // beyond int
+  EXPECT_NE(usage_error({"--mode", "c"}).find("--mode 'c' is not one of a, b"), std::string::npos);
+  const auto config = write_config("ranged.ini", "count = -4\n");
+  EXPECT_NE(usage_error({"--config", config}).find("--count = -4"), std::string::npos);
+  EXPECT_NE(usage_error({"--config", MOPS_TEST_WORK_DIR}).find("is not a regular file"), std::string::npos);
+
+  auto cl = ranged_command();
+  std::vector<const char*> argv = {"example", "--help"};
+  std::ostringstream help;
+  cl.parse(2, argv.data(), help);
+  for (const char* shown : {"a count (range: >= 1)", "a fraction (range: (0, 1))", "(range: [-1, 1000])",
+                            "a | b: a mode"})
+    EXPECT_NE(help.str().find(shown), std::string::npos) << shown << "\n" << help.str();
 }
 
 TEST(CommandLine, HelpIsPrintedAndStopsTheCommand) {
@@ -144,8 +190,8 @@ TEST(MopsBinary, ThreadSettingsArePrintedAndOverridable) {
   run = run_command("OMP_NUM_THREADS=1 " MOPS_BINARY " " + ids + " 2>&1");
   EXPECT_NE(run.output.find("threads: 1 core to OpenBLAS"), std::string::npos) << run.output;
   run = run_mops(ids + " --thread-split both");
-  EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.output.find("--thread-split 'both' is not one of blas"), std::string::npos) << run.output;
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("--thread-split 'both' is not one of blas, torch"), std::string::npos) << run.output;
 }
 
 }  // namespace

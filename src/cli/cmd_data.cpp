@@ -55,7 +55,7 @@ void print_length_percentiles(const CommandLine& cl, const InstructionDataset& d
     return;
   }
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
-  const auto examples = tokenize_dataset(dataset, tokenizer, cl.get_int_in("max-tokens", 8, 1 << 20));
+  const auto examples = tokenize_dataset(dataset, tokenizer, cl.get<int>("max-tokens"));
   for (const auto& e : examples.train) {
     whole.push_back(e.ids.size());
     response.push_back(e.ids.size() - size_t(e.response_begin));
@@ -78,9 +78,9 @@ int run_data_stats(int argc, const char* const* argv) {
                  "Describe instruction data: records per task and split, length percentiles, and with --clients the "
                  "partition of the training split over federated clients.");
   cl.options().add_options()
-      ("tokenizer", po::value<std::string>()->value_name("FILE"), "SentencePiece .model: lengths in tokens")
-      ("max-tokens", po::value<int>()->default_value(512), "truncation limit for token lengths (see README)")
-      ("clients", po::value<int>()->value_name("N"), "show the partition over N clients");
+      ("tokenizer", po::value<std::string>()->value_name("FILE"), "SentencePiece .model: lengths in tokens");
+  cl.add_number<int>("max-tokens", 512, Range::closed(8, 1 << 20), "truncation limit for token lengths (see README)");
+  cl.add_number<int>("clients", std::nullopt, Range::closed(1, 1 << 20), "show the partition over N clients", "N");
   add_partition_options(cl);
   add_dataset_options(cl, true);
   cl.add_seed_option();

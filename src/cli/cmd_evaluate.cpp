@@ -1,5 +1,6 @@
 // `mops evaluate`: per-task test perplexity over response tokens and exact match of greedy answers.
 #include <iostream>
+#include <limits>
 
 #include "checkpoint.h"
 #include "cli/commands.h"
@@ -15,10 +16,11 @@ int run_evaluate(int argc, const char* const* argv) {
                  "and overall, and exact-match accuracy of greedy answers.");
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "checkpoint")
-      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")
-      ("batch-size", po::value<int>()->default_value(16), "examples per forward pass")
-      ("exact-match-per-task", po::value<size_t>()->default_value(50), "test examples per task answered greedily (0: none)")
-      ("max-new-tokens", po::value<int>()->default_value(64), "longest greedy answer");
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model");
+  cl.add_number<int>("batch-size", 16, Range::closed(1, 4096), "examples per forward pass");
+  cl.add_number<int>("exact-match-per-task", 50, Range::closed(0, std::numeric_limits<int>::max()),
+                     "test examples per task answered greedily (0: none)");
+  cl.add_number<int>("max-new-tokens", 64, Range::closed(1, 4096), "longest greedy answer");
   add_dataset_options(cl, true);
   cl.add_threads_option();
   cl.add_seed_option();
@@ -28,8 +30,8 @@ int run_evaluate(int argc, const char* const* argv) {
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   auto model = load_model(cl.get<std::string>("model")).model;
   const auto examples = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
-  const auto report = evaluate_test_split(model, tokenizer, dataset, examples.test, cl.get_int_in("batch-size", 1, 4096),
-                                          cl.get<size_t>("exact-match-per-task"), cl.get_int_in("max-new-tokens", 1, 4096));
+  const auto report = evaluate_test_split(model, tokenizer, dataset, examples.test, cl.get<int>("batch-size"),
+                                          size_t(cl.get<int>("exact-match-per-task")), cl.get<int>("max-new-tokens"));
   std::cout << "test split (" << examples.test.size() << " examples; a uniform model has perplexity "
             << model->config().vocab_size << ")\n"
             << format_report(report);

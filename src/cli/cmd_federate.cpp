@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint.h"
@@ -18,6 +19,7 @@
 #include "errors.h"
 #include "federated_resume.h"
 #include "federated_training.h"
+#include "output_files.h"
 #include "progress.h"
 #include "prompt_state_io.h"
 
@@ -25,7 +27,7 @@ namespace mops {
 namespace {
 
 // Options that may change between a run and its --resume without changing the result.
-const std::vector<std::string> kResumeFreeOptions = {"resume", "threads", "thread-split", "comm"};
+const std::vector<std::string> kResumeFreeOptions = {"resume", "overwrite", "threads", "thread-split", "comm"};
 
 const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
 
@@ -60,17 +62,49 @@ struct FederatedSetup {
   std::vector<ClientData> my_clients;
 };
 
-void check_placement(const CommandLine& cl, const Communicator& comm, const Partition& partition) {
-  const int clients = int(partition.clients.size());
-  MOPS_CHECK(comm.size() <= clients, "--clients " << clients << " is fewer than the " << comm.size()
-                                                  << " ranks; every rank needs a client: start fewer ranks (mpirun -np)"
-                                                  << " or raise --clients");
+// The options that do not need the model: clients for every rank, A <= C, --resume xor --overwrite.
+void validate_federate_options(const CommandLine& cl, const Communicator& comm) {
+  const int clients = cl.get<int>("clients");
+  cl.require(comm.size() <= clients, "--clients " + std::to_string(clients) + " is fewer than the " +
+                                         std::to_string(comm.size()) + " ranks; every rank needs a client: start " +
+                                         "fewer ranks (mpirun -np) or raise --clients");
   cl.get_int_in("clients-per-round", 1, clients);
+  cl.require(!(cl.get<bool>("resume") && cl.get<bool>("overwrite")),
+             "--resume continues the files in --out and --overwrite replaces them: give one of them");
 }
 
-FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm) {
+// The method's results file and the order they run in: FedPrompt, then MoPs.
+std::vector<std::pair<PromptMethod, std::string>> method_paths(const CommandLine& cl, const std::string& method) {
+  std::vector<std::pair<PromptMethod, std::string>> paths;
+  for (auto m : {PromptMethod::kPrompt, PromptMethod::kMop}) {
+    const std::string name = federated_method_name(m);
+    if (method == "both" || method == name) paths.emplace_back(m, method_results_path(cl, name, method == "both"));
+  }
+  return paths;
+}
+
+// Rank 0's outputs: writable and locked; existing files only to --resume (at least one must
+// exist then) or with --overwrite.
+OutputLocks claim_federated_outputs(const CommandLine& cl, const std::vector<std::pair<PromptMethod, std::string>>& paths) {
+  std::vector<std::string> files;
+  for (const auto& [method, path] : paths) files.push_back(path);
+  const bool resume = cl.get<bool>("resume");
+  auto locks = claim_outputs("--out", files, true);
+  bool any = false;
+  for (const auto& file : files) {
+    any = any || std::filesystem::exists(file);
+    if (!resume && !cl.get<bool>("overwrite"))
+      check_absent("--out", file, "add --resume to continue it, or --overwrite to replace it");
+  }
+  std::string listed;
+  for (const auto& file : files) listed += (listed.empty() ? "" : " nor ") + file;
+  cl.require(!resume || any, "--resume: there is no checkpoint to continue (no " + listed +
+                                 "); start a fresh run without --resume");
+  return locks;
+}
+
+FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm, LoadedModel loaded) {
   FederatedSetup s;
-  auto loaded = load_model(cl.get<std::string>("model"));
   s.model = loaded.model;
   s.compression = compression_attribute(loaded.metadata);
   s.model->freeze();
@@ -82,7 +116,6 @@ FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm) {
   std::vector<int> task_of_example;
   for (const auto& e : s.data.train) task_of_example.push_back(e.task);
   s.partition = partition_clients(cl, task_of_example, int(s.dataset.tasks.size()));
-  check_placement(cl, comm, s.partition);
   for (int c : clients_of_rank(comm.rank(), comm.size(), int(s.partition.clients.size()))) {
     ClientData client{c, {}};
     for (size_t example : s.partition.clients[c]) client.train.push_back(s.data.train[example]);
@@ -93,13 +126,13 @@ FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm) {
 
 FederatedOptions federated_options(const CommandLine& cl) {
   FederatedOptions o;
-  o.rounds = cl.get_int_in("rounds", 1, 1 << 30);
+  o.rounds = cl.get<int>("rounds");
   o.clients_per_round = cl.get<int>("clients-per-round");
   o.local = optimizer_options(cl);
-  o.local.steps = cl.get_int_in("local-steps", 1, 1 << 30);
-  o.eval_every = cl.get_int_in("eval-every", 1, 1 << 30);
-  o.checkpoint_every = cl.get_int_in("checkpoint-every", 1, 1 << 30);
-  o.seed = cl.get<uint64_t>("seed");
+  o.local.steps = cl.get<int>("local-steps");
+  o.eval_every = cl.get<int>("eval-every");
+  o.checkpoint_every = cl.get<int>("checkpoint-every");
+  o.seed = cl.seed();
   return o;
 }
 
@@ -176,7 +209,7 @@ ResultsHeader results_header(const CommandLine& cl, PromptMethod method, const F
   h.config_json = cl.resolved_json();
   h.method = federated_method_name(method);
   h.mode = "federated";
-  h.seed = cl.get<uint64_t>("seed");
+  h.seed = cl.seed();
   h.tasks = s.dataset.tasks;
   h.experts = config.experts;
   h.prompts_per_expert = config.prompts_per_expert;
@@ -209,9 +242,9 @@ PromptState fresh_state(const CommandLine& cl, PromptMethod method, FederatedSet
 }
 
 // One method from start (or from its checkpoint) to the end; rank 0 returns the final report.
-EvaluationReport run_method(const CommandLine& cl, PromptMethod method, bool both, Communicator& comm, FederatedSetup& s,
-                        const torch::Tensor& p0, const nlohmann::json& references, ActivationCache& cache) {
-  const auto path = method_results_path(cl, federated_method_name(method), both);
+EvaluationReport run_method(const CommandLine& cl, PromptMethod method, const std::string& path, Communicator& comm,
+                            FederatedSetup& s, const torch::Tensor& p0, const nlohmann::json& references,
+                            ActivationCache& cache) {
   const int width = s.model->config().dim;
   // Rank 0 decides where to start: 1 (fresh), after the checkpoint, or nowhere (finished).
   int64_t first_round = 1;
@@ -265,36 +298,44 @@ int run_federate(int argc, const char* const* argv) {
                  "Train MoPs and/or FedPrompt (the prompt baseline) with FedAvg over simulated clients, the clients "
                  "spread over MPI ranks: mpirun -np R mops federate ... Rank 0 writes the HDF5 results file, which "
                  "is also the checkpoint that --resume continues from.");
+  constexpr int kMaxInt = std::numeric_limits<int>::max();
+  cl.add_choice("method", "both", {"mop", "fedprompt", "both"}, "MoPs, FedPrompt, or both (FedPrompt first)");
   cl.options().add_options()
-      ("method", po::value<std::string>()->default_value("both"), "mop | fedprompt | both")
       ("model", po::value<std::string>()->required()->value_name("PATH"), "compressed checkpoint (mops prune)")
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")
       ("out", po::value<std::string>()->required()->value_name("FILE.h5"),
-       "results file and checkpoint (with --method both: FILE.mop.h5 and FILE.fedprompt.h5)")
-      ("clients", po::value<int>()->default_value(100), "simulated clients C (paper: 100)")
-      ("clients-per-round", po::value<int>()->default_value(10), "active clients per round A, in [1, C] (paper: 10)")
-      ("local-steps", po::value<int>()->default_value(250), "local training steps per active client and round (paper: 250)")
-      ("rounds", po::value<int>()->default_value(20), "rounds (20 x 10 clients x 250 steps = the paper's 50 000 steps)")
-      ("eval-every", po::value<int>()->default_value(5), "rounds between test evaluations (and the last round)")
-      ("checkpoint-every", po::value<int>()->default_value(5), "rounds between checkpoints (and the last round)")
-      ("comm", po::value<std::string>()->default_value("auto"),
-       "local | mpi | nccl | auto (mpi under mpirun/srun, else local)")
+       "results file and checkpoint (with --method both: FILE.mop.h5 and FILE.fedprompt.h5); an existing one is "
+       "continued with --resume or replaced with --overwrite, never otherwise")
       ("resume", po::bool_switch(), "continue from the checkpoint in --out (a finished run is only reported)");
+  cl.add_number<int>("clients", 100, Range::closed(1, 1 << 20), "simulated clients C (paper: 100)");
+  cl.add_number<int>("clients-per-round", 10, Range::closed(1, 1 << 20),
+                     "active clients per round A, at most C (paper: 10)");
+  cl.add_number<int>("local-steps", 250, Range::closed(1, kMaxInt),
+                     "local training steps per active client and round (paper: 250)");
+  cl.add_number<int>("rounds", 20, Range::closed(1, kMaxInt),
+                     "rounds (20 x 10 clients x 250 steps = the paper's 50 000 steps)");
+  cl.add_number<int>("eval-every", 5, Range::closed(1, kMaxInt), "rounds between test evaluations (and the last round)");
+  cl.add_number<int>("checkpoint-every", 5, Range::closed(1, kMaxInt), "rounds between checkpoints (and the last round)");
+  cl.add_choice("comm", "auto", {"local", "mpi", "nccl", "auto"}, "the communicator (auto: mpi under mpirun/srun, else local)");
   add_prompt_options(cl);
   add_partition_options(cl);
   add_dataset_options(cl, true);
   cl.add_threads_option();
   cl.add_seed_option();
+  cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
   auto comm = make_communicator(cl.get<std::string>("comm"));
   try {
     start_command(cl, comm->rank() == 0);
     if (comm->rank() == 0) std::cerr << "communicator: " << comm->name() << ", " << comm->size() << " ranks\n";
     check_same_config(*comm, cl);
+    validate_federate_options(cl, *comm);
     const auto method = cl.get<std::string>("method");
-    MOPS_CHECK(method == "both" || method == "mop" || method == "fedprompt",
-               "--method '" << method << "' is not one of mop, fedprompt, both");
-    auto setup = load_setup(cl, *comm);
+    auto loaded = load_model(cl.get<std::string>("model"));
+    validate_prompt_options(cl, loaded.model->config());
+    const auto paths = method_paths(cl, method);
+    const auto locks = comm->rank() == 0 ? claim_federated_outputs(cl, paths) : OutputLocks{};
+    auto setup = load_setup(cl, *comm, std::move(loaded));
     // P0: pretrained on rank 0 and sent to all; the same P0 for both methods.
     torch::Tensor p0;
     nlohmann::json references;
@@ -309,11 +350,10 @@ int run_federate(int argc, const char* const* argv) {
     comm->broadcast(&p0_count, sizeof p0_count, 0);
     if (comm->rank() != 0) p0 = torch::zeros({p0_count, int64_t(setup.model->config().dim)});
     comm->broadcast(p0.data_ptr(), size_t(p0.numel()) * sizeof(float), 0);
-    const bool both = method == "both";
     EvaluationReport fedprompt, mop;
     auto cache = activation_cache_option(cl, comm->rank() == 0);
-    if (both || method == "fedprompt") fedprompt = run_method(cl, PromptMethod::kPrompt, both, *comm, setup, p0, references, *cache);
-    if (both || method == "mop") mop = run_method(cl, PromptMethod::kMop, both, *comm, setup, p0, references, *cache);
+    for (const auto& [m, path] : paths)
+      (m == PromptMethod::kMop ? mop : fedprompt) = run_method(cl, m, path, *comm, setup, p0, references, *cache);
     if (comm->rank() == 0) {
       print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt,
                              method == "fedprompt" ? nullptr : &mop, p0_only, nullptr);
@@ -324,7 +364,7 @@ int run_federate(int argc, const char* const* argv) {
   } catch (const std::exception& e) {
     if (comm->size() == 1) throw;
     std::cerr << "mops federate: error on rank " << comm->rank() << ": " << e.what() << "\n";
-    comm->abort(1);
+    comm->abort(dynamic_cast<const UsageError*>(&e) ? 2 : 1);
   }
   return 0;
 }

@@ -1,5 +1,6 @@
 // `mops generate`: continue a text or a list of token ids.
 #include <iostream>
+#include <limits>
 
 #include "checkpoint.h"
 #include "command_start.h"
@@ -29,23 +30,28 @@ int run_generate(int argc, const char* const* argv) {
       ("prompts", po::value<std::string>()->value_name("RESULTS.h5"),
        "generate with the prompts (and gate) a `mops train` run saved; needs --instruction, from which the gate "
        "chooses the experts")
-      ("max-new-tokens", po::value<int>()->default_value(64)->value_name("N"), "tokens to generate at most")
       ("greedy", po::bool_switch(), "always take the most likely token")
-      ("temperature", po::value<double>()->default_value(0.8)->value_name("T"), "sampling temperature (> 0)")
-      ("top-p", po::value<double>()->default_value(0.95)->value_name("P"),
-       "nucleus sampling: sample among the most likely tokens holding this much mass, in (0, 1]")
-      ("stop-id", po::value<int64_t>()->value_name("ID"),
-       "stop after generating this id (default: the tokenizer's EOS; none without a tokenizer)")
       ("print-ids", po::bool_switch(), "print the generated ids, space separated, on one line");
+  cl.add_number<int>("max-new-tokens", 64, Range::closed(0, 1 << 20),
+                     "tokens to generate at most (and no more than the model's context allows)", "N");
+  cl.add_number<double>("temperature", 0.8, Range::open(0, 1e6), "sampling temperature", "T");
+  cl.add_number<double>("top-p", 0.95, Range::open_closed(0, 1),
+                        "nucleus sampling: sample among the most likely tokens holding this much mass", "P");
+  cl.add_number<int64_t>("stop-id", std::nullopt, Range::closed(0, std::numeric_limits<int32_t>::max()),
+                         "stop after generating this id (default: the tokenizer's EOS; none without a tokenizer)", "ID");
   cl.add_threads_option();
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  MOPS_CHECK(int(cl.has("prompt")) + int(cl.has("ids")) + int(cl.has("instruction")) == 1,
+  cl.require(int(cl.has("prompt")) + int(cl.has("ids")) + int(cl.has("instruction")) == 1,
              "give exactly one of --prompt TEXT, --instruction TEXT [--input TEXT] and --ids \"1 2 3\"");
   const bool print_ids = cl.get<bool>("print-ids");
-  MOPS_CHECK(cl.has("tokenizer") || (cl.has("ids") && print_ids),
+  cl.require(cl.has("tokenizer") || (cl.has("ids") && print_ids),
              "--tokenizer FILE is needed to encode --prompt or to print text; with --ids, --print-ids "
              "needs no tokenizer");
+  cl.require(!cl.has("prompts") || cl.has("instruction"),
+             "--prompts needs --instruction TEXT [--input TEXT]: the gate reads the instruction to choose experts");
+  const auto ids = cl.has("ids") ? as_usage_error([&] { return parse_id_list(cl.get<std::string>("ids"), "ids"); })
+                                 : std::vector<int64_t>{};
   start_command(cl);
 
   std::unique_ptr<Tokenizer> tokenizer;
@@ -55,12 +61,10 @@ int run_generate(int argc, const char* const* argv) {
              "the tokenizer has " << tokenizer->vocab_size() << " pieces but the model's vocabulary is "
                                   << loaded.model->config().vocab_size << ": they do not belong together");
 
-  MOPS_CHECK(!cl.has("prompts") || cl.has("instruction"),
-             "--prompts needs --instruction TEXT [--input TEXT]: the gate reads the instruction to choose experts");
   std::vector<int64_t> prompt;
   PromptPlan plan;
   if (cl.has("ids")) {
-    prompt = parse_id_list(cl.get<std::string>("ids"), "ids");
+    prompt = ids;
   } else if (cl.has("instruction")) {
     const InstructionRecord record{"", cl.get<std::string>("instruction"), cl.get<std::string>("input"), "", "command line"};
     const auto example = tokenize_prompt(record, *tokenizer);
@@ -80,7 +84,7 @@ int run_generate(int argc, const char* const* argv) {
   options.greedy = cl.get<bool>("greedy");
   options.temperature = cl.get<double>("temperature");
   options.top_p = cl.get<double>("top-p");
-  options.seed = cl.get<uint64_t>("seed");
+  options.seed = cl.seed();
   options.stop_id = cl.has("stop-id") ? cl.get<int64_t>("stop-id") : (tokenizer ? tokenizer->eos_id() : -1);
 
   const auto result = generate(loaded.model, prompt, options, plan);

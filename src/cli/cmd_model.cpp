@@ -7,6 +7,7 @@
 
 #include "checkpoint.h"
 #include "command_start.h"
+#include "output_files.h"
 #include "cli/commands.h"
 
 namespace mops {
@@ -65,9 +66,12 @@ int run_convert(int argc, const char* const* argv) {
                  "safetensors format (float32, interleaved RoPE layout).");
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "checkpoint to read")
-      ("out", po::value<std::string>()->required()->value_name("FILE"), "where to write (.safetensors)");
+      ("out", po::value<std::string>()->required()->value_name("FILE"),
+       "where to write (.safetensors); never replaced without --overwrite");
+  cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
+  const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   auto loaded = load_model(cl.get<std::string>("model"));
   const auto out = cl.get<std::string>("out");
   save_model(loaded.model, out, {{"converted_from", cl.get<std::string>("model")}});

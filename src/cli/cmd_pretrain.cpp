@@ -2,10 +2,12 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 
 #include "checkpoint.h"
 #include "cli/dataset_options.h"
 #include "evaluation.h"
+#include "output_files.h"
 #include "command_start.h"
 #include "cli/commands.h"
 #include "pretrain.h"
@@ -23,39 +25,44 @@ void add_options(CommandLine& cl) {
       ("fields", po::value<std::vector<std::string>>()->multitoken()->default_value({"text"}, "text")->value_name("NAME..."),
        "--corpus JSONL: string fields that hold the text, joined by newlines")
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model (mops tokenizer train)")
-      ("out", po::value<std::string>()->required()->value_name("FILE"), "checkpoint to write (.safetensors), also during training")
-      ("init", po::value<std::string>()->value_name("MODEL"), "continue from this checkpoint instead of random weights")
-      ("dim", po::value<int>()->default_value(128), "model width C")
-      ("layers", po::value<int>()->default_value(4), "decoder layers L")
-      ("heads", po::value<int>()->default_value(4), "query heads H")
-      ("kv-heads", po::value<int>()->default_value(2), "key/value heads G (divides H)")
-      ("hidden", po::value<int>()->default_value(0), "SwiGLU width F; 0 = Llama's 8C/3 rounded up to 32")
-      ("max-seq-len", po::value<int>()->default_value(512), "context the model is built for (prompt positions included)")
-      ("seq-len", po::value<int>()->default_value(128), "training window length")
-      ("batch-size", po::value<int>()->default_value(16), "windows per step")
-      ("steps", po::value<int>()->default_value(1000), "optimizer steps")
-      ("lr", po::value<double>()->default_value(1e-3), "peak learning rate (AdamW)")
-      ("min-lr", po::value<double>()->default_value(1e-4), "learning rate at the end of the cosine decay")
-      ("warmup-steps", po::value<int>()->default_value(50), "linear warm-up steps")
-      ("weight-decay", po::value<double>()->default_value(0.1), "AdamW weight decay on matrices")
-      ("grad-clip", po::value<double>()->default_value(1.0), "clip the gradient norm to this")
-      ("eval-every", po::value<int>()->default_value(100), "held-out evaluation every N steps")
-      ("eval-batches", po::value<int>()->default_value(8), "held-out batches per evaluation")
-      ("checkpoint-every", po::value<int>()->default_value(0), "write --out every N steps (0: at the end only)")
-      ("loss-on", po::value<std::string>()->default_value("all"),
-       "with --data: 'all' tokens or only the 'responses' of instruction examples are loss targets "
-       "(the sequences are packed either way)")
-      ("exact-match-per-task", po::value<size_t>()->default_value(50),
-       "with --data: test examples per task answered greedily for exact-match accuracy at the end");
+      ("out", po::value<std::string>()->required()->value_name("FILE"),
+       "checkpoint to write (.safetensors), also during training; never replaced without --overwrite")
+      ("init", po::value<std::string>()->value_name("MODEL"), "continue from this checkpoint instead of random weights");
+  constexpr int kMaxInt = std::numeric_limits<int>::max();
+  cl.add_number<int>("dim", 128, Range::closed(8, 1 << 14), "model width C");
+  cl.add_number<int>("layers", 4, Range::closed(1, 256), "decoder layers L");
+  cl.add_number<int>("heads", 4, Range::closed(1, 1024), "query heads H (divides C)");
+  cl.add_number<int>("kv-heads", 2, Range::closed(1, 1024), "key/value heads G (divides H)");
+  cl.add_number<int>("hidden", 0, Range::closed(0, 1 << 18), "SwiGLU width F; 0 = Llama's 8C/3 rounded up to 32");
+  cl.add_number<int>("max-seq-len", 512, Range::closed(2, 1 << 20),
+                     "context the model is built for (prompt positions included)");
+  cl.add_number<int>("seq-len", 128, Range::closed(1, 1 << 20), "training window length (at most --max-seq-len)");
+  cl.add_number<int>("batch-size", 16, Range::closed(1, 4096), "windows per step");
+  cl.add_number<int>("steps", 1000, Range::closed(1, kMaxInt), "optimizer steps");
+  cl.add_number<double>("lr", 1e-3, Range::open_closed(0, 10), "peak learning rate (AdamW)");
+  cl.add_number<double>("min-lr", 1e-4, Range::closed(0, 10), "learning rate at the end of the cosine decay (<= --lr)");
+  cl.add_number<int>("warmup-steps", 50, Range::closed(0, kMaxInt), "linear warm-up steps");
+  cl.add_number<double>("weight-decay", 0.1, Range::closed(0, 10), "AdamW weight decay on matrices");
+  cl.add_number<double>("grad-clip", 1.0, Range::above(0), "clip the gradient norm to this");
+  cl.add_number<int>("eval-every", 100, Range::closed(1, kMaxInt), "held-out evaluation every N steps");
+  cl.add_number<int>("eval-batches", 8, Range::closed(1, 1 << 20), "held-out batches per evaluation");
+  cl.add_number<int>("checkpoint-every", 0, Range::closed(0, kMaxInt), "write --out every N steps (0: at the end only)");
+  cl.add_choice("loss-on", "all", {"all", "responses"},
+                "with --data: all tokens or only the responses of instruction examples are loss targets (the "
+                "sequences are packed either way)");
+  cl.add_number<int>("exact-match-per-task", 50, Range::closed(0, kMaxInt),
+                     "with --data: test examples per task answered greedily for exact-match accuracy at the end");
   add_dataset_options(cl, false);
   cl.add_threads_option();
   cl.add_seed_option();
+  cl.add_overwrite_option();
 }
+
 
 TokenStreams corpus_streams(const CommandLine& cl, const Tokenizer& tokenizer) {
   const auto corpus = read_corpus_option(cl, "corpus");
   std::cerr << "corpus: " << corpus.documents.size() << " documents\n";
-  return build_token_streams(corpus.documents, tokenizer, cl.get<double>("test-fraction"), cl.get<uint64_t>("seed"));
+  return build_token_streams(corpus.documents, tokenizer, cl.get<double>("test-fraction"), cl.seed());
 }
 
 // Per-task test perplexity over response tokens and exact match of greedy answers.
@@ -68,16 +75,26 @@ void print_task_metrics(Llama& model, const Tokenizer& tokenizer, const Instruct
 
 ModelConfig model_config(const CommandLine& cl, int vocab_size) {
   ModelConfig c;
-  c.dim = cl.get_int_in("dim", 8, 1 << 14);
-  c.n_layers = cl.get_int_in("layers", 1, 256);
-  c.n_heads = cl.get_int_in("heads", 1, 1024);
+  c.dim = cl.get<int>("dim");
+  c.n_layers = cl.get<int>("layers");
+  c.n_heads = cl.get<int>("heads");
   c.n_kv_heads = cl.get_int_in("kv-heads", 1, c.n_heads);
   c.hidden_dim = cl.get<int>("hidden") > 0 ? cl.get<int>("hidden") : llama_hidden_dim(c.dim, 32);
   c.vocab_size = vocab_size;
-  c.max_seq_len = cl.get_int_in("max-seq-len", 2, 1 << 20);
+  c.max_seq_len = cl.get<int>("max-seq-len");
   c.tied_classifier = true;
   c.validate("pretrain options (--dim/--heads/--kv-heads)");
   return c;
+}
+
+// What the model options allow together (each is range-checked when parsed).
+void validate_pretrain_options(const CommandLine& cl) {
+  cl.require(cl.has("corpus") || has_data(cl), "give training text with --corpus FILE... and/or --data SOURCE...");
+  cl.require(cl.get<int>("seq-len") <= cl.get<int>("max-seq-len"),
+             "--seq-len " + std::to_string(cl.get<int>("seq-len")) + " is longer than --max-seq-len " +
+                 std::to_string(cl.get<int>("max-seq-len")));
+  cl.require(cl.get<double>("min-lr") <= cl.get<double>("lr"), "--min-lr must not exceed --lr");
+  if (!cl.has("init")) as_usage_error([&] { return model_config(cl, 1); });
 }
 
 PretrainOptions pretrain_options(const CommandLine& cl) {
@@ -93,7 +110,7 @@ PretrainOptions pretrain_options(const CommandLine& cl) {
   o.eval_every = cl.get<int>("eval-every");
   o.eval_batches = cl.get<int>("eval-batches");
   o.checkpoint_every = cl.get<int>("checkpoint-every");
-  o.seed = cl.get<uint64_t>("seed");
+  o.seed = cl.seed();
   o.out = cl.get<std::string>("out");
   o.metadata["pretrain_config"] = cl.resolved_json();
   return o;
@@ -130,7 +147,8 @@ int run_pretrain(int argc, const char* const* argv) {
   add_options(cl);
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
-  MOPS_CHECK(cl.has("corpus") || has_data(cl), "give training text with --corpus FILE... and/or --data SOURCE...");
+  validate_pretrain_options(cl);
+  const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   const int max_seq_len = cl.get<int>("max-seq-len");
   TokenStreams streams;
@@ -141,8 +159,6 @@ int run_pretrain(int argc, const char* const* argv) {
     dataset = load_instruction_dataset(dataset_options(cl));
     examples = tokenize_dataset(dataset, tokenizer, max_seq_len);
     const bool responses_only = cl.get<std::string>("loss-on") == "responses";
-    MOPS_CHECK(responses_only || cl.get<std::string>("loss-on") == "all",
-               "--loss-on = " << cl.get<std::string>("loss-on") << " is not 'all' or 'responses'");
     append_examples(streams.train, streams.train_targets, examples.train, responses_only);
     append_examples(streams.test, streams.test_targets, examples.test, responses_only);
     std::cerr << "instruction data: " << dataset.tasks.size() << " tasks, " << examples.train.size() << " training and "
@@ -158,12 +174,12 @@ int run_pretrain(int argc, const char* const* argv) {
                                                    << tokenizer.vocab_size());
   } else {
     model = Llama(model_config(cl, tokenizer.vocab_size()));
-    model->init_weights(cl.get<uint64_t>("seed"));
+    model->init_weights(cl.seed());
   }
   std::cerr << "model: " << model->config().parameter_count() << " parameters\n";
   const auto report = pretrain(model, streams, pretrain_options(cl), std::cerr);
   print_summary(report, cl.get<std::string>("out"));
-  if (has_data(cl)) print_task_metrics(model, tokenizer, dataset, examples, cl.get<size_t>("exact-match-per-task"));
+  if (has_data(cl)) print_task_metrics(model, tokenizer, dataset, examples, size_t(cl.get<int>("exact-match-per-task")));
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "evaluation.h"
 #include "model_compression.h"
+#include "output_files.h"
 
 namespace mops {
 namespace {
@@ -21,37 +22,45 @@ namespace {
 void add_prune_options(CommandLine& cl) {
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "dense checkpoint to compress")
-      ("out", po::value<std::string>()->required()->value_name("FILE"), "compressed checkpoint to write (.safetensors)")
-      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model of the model")
-      ("method", po::value<std::string>()->default_value("sparsegpt"), "sparsegpt | wanda | magnitude")
-      ("sparsity", po::value<double>()->value_name("S"), "unstructured: fraction of weights removed, in [0, 1)")
+      ("out", po::value<std::string>()->required()->value_name("FILE"),
+       "compressed checkpoint to write (.safetensors); never replaced without --overwrite")
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model of the model");
+  cl.add_choice("method", "sparsegpt", {"sparsegpt", "wanda", "magnitude"}, "the pruning method");
+  cl.add_number<double>("sparsity", std::nullopt, Range::half_open(0, 1),
+                        "unstructured: fraction of weights removed", "S");
+  cl.options().add_options()
       ("nm", po::value<std::string>()->value_name("N:M"), "semi-structured: N removed of every M input weights "
                                                           "(2:4 and 4:8 = 50 %, 3:4 = 75 %, 7:8 = 87.5 %)")
       ("int8", po::bool_switch(), "also quantise the compressed weights to int8 (symmetric, per output row)")
       ("calib-source", po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE..."),
-       "calibration data, training split only (default: the --data sources)")
-      ("calib-samples", po::value<int>()->default_value(128), "calibration sequences")
-      ("calib-seqlen", po::value<int>()->default_value(0), "tokens per calibration sequence (0: the model's max_seq_len)")
-      ("block-size", po::value<int>()->default_value(128), "SparseGPT: columns per block")
-      ("dampening", po::value<double>()->default_value(0.01), "SparseGPT: Hessian dampening, fraction of its mean diagonal")
-      ("micro-batch", po::value<int>()->default_value(8), "calibration sequences per forward pass")
-      ("batch-size", po::value<int>()->default_value(16), "test examples per forward pass when measuring perplexity");
+       "calibration data, training split only (default: the --data sources)");
+  cl.add_number<int>("calib-samples", 128, Range::closed(1, 1 << 20), "calibration sequences");
+  cl.add_number<int>("calib-seqlen", 0, Range::closed(0, 1 << 24),
+                     "tokens per calibration sequence: 0 (the model's max_seq_len) or 2 to max_seq_len");
+  cl.add_number<int>("block-size", 128, Range::closed(1, 1 << 20), "SparseGPT: columns per block");
+  cl.add_number<double>("dampening", 0.01, Range::closed(0, 1e6),
+                        "SparseGPT: Hessian dampening, fraction of its mean diagonal");
+  cl.add_number<int>("micro-batch", 8, Range::closed(1, 1 << 20), "calibration sequences per forward pass");
+  cl.add_number<int>("batch-size", 16, Range::closed(1, 4096),
+                     "test examples per forward pass when measuring perplexity");
   add_dataset_options(cl, true);
   cl.add_threads_option();
   cl.add_seed_option();
+  cl.add_overwrite_option();
 }
 
 CompressionOptions compression_options(const CommandLine& cl) {
-  MOPS_CHECK(cl.has("sparsity") != cl.has("nm"),
+  cl.require(cl.has("sparsity") != cl.has("nm"),
              "give exactly one of --sparsity S (unstructured) and --nm N:M (semi-structured)");
   CompressionOptions options;
   options.method = parse_prune_method(cl.get<std::string>("method"));
-  options.pattern = cl.has("nm") ? parse_nm_pattern(cl.get<std::string>("nm"))
-                                 : unstructured_pattern(cl.get<double>("sparsity"));
+  options.pattern = as_usage_error([&] {
+    return cl.has("nm") ? parse_nm_pattern(cl.get<std::string>("nm")) : unstructured_pattern(cl.get<double>("sparsity"));
+  });
   options.int8 = cl.get<bool>("int8");
-  options.sparsegpt.block_size = cl.get_int_in("block-size", 1, 1 << 20);
-  options.sparsegpt.dampening = cl.get_double_in("dampening", 0, 1e6);
-  options.micro_batch = cl.get_int_in("micro-batch", 1, 1 << 20);
+  options.sparsegpt.block_size = cl.get<int>("block-size");
+  options.sparsegpt.dampening = cl.get<double>("dampening");
+  options.micro_batch = cl.get<int>("micro-batch");
   return options;
 }
 
@@ -59,9 +68,8 @@ CompressionOptions compression_options(const CommandLine& cl) {
 // tokenised training split of --data).
 torch::Tensor calibration_tokens(const CommandLine& cl, const std::vector<TokenizedExample>& data_train,
                                  const Tokenizer& tokenizer, const ModelConfig& config) {
-  const int length = cl.get<int>("calib-seqlen") == 0 ? config.max_seq_len
-                                                      : cl.get_int_in("calib-seqlen", 2, config.max_seq_len);
-  const int samples = cl.get_int_in("calib-samples", 1, 1 << 20);
+  const int length = cl.get<int>("calib-seqlen") == 0 ? config.max_seq_len : cl.get<int>("calib-seqlen");
+  const int samples = cl.get<int>("calib-samples");
   auto options = dataset_options(cl);
   if (!cl.has("calib-source")) return calibration_windows(data_train, samples, length, options.seed);
   options.sources = cl.get<std::vector<std::string>>("calib-source");
@@ -98,12 +106,14 @@ int run_prune(int argc, const char* const* argv) {
   MOPS_CHECK(!loaded.metadata.count("compression"),
              model_path << " is already compressed (see `mops info`); prune the dense model it came from");
   auto& model = loaded.model;
+  if (cl.get<int>("calib-seqlen") != 0) cl.get_int_in("calib-seqlen", 2, model->config().max_seq_len);
+  const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   const auto split = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
   const auto& test = split.test;
   const auto calibration = calibration_tokens(cl, split.train, tokenizer, model->config());
-  const int batch_size = cl.get_int_in("batch-size", 1, 4096);
+  const int batch_size = cl.get<int>("batch-size");
 
   const auto before = evaluate_perplexity(test, dataset.tasks, batch_size, backbone_logits(model));
   std::cerr << "calibration: " << calibration.size(0) << " sequences of " << calibration.size(1) << " tokens\n";

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "command_start.h"
+#include "output_files.h"
 #include "cli/commands.h"
 #include "cli/dataset_options.h"
 #include "text_corpus.h"
@@ -19,15 +20,19 @@ int run_tokenizer_train(int argc, const char* const* argv) {
        "corpus files: *.jsonl (one JSON object per line) or plain text")
       ("fields", po::value<std::vector<std::string>>()->multitoken()->default_value({"text"}, "text")->value_name("NAME..."),
        "JSONL string fields that hold the text, joined by newlines")
-      ("out", po::value<std::string>()->required()->value_name("PREFIX"), "output prefix")
-      ("vocab-size", po::value<int>()->default_value(2000)->value_name("N"), "number of pieces")
-      ("model-type", po::value<std::string>()->default_value("bpe"), "bpe or unigram");
+      ("out", po::value<std::string>()->required()->value_name("PREFIX"),
+       "output prefix: writes PREFIX.model and PREFIX.vocab, never replaced without --overwrite");
+  cl.add_number<int>("vocab-size", 2000, Range::closed(8, 1 << 20), "number of pieces", "N");
+  cl.add_choice("model-type", "bpe", {"bpe", "unigram"}, "the SentencePiece algorithm");
   add_dataset_options(cl, false);  // --data: the training records, written with the prompt template
   cl.add_threads_option();
   cl.add_seed_option();
+  cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  MOPS_CHECK(cl.has("input") || has_data(cl), "give text with --input FILE... and/or --data SOURCE...");
+  cl.require(cl.has("input") || has_data(cl), "give text with --input FILE... and/or --data SOURCE...");
   start_command(cl);
+  const auto prefix = cl.get<std::string>("out");
+  const auto locks = claim_outputs("--out", {prefix + ".model", prefix + ".vocab"}, cl.get<bool>("overwrite"));
   TextCorpus corpus;
   if (cl.has("input")) corpus = read_corpus_option(cl, "input");
   if (has_data(cl)) {
@@ -37,8 +42,8 @@ int run_tokenizer_train(int argc, const char* const* argv) {
   TokenizerTrainOptions options;
   options.vocab_size = cl.get<int>("vocab-size");
   options.model_type = cl.get<std::string>("model-type");
-  options.seed = cl.get<uint64_t>("seed");
-  const auto path = train_tokenizer(corpus.documents, cl.get<std::string>("out"), options);
+  options.seed = cl.seed();
+  const auto path = train_tokenizer(corpus.documents, prefix, options);
   const auto tokenizer = Tokenizer::load(path);
   std::cout << "wrote " << path << ": " << tokenizer.vocab_size() << " pieces from "
             << corpus.documents.size() << " documents\n";

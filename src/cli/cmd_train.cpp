@@ -2,6 +2,7 @@
 // evaluated on the test split, streamed to HDF5; and `mops prompts pretrain` for P0.
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint.h"
@@ -10,6 +11,7 @@
 #include "cli/prompt_options.h"
 #include "command_start.h"
 #include "errors.h"
+#include "output_files.h"
 #include "progress.h"
 #include "prompt_state_io.h"
 #include "prompt_training.h"
@@ -49,9 +51,18 @@ class RunObserver : public TrainingObserver {
 
 TrainOptions train_options(const CommandLine& cl) {
   TrainOptions o = optimizer_options(cl);
-  o.steps = cl.get_int_in("steps", 1, 1 << 30);
-  o.eval_every = cl.get_int_in("eval-every", 1, 1 << 30);
+  o.steps = cl.get<int>("steps");
+  o.eval_every = cl.get<int>("eval-every");
   return o;
+}
+
+// The results files of the methods `method` names (mop, prompt or both), in the order they run.
+std::vector<std::pair<PromptMethod, std::string>> method_paths(const CommandLine& cl, const std::string& method) {
+  std::vector<std::pair<PromptMethod, std::string>> paths;
+  for (auto m : {PromptMethod::kPrompt, PromptMethod::kMop}) {
+    if (method == "both" || method == method_name(m)) paths.emplace_back(m, method_results_path(cl, method_name(m), method == "both"));
+  }
+  return paths;
 }
 
 struct MethodRun {
@@ -60,20 +71,19 @@ struct MethodRun {
   TrainingSummary summary;
 };
 
-MethodRun run_method(const CommandLine& cl, PromptMethod method, bool both, Llama& model, const std::string& compression,
-                     const torch::Tensor& p0, const InstructionDataset& dataset, const TokenizedSplit& data, const nlohmann::json& references,
-                     ActivationCache& cache) {
+MethodRun run_method(const CommandLine& cl, PromptMethod method, const std::string& path, Llama& model,
+                     const std::string& compression, const torch::Tensor& p0, const InstructionDataset& dataset,
+                     const TokenizedSplit& data, const nlohmann::json& references, ActivationCache& cache) {
   auto state = initial_prompt_state(cl, method, model, p0, data.train);
   const auto& config = state->config();
   ResultsHeader header;
   header.config_json = cl.resolved_json();
   header.method = method_name(method);
   header.mode = "centralized";
-  header.seed = cl.get<uint64_t>("seed");
+  header.seed = cl.seed();
   header.tasks = dataset.tasks;
   header.experts = config.experts;
   header.prompts_per_expert = config.prompts_per_expert;
-  const auto path = method_results_path(cl, method_name(method), both);
   ResultsFile results(path, header);
   results.write_attribute("references", references.dump());
   results.write_attribute("compression", compression);
@@ -103,31 +113,37 @@ int run_train(int argc, const char* const* argv) {
   CommandLine cl("train",
                  "Train MoPs (mid-layer prompt experts with a gate, Algorithm 1) and/or the prompt-tuning baseline on a "
                  "compressed model; evaluate test perplexity per task; stream results to HDF5.");
+  cl.add_choice("method", "both", {"mop", "prompt", "both"}, "MoPs, the prompt baseline, or both (baseline first)");
   cl.options().add_options()
-      ("method", po::value<std::string>()->default_value("both"), "mop | prompt | both")
       ("model", po::value<std::string>()->required()->value_name("PATH"), "compressed checkpoint (mops prune)")
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")
       ("out", po::value<std::string>()->required()->value_name("FILE.h5"),
-       "results file (with --method both: FILE.mop.h5 and FILE.prompt.h5)")
-      ("dense-model", po::value<std::string>()->value_name("PATH"), "the uncompressed model, evaluated as a reference")
-      ("steps", po::value<int>()->default_value(20000), "training steps (paper: 20000)")
-      ("eval-every", po::value<int>()->default_value(2000), "steps between test evaluations (and at the end)");
+       "results file (with --method both: FILE.mop.h5 and FILE.prompt.h5); never replaced without --overwrite")
+      ("dense-model", po::value<std::string>()->value_name("PATH"), "the uncompressed model, evaluated as a reference");
+  cl.add_number<int>("steps", 20000, Range::closed(1, std::numeric_limits<int>::max()), "training steps (paper: 20000)");
+  cl.add_number<int>("eval-every", 2000, Range::closed(1, std::numeric_limits<int>::max()),
+                     "steps between test evaluations (and at the end)");
   add_prompt_options(cl);
   add_dataset_options(cl, true);
   cl.add_threads_option();
   cl.add_seed_option();
+  cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
   const auto method = cl.get<std::string>("method");
-  MOPS_CHECK(method == "both" || method == "mop" || method == "prompt", "--method '" << method << "' is not one of mop, prompt, both");
   auto loaded = load_model(cl.get<std::string>("model"));
   auto& model = loaded.model;
+  validate_prompt_options(cl, model->config());
+  const auto paths = method_paths(cl, method);
+  std::vector<std::string> outputs;
+  for (const auto& [m, path] : paths) outputs.push_back(path);
+  const auto locks = claim_outputs("--out", outputs, cl.get<bool>("overwrite"));
   const auto compression = compression_attribute(loaded.metadata);
   model->freeze();
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   const auto data = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len - 1 - prompt_positions(cl));
-  const int eval_batch = cl.get_int_in("eval-batch-size", 1, 4096);
+  const int eval_batch = cl.get<int>("eval-batch-size");
   const auto p0 = first_prompts(cl, model, data.train);
 
   const auto p0_only = evaluate_p0_only(model, p0, data.test, dataset.tasks, eval_batch);
@@ -140,11 +156,9 @@ int run_train(int argc, const char* const* argv) {
     references["dense"] = perplexity_json(*dense);
   }
   std::vector<MethodRun> runs;
-  const bool both = method == "both";
   auto cache = activation_cache_option(cl, true);
-  for (auto m : {PromptMethod::kPrompt, PromptMethod::kMop}) {
-    if (both || method == method_name(m)) runs.push_back(run_method(cl, m, both, model, compression, p0, dataset, data, references, *cache));
-  }
+  for (const auto& [m, path] : paths)
+    runs.push_back(run_method(cl, m, path, model, compression, p0, dataset, data, references, *cache));
   const EvaluationReport* baseline = nullptr;
   const EvaluationReport* mop = nullptr;
   for (const auto& r : runs) (r.method == PromptMethod::kMop ? mop : baseline) = &r.final.report;
@@ -164,9 +178,14 @@ int run_prompts_pretrain(int argc, const char* const* argv) {
   add_dataset_options(cl, true);
   cl.add_threads_option();
   cl.add_seed_option();
+  cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
   auto model = load_model(cl.get<std::string>("model")).model;
+  cl.require(cl.get<int>("p0-prompts") < model->config().max_seq_len,
+             "--p0-prompts " + std::to_string(cl.get<int>("p0-prompts")) + " leave no room for tokens in the model's "
+             "max_seq_len " + std::to_string(model->config().max_seq_len));
+  const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   model->freeze();
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));

@@ -1,6 +1,7 @@
 #include "cli/dataset_options.h"
 
 #include <iostream>
+#include <limits>
 
 namespace mops {
 
@@ -14,31 +15,33 @@ void add_dataset_options(CommandLine& cl, bool required) {
       ("source", po::value<std::vector<std::string>>()->multitoken()->value_name("SOURCE..."), "the same as --data")
       ("tasks", po::value<std::vector<std::string>>()->multitoken()->value_name("NAME..."),
        "tasks/categories to keep (default: Dolly's 7 of the paper, the paper's 7 Super-NaturalInstructions tasks, all others)")
-      ("samples-per-source", po::value<size_t>()->default_value(5000), "records kept per source (seeded hash sample)")
-      ("test-fraction", po::value<double>()->default_value(0.1), "share of records in the test split, in (0, 1)")
-      ("skills7-per-task", po::value<size_t>()->default_value(800), "records the skills7 generator makes per task")
-      ("data-seed", po::value<int64_t>()->default_value(-1),
-       "seed of the skills7 generator, the sampling, the train/test split and the client partition (-1: --seed); "
-       "fix it to compare seeds on one split")
       ("skip-bad-records", po::bool_switch(), "skip malformed records (counted and reported) instead of stopping")
       ("task-field", po::value<std::string>()->default_value("category"), "jsonl: field holding the task")
       ("instruction-field", po::value<std::string>()->default_value("instruction"), "jsonl: instruction field")
       ("context-field", po::value<std::string>()->default_value("context"), "jsonl: context field (optional per record)")
       ("response-field", po::value<std::string>()->default_value("response"), "jsonl: response field");
+  constexpr int64_t kMaxInt64 = std::numeric_limits<int64_t>::max();
+  cl.add_number<int64_t>("samples-per-source", 5000, Range::closed(1, kMaxInt64),
+                         "records kept per source (seeded hash sample)");
+  cl.add_number<double>("test-fraction", 0.1, Range::open(0, 1), "share of records in the test split");
+  cl.add_number<int64_t>("skills7-per-task", 800, Range::closed(1, 100000), "records the skills7 generator makes per task");
+  cl.add_number<int64_t>("data-seed", -1, Range::closed(-1, kMaxInt64),
+                         "seed of the skills7 generator, the sampling, the train/test split and the client partition "
+                         "(-1: --seed); fix it to compare seeds on one split");
 }
 
 void add_partition_options(CommandLine& cl) {
-  cl.options().add_options()
-      ("partition", po::value<std::string>()->default_value("dirichlet"), "dirichlet, pathological or iid")
-      ("alpha", po::value<double>()->default_value(0.1), "Dirichlet concentration over tasks (smaller = more skewed)")
-      ("tasks-per-client", po::value<int>()->default_value(2), "pathological: tasks per client")
-      ("size-exponent", po::value<double>()->default_value(1.0), "client sizes ~ rank^-exponent (0 = equal)")
-      ("min-client-examples", po::value<int>()->default_value(5), "smallest client");
+  cl.add_choice("partition", "dirichlet", {"dirichlet", "pathological", "iid"},
+                "how the tasks are spread over the clients (README, Client partitions)");
+  cl.add_number<double>("alpha", 0.1, Range::open(0, 1e6), "Dirichlet concentration over tasks (smaller = more skewed)");
+  cl.add_number<int>("tasks-per-client", 2, Range::closed(1, 1 << 20), "pathological: tasks per client");
+  cl.add_number<double>("size-exponent", 1.0, Range::closed(0, 100), "client sizes ~ rank^-exponent (0 = equal)");
+  cl.add_number<int>("min-client-examples", 5, Range::closed(1, 1 << 30), "smallest client");
 }
 
 Partition partition_clients(const CommandLine& cl, const std::vector<int>& task_of_example, int num_tasks) {
   PartitionOptions o;
-  o.clients = cl.get_int_in("clients", 1, 1 << 20);
+  o.clients = cl.get<int>("clients");
   o.scheme = parse_partition_scheme(cl.get<std::string>("partition"));
   o.alpha = cl.get<double>("alpha");
   o.tasks_per_client = cl.get<int>("tasks-per-client");
@@ -64,11 +67,11 @@ DatasetOptions dataset_options(const CommandLine& cl) {
   o.loader.instruction_field = cl.get<std::string>("instruction-field");
   o.loader.context_field = cl.get<std::string>("context-field");
   o.loader.response_field = cl.get<std::string>("response-field");
-  o.samples_per_source = cl.get<size_t>("samples-per-source");
+  o.samples_per_source = size_t(cl.get<int64_t>("samples-per-source"));
   o.test_fraction = cl.get<double>("test-fraction");
-  o.skills7_per_task = cl.get<size_t>("skills7-per-task");
+  o.skills7_per_task = size_t(cl.get<int64_t>("skills7-per-task"));
   const int64_t data_seed = cl.get<int64_t>("data-seed");
-  o.seed = data_seed >= 0 ? uint64_t(data_seed) : cl.has("seed") ? cl.get<uint64_t>("seed") : 0;
+  o.seed = data_seed >= 0 ? uint64_t(data_seed) : cl.has("seed") ? cl.seed() : 0;
   return o;
 }
 

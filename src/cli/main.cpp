@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
     // The subcommand sees its own name as argv[0].
     return command->run(argc - words, argv + words);
   } catch (const mops::UsageError& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "mops " << command->name << ": error: " << e.what() << " (see: mops " << command->name
+              << " --help)\n";
     return 2;
   } catch (const mops::Error& e) {
     std::cerr << "mops " << command->name << ": error: " << e.what() << "\n";

@@ -1,9 +1,10 @@
 #include "cli/prompt_options.h"
 
+#include <filesystem>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
-
-#include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "activation_cache.h"
@@ -12,34 +13,39 @@
 
 namespace mops {
 
+constexpr int kMaxInt = std::numeric_limits<int>::max();
+
 void add_p0_options(CommandLine& cl) {
-  cl.options().add_options()
-      ("p0-prompts", po::value<int>()->default_value(10), "K0: first-layer prompts")
-      ("p0-steps", po::value<int>()->default_value(20), "P0 pretraining steps (paper: 20)")
-      ("p0-lr", po::value<double>()->default_value(1e-2), "P0 pretraining learning rate (Adam)")
-      ("p0-batch-size", po::value<int>()->default_value(8), "P0 pretraining batch size");
+  cl.add_number<int>("p0-prompts", 10, Range::closed(1, kMaxInt), "K0: first-layer prompts (fewer than the model's max_seq_len)");
+  cl.add_number<int>("p0-steps", 20, Range::closed(0, kMaxInt), "P0 pretraining steps (paper: 20)");
+  cl.add_number<double>("p0-lr", 1e-2, Range::closed(0, 10), "P0 pretraining learning rate (Adam)");
+  cl.add_number<int>("p0-batch-size", 8, Range::closed(1, 4096), "P0 pretraining batch size");
 }
 
 void add_prompt_options(CommandLine& cl) {
   add_p0_options(cl);
   cl.options().add_options()
       ("p0", po::value<std::string>()->value_name("FILE"), "pretrained first-layer prompts (mops prompts pretrain); "
-                                                         "without it P0 is pretrained here")
-      ("experts", po::value<int>()->default_value(7), "E: prompt experts")
-      ("prompts-per-expert", po::value<int>()->default_value(10), "P: prompts per expert")
-      ("mid-layer", po::value<int>()->default_value(-1), "L_mid where the mid prompts enter (-1: L/2), in [1, L-1]")
-      ("gate-hidden", po::value<int>()->default_value(32), "gate MLP hidden width")
-      ("gate-scale", po::value<std::string>()->default_value("experts"),
-       "experts: attention x E G_e (a uniform gate = the baseline); paper: attention x G_e")
-      ("mid-init", po::value<std::string>()->default_value("random"),
-       "mid prompts start as: random (at the token embeddings' scale; lower training loss, README) | p0 (where P0 "
-       "reaches L_mid)")
-      ("gate-pretrain-steps", po::value<int>()->default_value(200), "gate pretraining on task labels (0: none)")
-      ("lr", po::value<double>()->default_value(1e-3), "learning rate (Adam; paper: 1e-3)")
-      ("gate-lr", po::value<double>()->value_name("LR"),
-       "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)")
-      ("batch-size", po::value<int>()->default_value(1), "examples per step (paper: 1)")
-      ("eval-batch-size", po::value<int>()->default_value(16), "test examples per forward pass")
+                                                         "without it P0 is pretrained here");
+  cl.add_number<int>("experts", 7, Range::closed(1, 4096), "E: prompt experts");
+  cl.add_number<int>("prompts-per-expert", 10, Range::closed(1, kMaxInt),
+                     "P: prompts per expert (E x P must be fewer than the model's max_seq_len)");
+  cl.add_number<int>("mid-layer", -1, Range::closed(-1, kMaxInt),
+                     "L_mid where the mid prompts enter: 1 to L-1 for a model of L layers, or -1 for L/2");
+  cl.add_number<int>("gate-hidden", 32, Range::closed(1, 1 << 20), "gate MLP hidden width");
+  cl.add_choice("gate-scale", "experts", {"experts", "paper"},
+                "experts: attention x E G_e (a uniform gate = the baseline); paper: attention x G_e");
+  cl.add_choice("mid-init", "random", {"random", "p0"},
+                "mid prompts start as: random (at the token embeddings' scale; lower training loss, README) or p0 "
+                "(where P0 reaches L_mid)");
+  cl.add_number<int>("gate-pretrain-steps", 200, Range::closed(0, kMaxInt), "gate pretraining on task labels (0: none)");
+  cl.add_number<double>("lr", 1e-3, Range::closed(0, 10), "learning rate (Adam; paper: 1e-3)");
+  cl.add_number<double>("gate-lr", std::nullopt, Range::closed(0, 10),
+                        "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)",
+                        "LR");
+  cl.add_number<int>("batch-size", 1, Range::closed(1, 4096), "examples per step (paper: 1)");
+  cl.add_number<int>("eval-batch-size", 16, Range::closed(1, 4096), "test examples per forward pass");
+  cl.options().add_options()
       ("activation-cache", po::value<std::string>()->default_value("auto")->value_name("MIB"),
        "keep each training example's states at L_mid (they depend only on the frozen model and P0) and run only "
        "the upper half again: auto (a quarter of the free memory, shared by the node's ranks; off under 64 MiB), "
@@ -48,12 +54,32 @@ void add_prompt_options(CommandLine& cl) {
 
 TrainOptions optimizer_options(const CommandLine& cl) {
   TrainOptions o;
-  o.lr = cl.get_double_in("lr", 0, 10);
-  if (cl.has("gate-lr")) o.gate_lr = cl.get_double_in("gate-lr", 0, 10);
-  o.batch_size = cl.get_int_in("batch-size", 1, 4096);
-  o.eval_batch_size = cl.get_int_in("eval-batch-size", 1, 4096);
-  o.seed = cl.get<uint64_t>("seed");
+  o.lr = cl.get<double>("lr");
+  if (cl.has("gate-lr")) o.gate_lr = cl.get<double>("gate-lr");
+  o.batch_size = cl.get<int>("batch-size");
+  o.eval_batch_size = cl.get<int>("eval-batch-size");
+  o.seed = cl.seed();
   return o;
+}
+
+void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
+  const int layers = model.n_layers, context = model.max_seq_len;
+  const int mid = cl.get<int>("mid-layer");
+  cl.require(layers >= 2, "the model has 1 layer; mid-layer prompts need a model of at least 2");
+  cl.require(mid == -1 || mid <= layers - 1,
+             "--mid-layer " + std::to_string(mid) + " is outside [1, " + std::to_string(layers - 1) +
+                 "] for this model of " + std::to_string(layers) + " layers (or -1 for L/2 = " +
+                 std::to_string(layers / 2) + ")");
+  cl.require(mid != 0, "--mid-layer 0 would replace P0 itself; give 1 to " + std::to_string(layers - 1) + " or -1");
+  const int64_t first = cl.get<int>("p0-prompts");
+  const int64_t mid_positions = int64_t(cl.get<int>("experts")) * cl.get<int>("prompts-per-expert");
+  const std::string room = " leave no room for tokens in the model's max_seq_len " + std::to_string(context) +
+                           " (prompt positions and tokens share it)";
+  cl.require(first < context, "--p0-prompts " + std::to_string(first) + room);
+  cl.require(mid_positions < context, "--experts " + std::to_string(cl.get<int>("experts")) +
+                                          " x --prompts-per-expert " + std::to_string(cl.get<int>("prompts-per-expert")) +
+                                          " = " + std::to_string(mid_positions) + " mid prompt positions" + room);
+  as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache")); });
 }
 
 int prompt_positions(const CommandLine& cl) {
@@ -62,13 +88,13 @@ int prompt_positions(const CommandLine& cl) {
 
 torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train) {
   if (cl.has("p0")) return load_first_prompts(cl.get<std::string>("p0"), model->config().dim);
-  const int count = cl.get_int_in("p0-prompts", 1, model->config().max_seq_len - 1);
-  auto state = first_prompt_state(model, random_prompts(model, count, cl.get<uint64_t>("seed") + 100));
+  const int count = cl.get<int>("p0-prompts");
+  auto state = first_prompt_state(model, random_prompts(model, count, cl.seed() + 100));
   TrainOptions o;
-  o.steps = cl.get_int_in("p0-steps", 0, 1 << 30);
-  o.lr = cl.get_double_in("p0-lr", 0, 10);
-  o.batch_size = cl.get_int_in("p0-batch-size", 1, 4096);
-  o.seed = cl.get<uint64_t>("seed") + 101;
+  o.steps = cl.get<int>("p0-steps");
+  o.lr = cl.get<double>("p0-lr");
+  o.batch_size = cl.get<int>("p0-batch-size");
+  o.seed = cl.seed() + 101;
   const double loss = pretrain_first_prompts(model, state, train, o);
   std::cerr << "P0: " << count << " prompts pretrained for " << o.steps << " steps, last loss " << std::fixed
             << std::setprecision(4) << loss << "\n";
@@ -90,12 +116,12 @@ MopConfig mop_config(const CommandLine& cl, PromptMethod method, int first_promp
 PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Llama& model, const torch::Tensor& p0,
                                  const std::vector<TokenizedExample>& train) {
   const auto config = mop_config(cl, method, int(p0.size(0)), model->config());
-  PromptState state(config, model->config().dim, cl.get<uint64_t>("seed") + 11);
+  PromptState state(config, model->config().dim, cl.seed() + 11);
   {
     torch::NoGradGuard no_grad;
     state->first_prompts.copy_(p0);
   }
-  init_mid_prompts(model, state, train, cl.get<std::string>("mid-init"), cl.get<uint64_t>("seed") + 7);
+  init_mid_prompts(model, state, train, cl.get<std::string>("mid-init"), cl.seed() + 7);
   return state;
 }
 
@@ -103,7 +129,7 @@ void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& stat
                           const std::vector<TokenizedExample>& train, ActivationCache& cache) {
   auto options = optimizer_options(cl);
   options.lower_cache = &cache;
-  options.steps = cl.get_int_in("gate-pretrain-steps", 0, 1 << 30);
+  options.steps = cl.get<int>("gate-pretrain-steps");
   options.batch_size = std::max(options.batch_size, 8);
   const double accuracy = pretrain_gate(model, state, train, options);
   std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
@@ -175,20 +201,31 @@ void print_comparison_table(const std::string& baseline_label, const EvaluationR
   if (mop) std::cout << std::setw(10) << "MoPs";
   if (baseline && mop) std::cout << std::setw(11) << "Gain (%)";
   std::cout << "\n";
+  // A task without test examples has no perplexity: "n/a" and a note instead of nan.
+  auto cell = [](int width, double value, bool gain = false) {
+    std::ostringstream text;
+    text << std::fixed << std::setprecision(gain ? 1 : 3) << (gain ? std::showpos : std::noshowpos) << value;
+    std::cout << std::setw(width) << (std::isfinite(value) ? text.str() : "n/a");
+  };
   auto row = [&](auto pick) {
-    std::cout << "  " << std::left << std::setw(20) << pick(p0_only).task << std::right << std::fixed << std::setprecision(3);
-    if (dense) std::cout << std::setw(10) << pick(*dense).perplexity;
-    std::cout << std::setw(10) << pick(p0_only).perplexity;
-    if (baseline) std::cout << std::setw(10) << pick(*baseline).perplexity;
-    if (mop) std::cout << std::setw(10) << pick(*mop).perplexity;
+    std::cout << "  " << std::left << std::setw(20) << pick(p0_only).task << std::right;
+    if (dense) cell(10, pick(*dense).perplexity);
+    cell(10, pick(p0_only).perplexity);
+    if (baseline) cell(10, pick(*baseline).perplexity);
+    if (mop) cell(10, pick(*mop).perplexity);
     if (baseline && mop) {
       const double b = pick(*baseline).perplexity, m = pick(*mop).perplexity;
-      std::cout << std::setw(10) << std::showpos << std::setprecision(1) << 100.0 * (b - m) / b << std::noshowpos;
+      cell(10, 100.0 * (b - m) / b, true);
     }
     std::cout << "\n";
   };
   for (size_t t = 0; t < p0_only.tasks.size(); ++t) row([t](const EvaluationReport& r) { return r.tasks[t]; });
   row([](const EvaluationReport& r) { return r.overall; });
+  for (const auto& task : p0_only.tasks) {
+    if (task.examples == 0)
+      std::cout << "  note: " << task.task << " has no test examples, so no perplexity (n/a); more data "
+                << "(--samples-per-source, --skills7-per-task) or a larger --test-fraction gives it some\n";
+  }
 }
 
 }  // namespace mops

@@ -23,6 +23,10 @@ void add_prompt_options(CommandLine& cl);
 // --lr, --gate-lr, --batch-size, --eval-batch-size and --seed; the caller sets steps.
 TrainOptions optimizer_options(const CommandLine& cl);
 
+// The prompt options that depend on the model: --mid-layer in [1, L-1] (or -1), the prompt
+// positions leaving room for tokens, a valid --activation-cache; a UsageError naming the option.
+void validate_prompt_options(const CommandLine& cl, const ModelConfig& model);
+
 // The longest prompt block either method puts in front of the tokens (K0 or E x P).
 int prompt_positions(const CommandLine& cl);
 
