@@ -285,7 +285,7 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
   const auto answer = run_mops(generate + " --instruction 'Reverse the list.' --input '3, 1, 2'");
   EXPECT_EQ(answer.exit_code, 0) << answer.output;
   const auto no_instruction = run_mops(generate + " --prompt 'Once'");
-  EXPECT_EQ(no_instruction.exit_code, 1);
+  EXPECT_EQ(no_instruction.exit_code, 2);
   EXPECT_NE(no_instruction.output.find("--prompts needs --instruction"), std::string::npos) << no_instruction.output;
 }
 

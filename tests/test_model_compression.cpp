@@ -153,7 +153,7 @@ TEST(MopsPrune, ImpossibleSettingsAreClearErrors) {
   const std::string base = MOPS_SOURCE_DIR "/models/skills7-base.safetensors";
   const auto out = (dir / "x.safetensors").string();
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--sparsity 1", "outside [0, 1)"},
+      {"--sparsity 1", "outside its range [0, 1)"},
       {"--sparsity 0.5 --nm 2:4", "exactly one of --sparsity"},
       {"--nm 4:4", "0 < N < M"},
       {"--nm 2:3", "does not divide the input width 128"},
