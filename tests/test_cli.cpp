@@ -140,6 +140,22 @@ TEST(CommandLine, NumericOptionsAreRangeCheckedWhenParsed) {
     EXPECT_NE(help.str().find(shown), std::string::npos) << shown << "\n" << help.str();
 }
 
+// Found by fuzz/targets/ini_config.cpp: Boost's error message for text holding "%value%" never
+// finished (it replaces the placeholder with text that holds it again), and a value that is
+// not UTF-8 made resolved_json throw.
+TEST(CommandLine, ErrorsAboutPlaceholderTextAndValuesThatAreNotUtf8AreHandled) {
+  auto cl = example_command();
+  EXPECT_THROW(parse(cl, {"--steps", "%value%"}), UsageError);
+  auto unknown = example_command();
+  EXPECT_THROW(parse(unknown, {"--%canonical_option%", "1"}), UsageError);
+  const auto config = write_config("placeholder.ini", "steps = %value%\n");
+  auto from_file = example_command();
+  EXPECT_THROW(parse(from_file, {"--config", config}), UsageError);
+  auto text = example_command();
+  ASSERT_TRUE(parse(text, {"--name", "caf\xe9"}));
+  EXPECT_NE(text.resolved_json().find("caf\xef\xbf\xbd"), std::string::npos) << text.resolved_json();
+}
+
 TEST(CommandLine, HelpIsPrintedAndStopsTheCommand) {
   auto cl = example_command();
   EXPECT_FALSE(parse(cl, {"--help"}));
