@@ -1,5 +1,7 @@
 #include "checkpoint.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -53,6 +55,7 @@ LoadedModel load_own_format(const std::string& path) {
 // plausible header length followed by '{', llama2.c when its 28-byte header passes every
 // check with the file's exact size; otherwise an error saying why it is neither.
 CheckpointFormat detect_file_format(const std::string& path) {
+  MOPS_CHECK(std::filesystem::is_regular_file(path), path << ": is not a regular file");
   std::ifstream in(path, std::ios::binary);
   MOPS_CHECK(in, "cannot open '" << path << "': " << std::strerror(errno));
   char head[kLlama2cHeaderBytes];
