@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "atomic_file.h"
 #include "errors.h"
 #include "safetensors_layout.h"
 
@@ -64,7 +65,6 @@ class FileDescriptor {
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -210,27 +210,6 @@ std::vector<std::pair<std::string, torch::Tensor>> prepare_tensors(
   return prepared;
 }
 
-void write_all(int fd, const void* data, std::size_t size, const std::string& path) {
-  const char* bytes = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t written = ::write(fd, bytes, size);
-    if (written < 0 && errno == EINTR) continue;
-    check_syscall(written > 0, path, "write");
-    bytes += written;
-    size -= static_cast<std::size_t>(written);
-  }
-}
-
-void write_contents(int fd, const std::string& path, const std::string& header,
-                    const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  const std::uint64_t header_size = header.size();
-  write_all(fd, &header_size, kLengthBytes, path);
-  write_all(fd, header.data(), header.size(), path);
-  for (const auto& [name, tensor] : tensors)
-    write_all(fd, tensor.data_ptr(), tensor.numel() * tensor.element_size(), path);
-  check_syscall(::fsync(fd) == 0, path, "flush to disk");
-}
-
 }  // namespace
 
 void write_safetensors(const std::string& path,
@@ -238,18 +217,12 @@ void write_safetensors(const std::string& path,
                        const std::map<std::string, std::string>& metadata) {
   const auto prepared = prepare_tensors(path, tensors);
   const std::string header = header_json(path, prepared, metadata);
-  std::string temporary = path + ".tmp.XXXXXX";  // unique per writer, next to PATH
-  FileDescriptor fd(::mkostemp(temporary.data(), O_CLOEXEC));
-  check_syscall(fd.get() >= 0, temporary, "create");
-  try {
-    check_syscall(::fchmod(fd.get(), 0644) == 0, temporary, "set the file mode");  // mkostemp gives 0600
-    write_contents(fd.get(), temporary, header, prepared);
-    check_syscall(::close(fd.release()) == 0, temporary, "close");
-    check_syscall(std::rename(temporary.c_str(), path.c_str()) == 0, path, "rename the temporary file to it");
-  } catch (...) {
-    std::remove(temporary.c_str());
-    throw;
-  }
+  AtomicFile file(path);  // a temporary file of this writer's own, renamed over PATH at the end
+  const std::uint64_t header_size = header.size();
+  file.write(&header_size, kLengthBytes);
+  file.write(header.data(), header.size());
+  for (const auto& [name, tensor] : prepared) file.write(tensor.data_ptr(), tensor.numel() * tensor.element_size());
+  file.commit();
 }
 
 }  // namespace mops
