@@ -88,7 +88,7 @@ InstructionRecord parse_jsonl_record(const std::string& line, const JsonlFields&
   json object;
   try {
     object = json::parse(line);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {  // parse_error, or out_of_range 406 (number overflow)
     throw BadRecord("not valid JSON (" + parser_message(error) + ")");
   }
   if (!object.is_object()) throw BadRecord(std::string("expected a JSON object, got ") + object.type_name());
@@ -140,7 +140,7 @@ template <class Input>
 json parse_task_json(const std::string& path, Input&& input) {
   try {
     return json::parse(std::forward<Input>(input));
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {  // parse_error, or out_of_range 406 (number overflow)
     MOPS_FAIL(path << ": not valid JSON (" << parser_message(error)
                    << "); fix the file or leave the task out");
   }
