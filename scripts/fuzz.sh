@@ -43,10 +43,11 @@ run_target() {
   mkdir -p "$out" "$found" fuzz/regressions/"$target"
   local before
   before=$(find "$found" -type f | wc -l)
-  local status=0
+  local status=0 start=$SECONDS
   "$build/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$found/" "$out" "fuzz/corpus/$target" \
     "fuzz/regressions/$target" >"$log" 2>&1 || status=$?
+  local elapsed=$((SECONDS - start))
   local crashes=$(( $(find "$found" -type f | wc -l) - before ))
   local execs rate cov ft corp
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -55,7 +56,7 @@ run_target() {
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   if [ "$status" -ne 0 ] && [ "$crashes" -eq 0 ]; then crashes="? (exit $status, see $log)"; fi
-  printf '%-16s %6s %12s %8s %7s %7s %6s %6s  %s\n' "$target" "$seconds" "${execs:-?}" "${rate:-?}" \
+  printf '%-16s %6s %12s %8s %7s %7s %6s %6s  %s\n' "$target" "$elapsed" "${execs:-?}" "${rate:-?}" \
     "${cov:-?}" "${ft:-?}" "${corp:-?}" "$(find "$out" -type f | wc -l)" "$crashes" \
     >"$build/logs/$target.summary"
   [ "$status" -eq 0 ]
