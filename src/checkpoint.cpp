@@ -1,11 +1,14 @@
 #include "checkpoint.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "errors.h"
 #include "hf_checkpoint.h"
 #include "llama2c_checkpoint.h"
+#include "llama2c_header.h"
 #include "safetensors.h"
+#include "safetensors_layout.h"
 
 namespace mops {
 namespace {
@@ -33,8 +36,7 @@ LoadedModel load_own_format(const std::string& path) {
   auto format = metadata.find(kFormatKey);
   MOPS_CHECK(format != metadata.end() && format->second == kFormatValue && metadata.count(kConfigKey),
              path << ": not a MoPs model file (its safetensors metadata lacks format=mops and "
-                     "mops_model_config). Hugging Face checkpoints are loaded from their directory, "
-                     "llama2.c exports from a .bin file");
+                     "mops_model_config). Hugging Face checkpoints are loaded from their directory");
   LoadedModel loaded;
   loaded.model = Llama(ModelConfig::from_json(metadata.at(kConfigKey), path));
   ParameterFiller filler(loaded.model, path);
@@ -45,6 +47,26 @@ LoadedModel load_own_format(const std::string& path) {
   loaded.format = CheckpointFormat::kMops;
   loaded.metadata = metadata;
   return loaded;
+}
+
+// The format of the file at `path`, from its content: safetensors when its first 8 bytes are a
+// plausible header length followed by '{', llama2.c when its 28-byte header passes every
+// check with the file's exact size; otherwise an error saying why it is neither.
+CheckpointFormat detect_file_format(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  MOPS_CHECK(in, "cannot open '" << path << "': " << std::strerror(errno));
+  char head[kLlama2cHeaderBytes];
+  in.read(head, sizeof(head));
+  const auto head_size = static_cast<std::size_t>(in.gcount());
+  const std::uint64_t file_size = std::filesystem::file_size(path);
+  const std::string not_safetensors = safetensors_signature_problem(head, head_size, file_size);
+  if (not_safetensors.empty()) return CheckpointFormat::kMops;
+  ModelConfig unused;
+  const std::string not_llama2c = llama2c_header_problem(head, head_size, file_size, unused);
+  if (not_llama2c.empty()) return CheckpointFormat::kLlama2c;
+  MOPS_FAIL(path << ": not a checkpoint of a known format (a Hugging Face checkpoint is a directory): "
+                    "not safetensors: "
+                 << not_safetensors << "; not llama2.c v0: " << not_llama2c);
 }
 
 }  // namespace
@@ -65,7 +87,7 @@ LoadedModel load_model(const std::string& path) {
   if (fs::is_directory(path)) {
     loaded.model = load_hf_checkpoint(path);
     loaded.format = CheckpointFormat::kHuggingFace;
-  } else if (fs::path(path).extension() == ".bin") {
+  } else if (detect_file_format(path) == CheckpointFormat::kLlama2c) {
     loaded.model = load_llama2c_checkpoint(path);
     loaded.format = CheckpointFormat::kLlama2c;
   } else {

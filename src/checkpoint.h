@@ -24,8 +24,9 @@ struct LoadedModel {
   std::map<std::string, std::string> metadata;  // own format only
 };
 
-// Picks the format from the path: a directory is Hugging Face, *.bin is llama2.c, anything
-// else must be the project's safetensors format.
+// A directory is Hugging Face; a file is recognised by its content (not its name) as the
+// project's safetensors format or llama2.c, and is an error naming both formats' objections
+// when it is neither.
 LoadedModel load_model(const std::string& path);
 
 // Writes the project's format (atomically); `metadata` is stored next to the model config.

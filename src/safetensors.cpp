@@ -1,5 +1,4 @@
-// Safetensors reader (mmap + full header validation) and atomic writer.
-// Layout: 8-byte little-endian header length N, N bytes of JSON, then the data section.
+// Safetensors reader (mmap + src/safetensors_layout.h) and atomic writer.
 #include "safetensors.h"
 
 #include <fcntl.h>
@@ -10,11 +9,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "errors.h"
+#include "safetensors_layout.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors stores little-endian data, which this code copies as is");
@@ -24,6 +23,7 @@ namespace {
 
 constexpr std::size_t kLengthBytes = 8;  // the uint64 header length
 
+// The torch type of each dtype safetensors_layout.cpp accepts.
 struct DtypeInfo {
   const char* name;
   torch::ScalarType type;
@@ -45,12 +45,6 @@ const DtypeInfo* find_dtype(torch::ScalarType type) {
   for (const DtypeInfo& info : kDtypes)
     if (type == info.type) return &info;
   return nullptr;
-}
-
-std::string supported_dtypes() {
-  std::string list;
-  for (const DtypeInfo& info : kDtypes) list += (list.empty() ? "" : ", ") + std::string(info.name);
-  return list;
 }
 
 // Throws "PATH: cannot ACTION: strerror(errno)" unless `ok`.
@@ -76,62 +70,22 @@ class FileDescriptor {
   int fd_;
 };
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
-
-std::vector<int64_t> parse_shape(const std::string& where, const nlohmann::json& shape) {
-  MOPS_CHECK(shape.is_array(), where << " has shape of JSON type " << shape.type_name()
-                                     << ", expected an array of integers");
-  std::vector<int64_t> dims;
-  for (const nlohmann::json& dim : shape) {
-    MOPS_CHECK(dim.is_number_unsigned() &&
-                   dim.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<int64_t>::max()),
-               where << " has invalid dimension " << dim.dump() << " in shape " << shape.dump()
-                     << " (dimensions must be non-negative integers)");
-    dims.push_back(dim.get<int64_t>());
-  }
-  return dims;
-}
-
-std::pair<std::uint64_t, std::uint64_t> parse_offsets(const std::string& where,
-                                                      const nlohmann::json& offsets) {
-  MOPS_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
-                 offsets[1].is_number_unsigned(),
-             where << " has data_offsets " << offsets.dump()
-                   << ", expected two non-negative integers [begin, end]");
-  const auto begin = offsets[0].get<std::uint64_t>();
-  const auto end = offsets[1].get<std::uint64_t>();
-  MOPS_CHECK(begin <= end, where << " has data_offsets " << offsets.dump() << " with end before begin");
-  return {begin, end};
-}
-
-std::uint64_t byte_count(const std::string& where, const std::vector<int64_t>& shape,
-                         torch::ScalarType type) {
-  std::uint64_t bytes = c10::elementSize(type);
-  for (int64_t dim : shape)
-    MOPS_CHECK(!__builtin_mul_overflow(bytes, std::uint64_t(dim), &bytes),
-               where << " has shape " << shape_string(shape) << ", which is too large");
-  return bytes;
-}
-
 }  // namespace
 
 // The whole file, mapped private and writable: writes go to private copies of the pages.
 struct SafetensorsReader::Mapping {
-  char* data = nullptr;
+  char* data = nullptr;  // null for an empty file, which cannot be mapped
   std::size_t size = 0;
 
   Mapping(const std::string& path, int fd, std::size_t file_size) : size(file_size) {
+    if (size == 0) return;
     void* mapped = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     check_syscall(mapped != MAP_FAILED, path, "memory-map the file");
     data = static_cast<char*>(mapped);
   }
-  ~Mapping() { ::munmap(data, size); }
+  ~Mapping() {
+    if (data) ::munmap(data, size);
+  }
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
 };
@@ -143,81 +97,16 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     struct stat info {};
     check_syscall(::fstat(fd.get(), &info) == 0, path, "stat the file");
     MOPS_CHECK(S_ISREG(info.st_mode), path << ": is not a regular file");
-    const auto file_size = static_cast<std::size_t>(info.st_size);
-    MOPS_CHECK(file_size >= kLengthBytes, path << ": truncated: the file has " << file_size
-                                                << " bytes, fewer than the 8-byte header length");
-    mapping_ = std::make_shared<Mapping>(path, fd.get(), file_size);
+    mapping_ = std::make_shared<Mapping>(path, fd.get(), static_cast<std::size_t>(info.st_size));
   }
-  std::uint64_t header_size = 0;
-  std::memcpy(&header_size, mapping_->data, kLengthBytes);
-  const std::size_t after_length = mapping_->size - kLengthBytes;
-  MOPS_CHECK(header_size <= after_length,
-             path_ << ": header length " << header_size << " is larger than the " << after_length
-                   << " bytes after it (truncated or not a safetensors file)");
-  data_start_ = kLengthBytes + header_size;
-  parse_header(mapping_->data + kLengthBytes, header_size);
-}
-
-void SafetensorsReader::parse_header(const char* json, std::size_t json_size) {
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(json, json + json_size);
-  } catch (const nlohmann::json::parse_error& e) {
-    MOPS_FAIL(path_ << ": header is not valid JSON: " << e.what());
+  SafetensorsLayout layout = parse_safetensors_layout(path_, mapping_->data, mapping_->size);
+  for (auto& [name, e] : layout.entries) {
+    const DtypeInfo* info = find_dtype(e.dtype);
+    MOPS_CHECK(info, path_ << ": tensor '" << name << "': dtype '" << e.dtype << "' has no torch type");
+    entries_[name] = {info->type, std::move(e.shape), layout.data_start + e.begin, e.end - e.begin};
   }
-  MOPS_CHECK(header.is_object(),
-             path_ << ": header is a JSON " << header.type_name() << ", expected an object");
-  for (const auto& [name, value] : header.items()) {
-    if (name == "__metadata__")
-      parse_metadata(value);
-    else
-      entries_.emplace(name, parse_entry(name, value));
-  }
+  metadata_ = std::move(layout.metadata);
 }
-
-void SafetensorsReader::parse_metadata(const nlohmann::json& value) {
-  MOPS_CHECK(value.is_object(), path_ << ": __metadata__ is a JSON " << value.type_name()
-                                      << ", expected an object of strings");
-  for (const auto& [key, item] : value.items()) {
-    MOPS_CHECK(item.is_string(), path_ << ": __metadata__ value for '" << key << "' is a JSON "
-                                       << item.type_name() << ", expected a string");
-    metadata_[key] = item.get<std::string>();
-  }
-}
-
-SafetensorsReader::Entry SafetensorsReader::parse_entry(const std::string& name,
-                                                        const nlohmann::json& value) const {
-  const std::string where = path_ + ": tensor '" + name + "'";
-  MOPS_CHECK(value.is_object(), where << " is a JSON " << value.type_name()
-                                      << ", expected an object with dtype, shape and data_offsets");
-  for (const char* key : {"dtype", "shape", "data_offsets"})
-    MOPS_CHECK(value.contains(key), where << " has no '" << key << "' entry");
-
-  const nlohmann::json& dtype = value.at("dtype");
-  MOPS_CHECK(dtype.is_string(),
-             where << " has dtype of JSON type " << dtype.type_name() << ", expected a string");
-  const DtypeInfo* info = find_dtype(dtype.get<std::string>());
-  MOPS_CHECK(info, where << " has dtype '" << dtype.get<std::string>()
-                         << "', which is not supported (supported: " << supported_dtypes() << ")");
-
-  Entry parsed;
-  parsed.type = info->type;
-  parsed.shape = parse_shape(where, value.at("shape"));
-  const auto [begin, end] = parse_offsets(where, value.at("data_offsets"));
-  MOPS_CHECK(end <= data_size(), path_ << ": truncated: tensor '" << name << "' needs bytes ["
-                                       << begin << ", " << end
-                                       << ") of the data section but it has only " << data_size());
-  const std::uint64_t expected = byte_count(where, parsed.shape, parsed.type);
-  MOPS_CHECK(end - begin == expected,
-             where << ": header/size mismatch: shape " << shape_string(parsed.shape) << " of "
-                   << info->name << " needs " << expected << " bytes but data_offsets [" << begin
-                   << ", " << end << ") hold " << end - begin);
-  parsed.offset = data_start_ + begin;
-  parsed.bytes = end - begin;
-  return parsed;
-}
-
-std::size_t SafetensorsReader::data_size() const { return mapping_->size - data_start_; }
 
 const std::string& SafetensorsReader::path() const { return path_; }
 
@@ -315,7 +204,7 @@ std::vector<std::pair<std::string, torch::Tensor>> prepare_tensors(
     MOPS_CHECK(tensor.defined(), path << ": tensor '" << name << "' is undefined");
     MOPS_CHECK(find_dtype(tensor.scalar_type()),
                path << ": tensor '" << name << "' has dtype " << tensor.scalar_type()
-                    << ", which is not supported (supported: " << supported_dtypes() << ")");
+                    << ", which is not supported (supported: " << safetensors_dtype_list() << ")");
     prepared.emplace_back(name, tensor.detach().to(torch::kCPU).contiguous());
   }
   return prepared;
@@ -332,17 +221,14 @@ void write_all(int fd, const void* data, std::size_t size, const std::string& pa
   }
 }
 
-void write_file(const std::string& path, const std::string& header,
-                const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  FileDescriptor fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  check_syscall(fd.get() >= 0, path, "create");
+void write_contents(int fd, const std::string& path, const std::string& header,
+                    const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
   const std::uint64_t header_size = header.size();
-  write_all(fd.get(), &header_size, kLengthBytes, path);
-  write_all(fd.get(), header.data(), header.size(), path);
+  write_all(fd, &header_size, kLengthBytes, path);
+  write_all(fd, header.data(), header.size(), path);
   for (const auto& [name, tensor] : tensors)
-    write_all(fd.get(), tensor.data_ptr(), tensor.numel() * tensor.element_size(), path);
-  check_syscall(::fsync(fd.get()) == 0, path, "flush to disk");
-  check_syscall(::close(fd.release()) == 0, path, "close");
+    write_all(fd, tensor.data_ptr(), tensor.numel() * tensor.element_size(), path);
+  check_syscall(::fsync(fd) == 0, path, "flush to disk");
 }
 
 }  // namespace
@@ -352,15 +238,18 @@ void write_safetensors(const std::string& path,
                        const std::map<std::string, std::string>& metadata) {
   const auto prepared = prepare_tensors(path, tensors);
   const std::string header = header_json(path, prepared, metadata);
-  const std::string temporary = path + ".tmp";
+  std::string temporary = path + ".tmp.XXXXXX";  // unique per writer, next to PATH
+  FileDescriptor fd(::mkostemp(temporary.data(), O_CLOEXEC));
+  check_syscall(fd.get() >= 0, temporary, "create");
   try {
-    write_file(temporary, header, prepared);
-  } catch (const Error&) {
+    check_syscall(::fchmod(fd.get(), 0644) == 0, temporary, "set the file mode");  // mkostemp gives 0600
+    write_contents(fd.get(), temporary, header, prepared);
+    check_syscall(::close(fd.release()) == 0, temporary, "close");
+    check_syscall(std::rename(temporary.c_str(), path.c_str()) == 0, path, "rename the temporary file to it");
+  } catch (...) {
     std::remove(temporary.c_str());
     throw;
   }
-  check_syscall(std::rename(temporary.c_str(), path.c_str()) == 0, path,
-                "rename the .tmp file to it");
 }
 
 }  // namespace mops

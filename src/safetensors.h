@@ -1,5 +1,6 @@
-// Safetensors files: a read-only, memory-mapped reader that validates the whole header
-// when it opens a file, and an atomic writer (write PATH.tmp, then rename).
+// Safetensors files: a read-only, memory-mapped reader that validates the whole layout
+// (src/safetensors_layout.h) when it opens a file, and an atomic writer (a temporary file of
+// its own, then rename).
 #pragma once
 #include <torch/torch.h>
 
@@ -7,7 +8,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,7 +17,7 @@ namespace mops {
 class SafetensorsReader {
  public:
   // Maps the file (MAP_PRIVATE, so in-place edits of returned tensors are copy-on-write
-  // and never reach the file) and validates its header; throws mops::Error on any defect.
+  // and never reach the file) and validates its layout; throws mops::Error on any defect.
   explicit SafetensorsReader(const std::string& path);
 
   const std::string& path() const;
@@ -42,22 +42,18 @@ class SafetensorsReader {
     std::size_t bytes = 0;
   };
 
-  void parse_header(const char* json, std::size_t json_size);
-  void parse_metadata(const nlohmann::json& value);
-  Entry parse_entry(const std::string& name, const nlohmann::json& value) const;
-  std::size_t data_size() const;
   const Entry& entry(const std::string& name) const;
 
   std::string path_;
   std::shared_ptr<Mapping> mapping_;
-  std::size_t data_start_ = 0;  // 8 + header length
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::string> metadata_;
 };
 
 // Writes tensors in their own dtype (moved to CPU, made contiguous) in the given order,
-// metadata as "__metadata__" (omitted when empty). Writes PATH.tmp, then renames it to
-// PATH, so a crash never leaves a half-written file at PATH.
+// metadata as "__metadata__" (omitted when empty). Writes a temporary PATH.tmp.XXXXXX of its
+// own (removed on any failure), then renames it to PATH, so a crash never leaves a
+// half-written file at PATH and writers of the same PATH never share a temporary file.
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

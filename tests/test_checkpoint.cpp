@@ -325,6 +325,70 @@ TEST(CheckpointLlama2c, UntiedFileLoadsEveryTensorInPlace) {
   expect_same_parameters(model, loaded.model);
 }
 
+// Files are recognised by their content, not their name: a llama2.c export without the .bin
+// extension and the project's format under a .bin name load as what they are.
+TEST(CheckpointFormatDetection, ByContentNotByName) {
+  const fs::path llama2c = test_dir() / "stories260K.weights";
+  fs::copy_file(kStories, llama2c);
+  EXPECT_EQ(load_model(llama2c.string()).format, CheckpointFormat::kLlama2c);
+  auto model = tiny_model(true);
+  const fs::path own = llama2c.parent_path() / "model.bin";
+  save_model(model, own.string());
+  LoadedModel loaded = load_model(own.string());
+  EXPECT_EQ(loaded.format, CheckpointFormat::kMops);
+  expect_same_parameters(model, loaded.model);
+}
+
+// A file of neither format, whatever its name, is one error naming it and saying why it is not
+// safetensors and why not llama2.c.
+TEST(CheckpointFormatDetection, RandomFileSaysWhyEachFormatWasRejected) {
+  auto gen = at::detail::createCPUGenerator(3);
+  const auto noise = torch::randint(0, 256, {4096}, gen, torch::kByte);  // (4096,)
+  const std::string bytes(reinterpret_cast<const char*>(noise.data_ptr<uint8_t>()), 4096);
+  for (const char* name : {"random.dat", "random.bin", "random.safetensors"}) {
+    const fs::path path = test_dir() / name;
+    write_file(path, bytes);
+    const std::string message = load_error(path);
+    EXPECT_TRUE(contains(message, path.string() + ": not a checkpoint of a known format"));
+    EXPECT_TRUE(contains(message, "not safetensors: header length"));
+    EXPECT_TRUE(contains(message, "not llama2.c v0: header field dim is"));
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
+// Each llama2.c header field is range-checked on its own and named, before any allocation.
+TEST(CheckpointErrors, Llama2cHeaderFields) {
+  struct Case {
+    int field;
+    int32_t value;
+    std::string phrase;
+  };
+  const std::vector<Case> cases = {
+      {0, -94524843, "header field dim is -94524843, expected 1 to 131072"},
+      {0, 1 << 20, "header field dim is 1048576"},
+      {1, 0, "header field hidden_dim is 0"},
+      {2, 5000, "header field n_layers is 5000, expected 1 to 1024"},
+      {3, 0, "header field n_heads is 0"},
+      {4, -4, "header field n_kv_heads is -4"},
+      {4, 3, "n_kv_heads does not divide n_heads (dim 64, n_heads 8, n_kv_heads 3)"},
+      {0, 60, "dim is not divisible by n_heads (dim 60, n_heads 8"},
+      {0, 24, "head_dim = dim / n_heads = 3 is odd"},
+      {5, 0, "header field vocab_size is 0"},
+      {5, INT32_MIN, "header field vocab_size is -2147483648, expected 1 to 4194304 or its negative"},
+      {6, 1 << 23, "header field seq_len is 8388608"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.phrase);
+    int32_t header[7] = {64, 172, 5, 8, 4, 512, 512};  // stories260K's
+    header[c.field] = c.value;
+    const fs::path path = test_dir() / "header.bin";
+    write_file(path, std::string(reinterpret_cast<const char*>(header), sizeof(header)) + std::string(1000, '\0'));
+    const std::string message = load_error(path);
+    EXPECT_TRUE(contains(message, path.string()));
+    EXPECT_TRUE(contains(message, c.phrase));
+  }
+}
+
 // ---------------------------------------------------------------- ParameterFiller
 
 // finish() names every parameter never filled (and none that was); fill() rejects unknown
@@ -455,6 +519,122 @@ TEST(CheckpointErrors, HuggingFaceIndexNamesAMissingShard) {
   EXPECT_TRUE(contains(message, (dir / "model.safetensors.index.json").string()));
   EXPECT_TRUE(contains(message, "'model-00002-of-00002.safetensors'"));
   EXPECT_TRUE(contains(message, "does not exist"));
+}
+
+// A tiny untied model in two shards (embeddings and layer 0 | the rest) and the index's
+// weight_map for them, not yet written: each test breaks one thing first.
+struct Shards {
+  fs::path dir;
+  NamedTensors first, second;
+  json weight_map = json::object();
+  void write() const {
+    write_text(dir / "config.json", hf_config(tiny_config(false)).dump());
+    write_safetensors((dir / "a.safetensors").string(), first);
+    write_safetensors((dir / "b.safetensors").string(), second);
+    write_text(dir / "model.safetensors.index.json", json{{"weight_map", weight_map}}.dump());
+  }
+};
+
+Shards sharded_hf_dir() {
+  auto model = tiny_model(false);
+  Shards shards;
+  shards.dir = test_dir();
+  for (auto& [name, tensor] : hf_tensors(model, torch::kFloat32)) {
+    const bool first = name == "model.embed_tokens.weight" || name.rfind("model.layers.0.", 0) == 0;
+    (first ? shards.first : shards.second).emplace_back(name, tensor);
+    shards.weight_map[name] = first ? "a.safetensors" : "b.safetensors";
+  }
+  return shards;
+}
+
+TEST(CheckpointHuggingFace, ShardedDirectoryLoads) {
+  const Shards shards = sharded_hf_dir();
+  shards.write();
+  EXPECT_EQ(load_model(shards.dir.string()).format, CheckpointFormat::kHuggingFace);
+}
+
+// The index puts a tensor in a shard that does not hold it.
+TEST(CheckpointErrors, HuggingFaceIndexNamesTheWrongShard) {
+  Shards shards = sharded_hf_dir();
+  shards.weight_map["model.norm.weight"] = "a.safetensors";
+  shards.write();
+  const std::string message = load_error(shards.dir);
+  EXPECT_TRUE(contains(message, (shards.dir / "model.safetensors.index.json").string()));
+  EXPECT_TRUE(contains(message, "puts tensor 'model.norm.weight' in shard 'a.safetensors', which does not hold it"));
+}
+
+// A shard holds a tensor the index does not list, or lists in another shard (a tensor in two shards).
+TEST(CheckpointErrors, HuggingFaceShardHoldsATensorTheIndexPutsElsewhere) {
+  Shards shards = sharded_hf_dir();
+  shards.first.emplace_back("model.norm.weight", torch::ones({32}));
+  shards.write();
+  std::string message = load_error(shards.dir);
+  EXPECT_TRUE(contains(message, (shards.dir / "a.safetensors").string() + ": holds tensor 'model.norm.weight'"));
+  EXPECT_TRUE(contains(message, "puts in shard 'b.safetensors'"));
+
+  shards = sharded_hf_dir();
+  shards.weight_map.erase("model.layers.0.mlp.up_proj.weight");
+  shards.write();
+  message = load_error(shards.dir);
+  EXPECT_TRUE(contains(message, "holds tensor 'model.layers.0.mlp.up_proj.weight'"));
+  EXPECT_TRUE(contains(message, "does not list"));
+}
+
+// Shard names are plain file names in the checkpoint's directory; every value is one.
+TEST(CheckpointErrors, HuggingFaceIndexShardNames) {
+  for (const json& bad : {json("../b.safetensors"), json("sub/b.safetensors"), json(7)}) {
+    SCOPED_TRACE(bad.dump());
+    Shards shards = sharded_hf_dir();
+    shards.weight_map["model.norm.weight"] = bad;
+    shards.write();
+    const std::string message = load_error(shards.dir);
+    EXPECT_TRUE(contains(message, (shards.dir / "model.safetensors.index.json").string()));
+    EXPECT_TRUE(contains(message, "weight_map['model.norm.weight'] is "));
+    EXPECT_TRUE(contains(message, bad.is_string() ? "not a plain file name" : "expected a shard file name"));
+  }
+}
+
+// A tensor named twice in the index's JSON (nlohmann::json would keep the last silently).
+TEST(CheckpointErrors, HuggingFaceIndexNamesATensorTwice) {
+  Shards shards = sharded_hf_dir();
+  shards.write();
+  std::string text = json{{"weight_map", shards.weight_map}}.dump();
+  text.insert(text.find('{', 1) + 1, R"("model.norm.weight":"a.safetensors",)");
+  write_text(shards.dir / "model.safetensors.index.json", text);
+  const std::string message = load_error(shards.dir);
+  EXPECT_TRUE(contains(message, "has key 'model.norm.weight' twice in 'weight_map'"));
+}
+
+// Tensors the config does not account for (a bias, a layer beyond num_hidden_layers) are not
+// silently ignored.
+TEST(CheckpointErrors, HuggingFaceTensorsTheConfigDoesNotHave) {
+  const fs::path dir = valid_hf_dir();
+  json config = json::parse(std::ifstream(dir / "config.json"));
+  config["num_hidden_layers"] = 2;
+  write_text(dir / "config.json", config.dump());
+  std::string message = load_error(dir);
+  EXPECT_TRUE(contains(message, "tensors a Llama of this config.json does not have: model.layers.2."));
+
+  auto model = tiny_model(false);
+  auto tensors = hf_tensors(model, torch::kFloat32);
+  tensors.emplace_back("model.layers.0.self_attn.q_proj.bias", torch::zeros({32}));
+  write_hf_dir(dir, hf_config(model->config()), tensors);
+  message = load_error(dir);
+  EXPECT_TRUE(contains(message, "does not have: model.layers.0.self_attn.q_proj.bias"));
+}
+
+// config.json's sizes are integers in range, not numbers that convert to one.
+TEST(CheckpointErrors, HuggingFaceConfigFieldsAreTypeAndRangeChecked) {
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"hidden_size", 32.5}, {"num_hidden_layers", 4294967299}, {"rms_norm_eps", 0}, {"tie_word_embeddings", 1}}) {
+    SCOPED_TRACE(field);
+    const fs::path dir = valid_hf_dir();
+    json config = json::parse(std::ifstream(dir / "config.json"));
+    config[field] = value;
+    write_text(dir / "config.json", config.dump());
+    const std::string message = load_error(dir);
+    EXPECT_TRUE(contains(message, (dir / "config.json").string() + ": field '" + field + "' is " + value.dump()));
+  }
 }
 
 // A .bin 100 bytes short of what its header implies is reported as truncated.
