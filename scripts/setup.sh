@@ -12,6 +12,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece            # tokenizers
   nlohmann-json3-dev                            # JSON (checkpoint headers, configs)
   googletest libgtest-dev                       # tests
+  clang libclang-rt-14-dev                      # fuzz targets: libFuzzer, ASan, UBSan (scripts/fuzz.sh)
   python3 python3-numpy python3-h5py python3-matplotlib  # reference checks and analysis
   python3-torch                                 # PyTorch eager side of bench/step_comparison.sh
   munge slurmctld slurmd slurm-client           # single-node SLURM for the slurm tests (slurm/local_cluster.sh)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README command 2: set up, build, run every test (ctest; labels unit, mpi, slurm, gpu).
+# README command 2: set up, build, run every test (ctest; labels unit, mpi, slurm, gpu, fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

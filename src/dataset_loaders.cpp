@@ -5,6 +5,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <istream>
+#include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -86,7 +88,7 @@ InstructionRecord parse_jsonl_record(const std::string& line, const JsonlFields&
   json object;
   try {
     object = json::parse(line);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {  // parse_error, or out_of_range 406 (number overflow)
     throw BadRecord("not valid JSON (" + parser_message(error) + ")");
   }
   if (!object.is_object()) throw BadRecord(std::string("expected a JSON object, got ") + object.type_name());
@@ -105,15 +107,13 @@ InstructionRecord parse_jsonl_record(const std::string& line, const JsonlFields&
   return record;
 }
 
-// Every record of the JSONL file at PATH in line order (blank lines ignored), source "PATH:LINE".
-RecordSet read_jsonl(const std::string& path, const JsonlFields& fields,
+// Every record of the JSONL text IN, read from PATH, in line order (blank lines ignored),
+// source "PATH:LINE".
+RecordSet read_jsonl(const std::string& path, std::istream& in, const JsonlFields& fields,
                      const std::vector<std::string>& allowed_tasks, bool skip_bad_records) {
-  MOPS_CHECK(!fs::is_directory(path), path << " is a directory; expected a JSONL file");
-  std::ifstream file(path);
-  MOPS_CHECK(file.is_open(), "cannot open " << path << ": " << std::strerror(errno) << "; check the path");
   RecordSet set;
   std::string line;
-  for (size_t number = 1; std::getline(file, line); ++number) {
+  for (size_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r\n\f\v") == std::string::npos) continue;
     const std::string source = path + ":" + std::to_string(number);
     try {
@@ -123,21 +123,32 @@ RecordSet read_jsonl(const std::string& path, const JsonlFields& fields,
       bad_record(set, skip_bad_records, source, problem, "fix or remove the line");
     }
   }
-  MOPS_CHECK(!file.bad(), "error reading " << path << ": " << std::strerror(errno));
+  MOPS_CHECK(!in.bad(), "error reading " << path << ": " << std::strerror(errno));
   return set;
 }
 
-// The task file PATH, checked for the fields every task needs (errors, never skipped).
-json read_task_file(const std::string& path) {
+// The JSONL file at PATH, open for reading.
+std::ifstream open_jsonl(const std::string& path) {
+  MOPS_CHECK(!fs::is_directory(path), path << " is a directory; expected a JSONL file");
   std::ifstream file(path);
-  MOPS_CHECK(file.is_open(), "cannot open task file " << path << ": " << std::strerror(errno));
-  json task;
+  MOPS_CHECK(file.is_open(), "cannot open " << path << ": " << std::strerror(errno) << "; check the path");
+  return file;
+}
+
+// INPUT (a task file's stream or text) parsed as JSON; PATH names it in the error.
+template <class Input>
+json parse_task_json(const std::string& path, Input&& input) {
   try {
-    task = json::parse(file);
-  } catch (const json::parse_error& error) {
+    return json::parse(std::forward<Input>(input));
+  } catch (const json::exception& error) {  // parse_error, or out_of_range 406 (number overflow)
     MOPS_FAIL(path << ": not valid JSON (" << parser_message(error)
                    << "); fix the file or leave the task out");
   }
+}
+
+// TASK, read from the task file PATH, checked for the fields every task needs (errors, never
+// skipped).
+json checked_task(const std::string& path, json task) {
   const char* const format =
       "; a Super-NaturalInstructions task file is an object with \"Definition\": [string, ...] "
       "and \"Instances\": [{\"id\", \"input\", \"output\": [string, ...]}, ...]";
@@ -153,6 +164,13 @@ json read_task_file(const std::string& path) {
   MOPS_CHECK(instances != task.end() && instances->is_array(),
              path << ": \"Instances\" is missing or not a list" << format);
   return task;
+}
+
+// The task file PATH, checked (see checked_task).
+json read_task_file(const std::string& path) {
+  std::ifstream file(path);
+  MOPS_CHECK(file.is_open(), "cannot open task file " << path << ": " << std::strerror(errno));
+  return checked_task(path, parse_task_json(path, file));
 }
 
 // One instance of a task file; RECORD holds the task and instruction. Throws BadRecord.
@@ -182,6 +200,62 @@ std::vector<std::string> paper_short_names() {
   return names;
 }
 
+// The Dolly categories OPTIONS selects; fails on an unknown one.
+const std::vector<std::string>& dolly_selection(const LoaderOptions& options) {
+  const std::vector<std::string>& selected =
+      options.tasks.empty() ? dolly_default_categories() : options.tasks;
+  for (const std::string& category : selected) {
+    MOPS_CHECK(contains(dolly_categories(), category),
+               "unknown Dolly category \"" << category << "\" requested; choose from "
+                                           << join(dolly_categories()));
+  }
+  return selected;
+}
+
+// The Dolly records of IN (read from PATH) in the categories SELECTED.
+RecordSet dolly_records(const std::string& path, std::istream& in,
+                        const std::vector<std::string>& selected, bool skip_bad_records) {
+  RecordSet set = read_jsonl(path, in, {"category", "instruction", "context", "response"},
+                             dolly_categories(), skip_bad_records);
+  keep_tasks(set, selected, path);
+  return set;
+}
+
+// The generic JSONL records of IN (read from PATH) that OPTIONS selects.
+RecordSet generic_jsonl_records(const std::string& path, std::istream& in, const LoaderOptions& options) {
+  const JsonlFields fields = {options.task_field, options.instruction_field, options.context_field,
+                              options.response_field};
+  RecordSet set = read_jsonl(path, in, fields, {}, options.skip_bad_records);
+  std::vector<std::string> present;
+  for (const InstructionRecord& record : set.records) {
+    if (!contains(present, record.task)) present.push_back(record.task);
+  }
+  for (const std::string& task : options.tasks) {
+    MOPS_CHECK(contains(present, task), "task \"" << task << "\" requested, but no record of "
+                                                  << path << " has it in field \"" << fields.task
+                                                  << "\"; tasks there: " << join(present));
+  }
+  keep_tasks(set, options.tasks, path);
+  return set;
+}
+
+// Appends to SET one record per instance of TASK (checked, read from PATH) for task TASK_NAME.
+void append_task_records(RecordSet& set, const std::string& path, const std::string& task_name,
+                         const json& task, bool skip_bad_records) {
+  InstructionRecord common;
+  common.task = task_name;
+  common.instruction = task["Definition"].front().get<std::string>();
+  const json& instances = task["Instances"];
+  for (size_t i = 0; i < instances.size(); ++i) {
+    try {
+      set.records.push_back(parse_instance(instances[i], common, path));
+    } catch (const BadRecord& problem) {
+      bad_record(set, skip_bad_records, path + ": Instances[" + std::to_string(i) + "]",
+                 problem, "fix or remove the instance");
+    }
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& dolly_categories() {
@@ -199,17 +273,15 @@ const std::vector<std::string>& dolly_default_categories() {
 }
 
 RecordSet load_dolly(const std::string& path, const LoaderOptions& options) {
-  const std::vector<std::string>& selected =
-      options.tasks.empty() ? dolly_default_categories() : options.tasks;
-  for (const std::string& category : selected) {
-    MOPS_CHECK(contains(dolly_categories(), category),
-               "unknown Dolly category \"" << category << "\" requested; choose from "
-                                           << join(dolly_categories()));
-  }
-  RecordSet set = read_jsonl(path, {"category", "instruction", "context", "response"},
-                             dolly_categories(), options.skip_bad_records);
-  keep_tasks(set, selected, path);
-  return set;
+  const std::vector<std::string>& selected = dolly_selection(options);
+  std::ifstream file = open_jsonl(path);
+  return dolly_records(path, file, selected, options.skip_bad_records);
+}
+
+RecordSet parse_dolly(const std::string& path, const std::string& text, const LoaderOptions& options) {
+  const std::vector<std::string>& selected = dolly_selection(options);
+  std::istringstream in(text);
+  return dolly_records(path, in, selected, options.skip_bad_records);
 }
 
 const std::vector<std::pair<std::string, std::string>>& sni_paper_tasks() {
@@ -243,39 +315,29 @@ RecordSet load_super_natural_instructions(const std::string& directory,
                                      << directory << "; select tasks that have a <task_name>.json "
                                      << "there, by full name or by one of the short names "
                                      << join(paper_short_names()));
-    const json task = read_task_file(path);
-    InstructionRecord common;
-    common.task = task_name;
-    common.instruction = task["Definition"].front().get<std::string>();
-    const json& instances = task["Instances"];
-    for (size_t i = 0; i < instances.size(); ++i) {
-      try {
-        set.records.push_back(parse_instance(instances[i], common, path));
-      } catch (const BadRecord& problem) {
-        bad_record(set, options.skip_bad_records, path + ": Instances[" + std::to_string(i) + "]",
-                   problem, "fix or remove the instance");
-      }
-    }
+    append_task_records(set, path, task_name, read_task_file(path), options.skip_bad_records);
   }
   keep_tasks(set, selected, directory);
   return set;
 }
 
-RecordSet load_generic_jsonl(const std::string& path, const LoaderOptions& options) {
-  const JsonlFields fields = {options.task_field, options.instruction_field, options.context_field,
-                              options.response_field};
-  RecordSet set = read_jsonl(path, fields, {}, options.skip_bad_records);
-  std::vector<std::string> present;
-  for (const InstructionRecord& record : set.records) {
-    if (!contains(present, record.task)) present.push_back(record.task);
-  }
-  for (const std::string& task : options.tasks) {
-    MOPS_CHECK(contains(present, task), "task \"" << task << "\" requested, but no record of "
-                                                  << path << " has it in field \"" << fields.task
-                                                  << "\"; tasks there: " << join(present));
-  }
-  keep_tasks(set, options.tasks, path);
+RecordSet parse_sni_task(const std::string& path, const std::string& task_name,
+                         const std::string& text, const LoaderOptions& options) {
+  RecordSet set;
+  append_task_records(set, path, task_name, checked_task(path, parse_task_json(path, text)),
+                      options.skip_bad_records);
   return set;
+}
+
+RecordSet load_generic_jsonl(const std::string& path, const LoaderOptions& options) {
+  std::ifstream file = open_jsonl(path);
+  return generic_jsonl_records(path, file, options);
+}
+
+RecordSet parse_generic_jsonl(const std::string& path, const std::string& text,
+                              const LoaderOptions& options) {
+  std::istringstream in(text);
+  return generic_jsonl_records(path, in, options);
 }
 
 }  // namespace mops

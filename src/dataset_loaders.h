@@ -44,4 +44,14 @@ const std::vector<std::pair<std::string, std::string>>& sni_paper_tasks();
 // must occur in the file. Default selection: every record. source = "FILE:LINE".
 RecordSet load_generic_jsonl(const std::string& path, const LoaderOptions& options);
 
+// The same loaders on text in memory: TEXT is read as if it were the file PATH, which only names
+// it in sources and messages (the fuzz targets in fuzz/ use these). parse_sni_task reads one task
+// file for task TASK_NAME: its records in instance order (bad instances skipped or failing as in
+// load_super_natural_instructions); it does not require any record to be left.
+RecordSet parse_dolly(const std::string& path, const std::string& text, const LoaderOptions& options);
+RecordSet parse_generic_jsonl(const std::string& path, const std::string& text,
+                              const LoaderOptions& options);
+RecordSet parse_sni_task(const std::string& path, const std::string& task_name,
+                         const std::string& text, const LoaderOptions& options);
+
 }  // namespace mops

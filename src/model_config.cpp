@@ -1,6 +1,10 @@
 #include "model_config.h"
 
+#include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "errors.h"
 
@@ -25,8 +29,8 @@ void ModelConfig::validate(const std::string& source) const {
              source << ": head dim " << head_dim() << " is odd; RoPE needs pairs");
   MOPS_CHECK(n_heads % n_kv_heads == 0,
              source << ": n_heads " << n_heads << " is not a multiple of n_kv_heads " << n_kv_heads);
-  MOPS_CHECK(norm_eps > 0 && rope_theta > 0,
-             source << ": norm_eps and rope_theta must be positive");
+  MOPS_CHECK(norm_eps > 0 && rope_theta > 0 && std::isfinite(norm_eps) && std::isfinite(rope_theta),
+             source << ": norm_eps and rope_theta must be positive and finite");
 }
 
 std::string ModelConfig::to_json() const {
@@ -51,13 +55,28 @@ ModelConfig ModelConfig::from_json(const std::string& json_text, const std::stri
     MOPS_FAIL(source << ": model config is not valid JSON: " << e.what());
   }
   ModelConfig c;
+  // nlohmann's get_to would convert any number (and a bool) to an int, wrapping or, for a
+  // float out of range, undefined (found by fuzzing, fuzz/README.md): the JSON type and range are
+  // checked first.
   auto field = [&](const char* name, auto& out) {
     MOPS_CHECK(j.contains(name), source << ": model config lacks '" << name << "'");
-    try {
-      j.at(name).get_to(out);
-    } catch (const nlohmann::json::exception& e) {
-      MOPS_FAIL(source << ": model config field '" << name << "' has the wrong type: " << e.what());
+    const nlohmann::json& value = j.at(name);
+    using T = std::decay_t<decltype(out)>;
+    bool fits = true;
+    if constexpr (std::is_same_v<T, bool>) {
+      fits = value.is_boolean();
+    } else if constexpr (std::is_integral_v<T>) {
+      fits = (value.is_number_unsigned() && value.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())) ||
+             (value.is_number_integer() && !value.is_number_unsigned() &&
+              value.get<int64_t>() >= std::numeric_limits<T>::min() &&
+              value.get<int64_t>() <= std::numeric_limits<T>::max());
+    } else {
+      fits = value.is_number() && std::abs(value.get<double>()) <= std::numeric_limits<T>::max();
     }
+    MOPS_CHECK(fits, source << ": model config field '" << name << "' has the wrong type: " << value.dump()
+                            << " is not " << (std::is_same_v<T, bool> ? "a bool" : std::is_integral_v<T>
+                                                  ? "an integer in range" : "a finite number"));
+    value.get_to(out);
   };
   field("dim", c.dim);
   field("hidden_dim", c.hidden_dim);

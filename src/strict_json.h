@@ -44,7 +44,7 @@ inline nlohmann::json parse_strict_json(const std::string& what, const char* fir
   nlohmann::json value;
   try {
     value = nlohmann::json::parse(first, last, callback);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range 406 (number overflow)
     MOPS_FAIL(what << " is not valid JSON: " << e.what());
   }
   MOPS_CHECK(duplicate.empty(), what << " has " << duplicate << " (a JSON object's keys must be unique)");

@@ -116,6 +116,16 @@ TEST(Dolly, BadRecordNamesFileAndLine) {
   }
 }
 
+// Found by fuzzing (fuzz/README.md): a number too large for a double threw nlohmann's out_of_range
+// 406 past the loader, instead of a bad record.
+TEST(Dolly, NumberOverflowIsABadRecord) {
+  const std::string line = R"({"instruction": "Q", "context": 1e400, "response": "A", "category": "open_qa"})";
+  const std::string path = write_file(test_dir() / "overflow.jsonl", line + "\n" + dolly_line("open_qa"));
+  const std::string error = error_of([&] { load_dolly(path, {}); });
+  EXPECT_NE(error.find(path + ":1: not valid JSON (number overflow parsing '1e400')"), std::string::npos) << error;
+  EXPECT_EQ(load_dolly(path, with_tasks({}, /*skip_bad_records=*/true)).skipped, 1u);
+}
+
 TEST(Dolly, SkipsAndCountsBadRecords) {
   std::string content = dolly_line("open_qa");
   for (const auto& bad : kBadDollyLines) content += bad.first + "\n";
@@ -244,6 +254,8 @@ TEST(SuperNaturalInstructions, BrokenTaskFileIsAnErrorEvenWhenSkipping) {
       {R"({"Definition": ["D"], "Positive Examples": {}, "Instances": []})",
        "\"Positive Examples\" holds object, expected a list"},
       {R"({"Definition": ["D"], "Instances": [)", "not valid JSON (parse error at line 1"},
+      // Found by fuzzing (fuzz/README.md): nlohmann's out_of_range 406 escaped as another error.
+      {R"({"Definition": ["D"], "Instances": [1e400]})", "not valid JSON (number overflow parsing '1e400')"},
   };
   for (const auto& [content, problem] : cases) {
     const std::string path = write_file(dir / "task2_broken.json", content);
