@@ -31,8 +31,11 @@ const std::vector<LinearGroup>& linear_groups() {
   return groups;
 }
 
-torch::Tensor& block_weight(Block& block, const std::string& name) {
-  auto* weight = block->named_parameters().find(name + ".weight");
+// named_parameters() returns a new dict: find() points into it, so it is kept until the weight's
+// handle (which shares the parameter's storage) is copied out.
+torch::Tensor block_weight(Block& block, const std::string& name) {
+  const auto parameters = block->named_parameters();
+  const auto* weight = parameters.find(name + ".weight");
   MOPS_CHECK(weight, "block has no parameter " << name << ".weight");
   return *weight;
 }
@@ -124,7 +127,7 @@ CompressionResult compress_model(Llama& model, const torch::Tensor& calibration,
       run_layer(model, l, h, options.micro_batch, &group, &statistics);
       for (const auto& name : group.names) {
         const auto started = std::chrono::steady_clock::now();
-        auto& weight = block_weight(block, name);
+        auto weight = block_weight(block, name);
         Int8Weight int8;
         auto compressed = compress_matrix(weight, statistics, options, &int8);
         MatrixReport report;

@@ -15,6 +15,24 @@ namespace {
 
 constexpr const char* kPluginName = "libmops_sentencepiece.so";
 
+// DEEPBIND: SentencePiece must bind to its own protobuf, not LibTorch's.
+void* open_deep_bound(const char* file) {
+  constexpr int kFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's dlopen refuses RTLD_DEEPBIND (google/sanitizers#611): a deep-bound
+  // library would find libc's malloc and free before ASan's. The plug-in of a sanitized build
+  // (scripts/sanitize.sh) lists libasan.so first among the libraries it needs, so in its own
+  // lookup scope ASan's allocator still comes first: such a build calls libc's dlopen itself.
+  using Dlopen = void* (*)(const char*, int);
+  void* const libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  const auto libc_dlopen = libc ? reinterpret_cast<Dlopen>(dlsym(libc, "dlopen")) : nullptr;
+  MOPS_CHECK(libc_dlopen, "cannot find libc's dlopen for the SentencePiece plug-in: " << dlerror());
+  return libc_dlopen(file, kFlags);
+#else
+  return dlopen(file, kFlags);
+#endif
+}
+
 std::vector<std::filesystem::path> plugin_candidates() {
   namespace fs = std::filesystem;
   std::vector<fs::path> dirs;
@@ -38,8 +56,7 @@ const SentencePieceBackend* open_backend() {
       tried += " " + file.string();
       continue;
     }
-    // DEEPBIND: SentencePiece must bind to its own protobuf, not LibTorch's.
-    void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* handle = open_deep_bound(file.c_str());
     MOPS_CHECK(handle, "cannot open the SentencePiece plug-in " << file.string() << ": " << dlerror());
     using Entry = const SentencePieceBackend* (*)();
     auto entry = reinterpret_cast<Entry>(dlsym(handle, "mops_sentencepiece_backend"));
