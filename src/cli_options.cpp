@@ -1,6 +1,7 @@
 #include "cli_options.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -55,13 +56,16 @@ std::optional<long double> numeric_value(const boost::any& value) {
   return std::nullopt;
 }
 
-// Boost.Program_options builds an error message by replacing placeholders such as %value% with
-// the offending text until none is left, so text that holds a placeholder never ends (found by
-// fuzz/targets/ini_config.cpp). Errors about such text get a message of our own instead.
+// Boost.Program_options builds an error message by replacing placeholders (%value%,
+// %invalid_line%, ...: a '%', lower-case letters and '_', a '%') with the offending text until
+// none is left, so text that holds one never ends (found by fuzz/targets/ini_config.cpp). Errors
+// about such text get a message of our own instead.
 bool holds_boost_placeholder(const std::string& text) {
-  for (const char* token : {"%value%", "%option%", "%canonical_option%", "%prefix%", "%prefix_option%",
-                            "%original_token%"})
-    if (text.find(token) != std::string::npos) return true;
+  for (size_t open = text.find('%'); open != std::string::npos; open = text.find('%', open + 1)) {
+    size_t end = open + 1;
+    while (end < text.size() && (std::islower(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+    if (end > open + 1 && end < text.size() && text[end] == '%') return true;
+  }
   return false;
 }
 

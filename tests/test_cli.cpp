@@ -148,9 +148,11 @@ TEST(CommandLine, ErrorsAboutPlaceholderTextAndValuesThatAreNotUtf8AreHandled) {
   EXPECT_THROW(parse(cl, {"--steps", "%value%"}), UsageError);
   auto unknown = example_command();
   EXPECT_THROW(parse(unknown, {"--%canonical_option%", "1"}), UsageError);
-  const auto config = write_config("placeholder.ini", "steps = %value%\n");
-  auto from_file = example_command();
-  EXPECT_THROW(parse(from_file, {"--config", config}), UsageError);
+  for (const char* text : {"steps = %value%\n", "mode%invalid_line%\n"}) {
+    const auto config = write_config("placeholder.ini", text);
+    auto from_file = example_command();
+    EXPECT_THROW(parse(from_file, {"--config", config}), UsageError) << text;
+  }
   auto text = example_command();
   ASSERT_TRUE(parse(text, {"--name", "caf\xe9"}));
   EXPECT_NE(text.resolved_json().find("caf\xef\xbf\xbd"), std::string::npos) << text.resolved_json();
