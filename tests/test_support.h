@@ -10,6 +10,7 @@
 
 #include "build_paths.h"
 #include "errors.h"
+#include "model_config.h"
 
 namespace mops {
 
@@ -37,6 +38,20 @@ inline std::string error_of(const std::function<void()>& body) {
     return error.what();
   }
   return "";
+}
+
+// The header of ../shared/models/stories260K.bin (DESIGN.md section 6), as a model config.
+inline ModelConfig stories260k_config() {
+  ModelConfig c;
+  c.dim = 64;
+  c.hidden_dim = 172;
+  c.n_layers = 5;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.vocab_size = 512;
+  c.max_seq_len = 512;
+  c.tied_classifier = true;
+  return c;
 }
 
 // The `mops` binary's exit code and its stdout + stderr.
