@@ -7,22 +7,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "errors.h"
 
 namespace mops {
-namespace {
-
-// Throws "PATH: cannot ACTION: strerror(errno)" unless `ok`.
-void check_syscall(bool ok, const std::string& path, const std::string& action) {
-  if (ok) return;
-  const int error = errno;
-  MOPS_FAIL(path << ": cannot " << action << ": " << std::strerror(error));
-}
-
-}  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   std::vector<char> name(path_.begin(), path_.end());

@@ -1,5 +1,6 @@
 #include "errors.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace mops {
@@ -20,6 +21,12 @@ void throw_error(const char* file, int line, const std::string& message) {
   if (g_error_rank >= 0) out << ", rank " << g_error_rank;
   out << "]";
   throw Error(out.str());
+}
+
+void check_syscall(bool ok, const std::string& path, const std::string& action) {
+  if (ok) return;
+  const int error = errno;
+  MOPS_FAIL(path << ": cannot " << action << ": " << std::strerror(error));
 }
 
 }  // namespace mops

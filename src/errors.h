@@ -18,6 +18,9 @@ void set_error_rank(int rank);
 
 [[noreturn]] void throw_error(const char* file, int line, const std::string& message);
 
+// Throws "PATH: cannot ACTION: strerror(errno)" unless `ok` (the result of a system call).
+void check_syscall(bool ok, const std::string& path, const std::string& action);
+
 }  // namespace mops
 
 // MOPS_CHECK(cond, "text " << value): throw mops::Error with the streamed message.

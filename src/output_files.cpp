@@ -81,12 +81,13 @@ OutputLock::~OutputLock() {
   ::close(fd_);
 }
 
-OutputLocks claim_outputs(const std::string& option, const std::vector<std::string>& paths, bool overwrite) {
+OutputLocks claim_outputs(const std::string& option, const std::vector<std::string>& paths, bool may_exist,
+                          const std::string& advice) {
   OutputLocks locks;
   for (const auto& path : paths) check_writable_path(option, path);
   for (const auto& path : paths) {
     locks.push_back(std::make_unique<OutputLock>(path));
-    if (!overwrite) check_absent(option, path, "add --overwrite to replace it");
+    if (!may_exist) check_absent(option, path, advice);
   }
   return locks;
 }

@@ -43,7 +43,9 @@ class OutputLock {
 using OutputLocks = std::vector<std::unique_ptr<OutputLock>>;
 
 // What a command does with its outputs before any work: every path writable and locked, and
-// absent unless `overwrite`. Releasing the locks (destroying them) undoes all of it.
-OutputLocks claim_outputs(const std::string& option, const std::vector<std::string>& paths, bool overwrite);
+// absent unless `may_exist` (otherwise check_absent with `advice`). Releasing the locks
+// (destroying them) undoes all of it.
+OutputLocks claim_outputs(const std::string& option, const std::vector<std::string>& paths, bool may_exist,
+                          const std::string& advice = "add --overwrite to replace it");
 
 }  // namespace mops

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -46,13 +45,6 @@ const DtypeInfo* find_dtype(torch::ScalarType type) {
   for (const DtypeInfo& info : kDtypes)
     if (type == info.type) return &info;
   return nullptr;
-}
-
-// Throws "PATH: cannot ACTION: strerror(errno)" unless `ok`.
-void check_syscall(bool ok, const std::string& path, const char* action) {
-  if (ok) return;
-  const int error = errno;
-  MOPS_FAIL(path << ": cannot " << action << ": " << std::strerror(error));
 }
 
 // Owns a file descriptor.

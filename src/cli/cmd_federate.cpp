@@ -73,29 +73,16 @@ void validate_federate_options(const CommandLine& cl, const Communicator& comm) 
              "--resume continues the files in --out and --overwrite replaces them: give one of them");
 }
 
-// The method's results file and the order they run in: FedPrompt, then MoPs.
-std::vector<std::pair<PromptMethod, std::string>> method_paths(const CommandLine& cl, const std::string& method) {
-  std::vector<std::pair<PromptMethod, std::string>> paths;
-  for (auto m : {PromptMethod::kPrompt, PromptMethod::kMop}) {
-    const std::string name = federated_method_name(m);
-    if (method == "both" || method == name) paths.emplace_back(m, method_results_path(cl, name, method == "both"));
-  }
-  return paths;
-}
-
 // Rank 0's outputs: writable and locked; existing files only to --resume (at least one must
 // exist then) or with --overwrite.
 OutputLocks claim_federated_outputs(const CommandLine& cl, const std::vector<std::pair<PromptMethod, std::string>>& paths) {
   std::vector<std::string> files;
   for (const auto& [method, path] : paths) files.push_back(path);
   const bool resume = cl.get<bool>("resume");
-  auto locks = claim_outputs("--out", files, true);
+  auto locks = claim_outputs("--out", files, resume || cl.get<bool>("overwrite"),
+                             "add --resume to continue it, or --overwrite to replace it");
   bool any = false;
-  for (const auto& file : files) {
-    any = any || std::filesystem::exists(file);
-    if (!resume && !cl.get<bool>("overwrite"))
-      check_absent("--out", file, "add --resume to continue it, or --overwrite to replace it");
-  }
+  for (const auto& file : files) any = any || std::filesystem::exists(file);
   std::string listed;
   for (const auto& file : files) listed += (listed.empty() ? "" : " nor ") + file;
   cl.require(!resume || any, "--resume: there is no checkpoint to continue (no " + listed +
@@ -333,7 +320,7 @@ int run_federate(int argc, const char* const* argv) {
     const auto method = cl.get<std::string>("method");
     auto loaded = load_model(cl.get<std::string>("model"));
     validate_prompt_options(cl, loaded.model->config());
-    const auto paths = method_paths(cl, method);
+    const auto paths = method_results_paths(cl, method, federated_method_name);
     const auto locks = comm->rank() == 0 ? claim_federated_outputs(cl, paths) : OutputLocks{};
     auto setup = load_setup(cl, *comm, std::move(loaded));
     // P0: pretrained on rank 0 and sent to all; the same P0 for both methods.

@@ -56,15 +56,6 @@ TrainOptions train_options(const CommandLine& cl) {
   return o;
 }
 
-// The results files of the methods `method` names (mop, prompt or both), in the order they run.
-std::vector<std::pair<PromptMethod, std::string>> method_paths(const CommandLine& cl, const std::string& method) {
-  std::vector<std::pair<PromptMethod, std::string>> paths;
-  for (auto m : {PromptMethod::kPrompt, PromptMethod::kMop}) {
-    if (method == "both" || method == method_name(m)) paths.emplace_back(m, method_results_path(cl, method_name(m), method == "both"));
-  }
-  return paths;
-}
-
 struct MethodRun {
   PromptMethod method;
   PromptEvaluation final;
@@ -134,7 +125,7 @@ int run_train(int argc, const char* const* argv) {
   auto loaded = load_model(cl.get<std::string>("model"));
   auto& model = loaded.model;
   validate_prompt_options(cl, model->config());
-  const auto paths = method_paths(cl, method);
+  const auto paths = method_results_paths(cl, method, method_name);
   std::vector<std::string> outputs;
   for (const auto& [m, path] : paths) outputs.push_back(path);
   const auto locks = claim_outputs("--out", outputs, cl.get<bool>("overwrite"));
@@ -182,9 +173,7 @@ int run_prompts_pretrain(int argc, const char* const* argv) {
   if (!cl.parse(argc, argv, std::cout)) return 0;
   start_command(cl);
   auto model = load_model(cl.get<std::string>("model")).model;
-  cl.require(cl.get<int>("p0-prompts") < model->config().max_seq_len,
-             "--p0-prompts " + std::to_string(cl.get<int>("p0-prompts")) + " leave no room for tokens in the model's "
-             "max_seq_len " + std::to_string(model->config().max_seq_len));
+  validate_p0_options(cl, model->config());
   const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   model->freeze();
   const auto dataset = load_instruction_dataset(dataset_options(cl));

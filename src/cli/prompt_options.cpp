@@ -62,8 +62,22 @@ TrainOptions optimizer_options(const CommandLine& cl) {
   return o;
 }
 
+namespace {
+
+std::string no_room_for_tokens(const ModelConfig& model) {
+  return " leave no room for tokens in the model's max_seq_len " + std::to_string(model.max_seq_len) +
+         " (prompt positions and tokens share it)";
+}
+
+}  // namespace
+
+void validate_p0_options(const CommandLine& cl, const ModelConfig& model) {
+  const int first = cl.get<int>("p0-prompts");
+  cl.require(first < model.max_seq_len, "--p0-prompts " + std::to_string(first) + no_room_for_tokens(model));
+}
+
 void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
-  const int layers = model.n_layers, context = model.max_seq_len;
+  const int layers = model.n_layers;
   const int mid = cl.get<int>("mid-layer");
   cl.require(layers >= 2, "the model has 1 layer; mid-layer prompts need a model of at least 2");
   cl.require(mid == -1 || mid <= layers - 1,
@@ -71,14 +85,12 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
                  "] for this model of " + std::to_string(layers) + " layers (or -1 for L/2 = " +
                  std::to_string(layers / 2) + ")");
   cl.require(mid != 0, "--mid-layer 0 would replace P0 itself; give 1 to " + std::to_string(layers - 1) + " or -1");
-  const int64_t first = cl.get<int>("p0-prompts");
+  validate_p0_options(cl, model);
   const int64_t mid_positions = int64_t(cl.get<int>("experts")) * cl.get<int>("prompts-per-expert");
-  const std::string room = " leave no room for tokens in the model's max_seq_len " + std::to_string(context) +
-                           " (prompt positions and tokens share it)";
-  cl.require(first < context, "--p0-prompts " + std::to_string(first) + room);
-  cl.require(mid_positions < context, "--experts " + std::to_string(cl.get<int>("experts")) +
+  cl.require(mid_positions < model.max_seq_len, "--experts " + std::to_string(cl.get<int>("experts")) +
                                           " x --prompts-per-expert " + std::to_string(cl.get<int>("prompts-per-expert")) +
-                                          " = " + std::to_string(mid_positions) + " mid prompt positions" + room);
+                                          " = " + std::to_string(mid_positions) + " mid prompt positions" +
+                                          no_room_for_tokens(model));
   as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache")); });
 }
 
@@ -146,10 +158,18 @@ std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, 
   return cache;
 }
 
-std::string method_results_path(const CommandLine& cl, const std::string& method, bool both) {
-  std::filesystem::path out = cl.get<std::string>("out");
-  if (!both) return out.string();
-  return (out.parent_path() / (out.stem().string() + "." + method + out.extension().string())).string();
+std::vector<std::pair<PromptMethod, std::string>> method_results_paths(const CommandLine& cl, const std::string& chosen,
+                                                                       const char* (*name_of)(PromptMethod)) {
+  const std::filesystem::path out = cl.get<std::string>("out");
+  std::vector<std::pair<PromptMethod, std::string>> paths;
+  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop}) {
+    const std::string name = name_of(method);
+    if (chosen == "both")
+      paths.emplace_back(method, (out.parent_path() / (out.stem().string() + "." + name + out.extension().string())).string());
+    else if (chosen == name)
+      paths.emplace_back(method, out.string());
+  }
+  return paths;
 }
 
 EvaluationReport evaluate_p0_only(Llama& model, const torch::Tensor& p0, const std::vector<TokenizedExample>& test,

@@ -23,6 +23,9 @@ void add_prompt_options(CommandLine& cl);
 // --lr, --gate-lr, --batch-size, --eval-batch-size and --seed; the caller sets steps.
 TrainOptions optimizer_options(const CommandLine& cl);
 
+// --p0-prompts leaving room for tokens in the model's max_seq_len; a UsageError otherwise.
+void validate_p0_options(const CommandLine& cl, const ModelConfig& model);
+
 // The prompt options that depend on the model: --mid-layer in [1, L-1] (or -1), the prompt
 // positions leaving room for tokens, a valid --activation-cache; a UsageError naming the option.
 void validate_prompt_options(const CommandLine& cl, const ModelConfig& model);
@@ -47,9 +50,11 @@ void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& stat
 // loops (they see the same P0); prints its budget when `log`.
 std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, bool log);
 
-// --out, or with both methods --out with the method before the extension (results.h5 ->
-// results.mop.h5).
-std::string method_results_path(const CommandLine& cl, const std::string& method, bool both);
+// The results file of each method `chosen` names ("both" or one method's name), in the order the
+// methods run (the baseline, then MoPs): --out, or with both methods --out with the method's name
+// (`name_of`) before the extension (results.h5 -> results.mop.h5).
+std::vector<std::pair<PromptMethod, std::string>> method_results_paths(const CommandLine& cl, const std::string& chosen,
+                                                                       const char* (*name_of)(PromptMethod));
 
 // The reference "P0 only": the model with the first-layer prompts alone, on `test`.
 EvaluationReport evaluate_p0_only(Llama& model, const torch::Tensor& p0, const std::vector<TokenizedExample>& test,
