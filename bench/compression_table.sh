@@ -21,7 +21,7 @@ run_point() {
   "$mops" prune --model "$root/models/skills7-base.safetensors" --tokenizer "$root/models/skills7-tokenizer.model" \
     --data skills7 --method "$method" $setting $([ "$int8" = int8 ] && echo --int8) --out "$out" \
     --threads "$threads" >/dev/null 2>&1
-  /usr/bin/python3 - "$out" <<'PY'
+  "${PYTHON:-.venv/bin/python}" - "$out" <<'PY'
 import json, struct, sys
 with open(sys.argv[1], "rb") as f:
     header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))

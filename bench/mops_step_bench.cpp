@@ -10,6 +10,7 @@
 //                   [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]
 //                   [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2] [--cache]
 //                   [--threads 0] [--thread-split blas|torch] [--json] [--profile FILE.json]
+//                   [--device cpu|cuda|auto] [--dtype auto|float32|bfloat16]   (as mops train; default cpu)
 //   mops_step_bench --sgemm [--threads N] [--thread-split blas|torch] [--json]   (1024^3 torch::mm rate, GFLOP/s)
 //
 // Letters: B batch, T tokens per example, C width, V vocabulary.
@@ -28,6 +29,7 @@
 
 #include "activation_cache.h"
 #include "allocator_settings.h"
+#include "compute_device.h"
 #include "errors.h"
 #include "example_batch.h"
 #include "llama.h"
@@ -47,6 +49,7 @@ struct Options {
   int warmup = 2;
   int threads = 0;
   ThreadSplit split = ThreadSplit::kBlas;
+  std::string device = "cpu", dtype = "auto";
   bool json = false;
   bool sgemm = false;
   bool cache = false;
@@ -58,6 +61,7 @@ const char* kUsage =
     "                       [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]\n"
     "                       [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2] [--cache]\n"
     "                       [--threads 0] [--thread-split blas|torch] [--json] [--profile FILE.json]\n"
+    "                       [--device cpu|cuda|auto] [--dtype auto|float32|bfloat16]\n"
     "       mops_step_bench --sgemm [--threads 0] [--thread-split blas|torch] [--json]\n";
 
 Options parse_options(int argc, char** argv) {
@@ -83,6 +87,8 @@ Options parse_options(int argc, char** argv) {
     if (name == "--method") o.mop.method = parse_prompt_method(value);
     else if (name == "--thread-split") o.split = parse_thread_split(value);
     else if (name == "--profile") o.profile = value;
+    else if (name == "--device") o.device = value;
+    else if (name == "--dtype") o.dtype = value;
     else if (ints.count(name)) *ints[name] = std::stoi(value);
     else MOPS_FAIL("unknown option " << name << "\n" << kUsage);
   }
@@ -164,15 +170,16 @@ void report_sgemm(const Options& o, const ThreadSettings& threads) {
   else std::printf("sgemm 1024^3: %.2f GFLOP/s (%s)\n", gflops, describe(threads).c_str());
 }
 
-void report_steps(const Options& o, const std::vector<double>& seconds, double loss) {
+void report_steps(const Options& o, const ComputeDevice& compute, const std::vector<double>& seconds, double loss) {
   const double ms = 1e3 * median(seconds);
   const double tokens_per_second = double(o.batch) * o.seq / (ms / 1e3);
   if (o.json) {
     std::printf("{\"impl\": \"cpp\", \"method\": \"%s\", \"dim\": %d, \"layers\": %d, \"seq\": %d, \"batch\": %d, "
                 "\"experts\": %d, \"prompts_per_expert\": %d, \"steps\": %d, \"ms_per_step\": %.3f, "
-                "\"tokens_per_s\": %.1f, \"loss\": %.4f, \"cache\": %s}\n",
+                "\"tokens_per_s\": %.1f, \"loss\": %.4f, \"cache\": %s, \"device\": \"%s\", \"dtype\": \"%s\"}\n",
                 method_name(o.mop.method), o.model.dim, o.model.n_layers, o.seq, o.batch, o.mop.experts,
-                o.mop.prompts_per_expert, o.steps, ms, tokens_per_second, loss, o.cache ? "true" : "false");
+                o.mop.prompts_per_expert, o.steps, ms, tokens_per_second, loss, o.cache ? "true" : "false",
+                compute.device.str().c_str(), dtype_name(compute.dtype).c_str());
   } else {
     std::printf("%s d=%d L=%d T=%d B=%d %dx%d prompts%s: %.2f ms/step (median of %d), %.0f tokens/s, last loss %.4f\n",
                 method_name(o.mop.method), o.model.dim, o.model.n_layers, o.seq, o.batch, o.mop.experts,
@@ -184,10 +191,13 @@ void run(const Options& o) {
   const auto threads = apply_thread_settings(o.threads, o.split);
   if (!o.json) std::printf("# %s\n", describe(threads).c_str());
   if (o.sgemm) return report_sgemm(o, threads);
+  const auto compute = resolve_compute_device(o.device, o.dtype);
+  if (!o.json) std::printf("# device: %s\n", describe(compute).c_str());
   Llama model(o.model);
   model->init_weights(0);
-  model->freeze();
+  model->freeze_on(compute.device, compute.dtype);
   PromptState state(o.mop.resolved(o.model), o.model.dim, 0);
+  state->to(compute.device);
   auto optimizer = make_optimizer(state);
   ActivationCache cache(int64_t(1) << 40);
   StepInput in;
@@ -204,7 +214,7 @@ void run(const Options& o) {
     for (int i = 0; i < o.steps; ++i)
       seconds.push_back(seconds_of([&] { loss = train_step(model, state, optimizer, in); }));
   }
-  report_steps(o, seconds, loss);
+  report_steps(o, compute, seconds, loss);
 }
 
 }  // namespace

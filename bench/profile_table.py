@@ -1,10 +1,10 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Op table of a LibTorch trace (mops_step_bench --profile FILE.json): total milliseconds per op
 name over the traced steps, share of the summed top-level time, calls. Nested ops (an op called
 inside another, e.g. aten::mm inside aten::linear) are counted only at the outermost level, so
 the shares add up to the traced time.
 
-    /usr/bin/python3 bench/profile_table.py TRACE.json [--steps N] [--top 25]
+    .venv/bin/python bench/profile_table.py TRACE.json [--steps N] [--top 25]
 """
 import argparse
 import collections

@@ -1,5 +1,5 @@
-#!/usr/bin/python3
-"""The MoPs training step of bench/mops_step_bench.cpp in PyTorch eager, for a side-by-side timing.
+#!/usr/bin/env python3
+"""The MoPs training step of bench/mops_step_bench.cpp in PyTorch, eager or torch.compile'd, for a side-by-side timing.
 
 Same model and step as src/llama.cpp, src/prompted_forward.cpp and src/prompt_training.cpp:
 Llama (RMSNorm, RoPE on interleaved pairs, grouped-query attention, SwiGLU, tied classifier),
@@ -10,19 +10,45 @@ mean NLL of the response tokens, Adam (lr 1e-3) on the mid prompts and the gate.
 Written as a Python user would write it, op for op the same as the C++ step; the random weights
 and tokens differ from the C++ run (same shapes and FLOPs).
 
-    /usr/bin/python3 bench/pytorch_step.py [--dim 128] [--layers 6] ... [--json]   (as mops_step_bench)
-    /usr/bin/python3 bench/pytorch_step.py --sgemm [--threads N] [--json]
+--compile: torch.compile (default inductor backend, CPU: C++/OpenMP kernels built with g++) of
+two pieces of the same step: the forward + loss (prompted_forward and response_loss as one
+function; AOTAutograd derives and inductor compiles its backward too, so loss.backward() runs
+compiled kernels) and Adam's optimizer.step(). zero_grad(), the loss.backward() call and
+loss.item() stay eager Python (backward cannot be traced into a torch.compile'd function without
+compiled autograd). Compilation happens in the first warm-up step, so --compile needs
+--warmup >= 1; that step's wall time is reported as "compile_seconds" (compiling forward,
+backward and the Adam step, plus one step's work) and is not among the timed steps. A timed step
+that compiles again (a recompile) is reported in "recompiles_in_timed_steps" (0 expected).
+The compile is cold: unless TORCHINDUCTOR_CACHE_DIR is set, inductor's caches go to a fresh
+temporary directory (removed at exit), so no earlier run's kernels are reused; with a warm cache
+(TORCHINDUCTOR_CACHE_DIR set to one a run of the same shapes filled) compilation is several times
+shorter. "compile_cache" in --json says which.
+If torch.compile fails, the script prints why (the exception's type and message, with
+"impl": "python-compile" and "error" in --json) and exits with status 1.
+
+Requires the project's venv (torch 2.11.0 from requirements.txt, made by scripts/setup.sh); from
+the repository root:
+    .venv/bin/python bench/pytorch_step.py [--dim 128] [--layers 6] ... [--compile] [--json]   (as mops_step_bench)
+    .venv/bin/python bench/pytorch_step.py --sgemm [--threads N] [--json]
+--threads N (default: all cores) sets LibTorch's intra-op threads (torch.set_num_threads), which
+also run MKL's matrix products and inductor's OpenMP kernels.
 
 Letters: B batch, T tokens, S = prompts + T, C width, H heads, G kv heads, D head dim, V vocabulary.
 """
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import statistics
+import sys
+import tempfile
 import time
+import traceback
 
-import torch
+USER_COMPILE_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # read before torch, which sets its default there
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -180,13 +206,29 @@ def make_optimizer(state):
     return torch.optim.Adam(groups, lr=1e-3)
 
 
-def train_step(model, state, optimizer, batch):
+def forward_loss(model, state, batch):  # the step's forward and loss: () with autograd to the mid prompts and the gate
     ids, question_mask, response_mask = batch
-    loss = response_loss(prompted_forward(model, state, ids, question_mask), ids, response_mask)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    return response_loss(prompted_forward(model, state, ids, question_mask), ids, response_mask)
+
+
+class TrainStep:
+    """forward + loss, zero_grad, backward, Adam step; with compile=True the forward + loss and the
+    Adam step are torch.compile'd (see the module's docstring)."""
+
+    def __init__(self, model, state, optimizer, compile=False):
+        self.model, self.state, self.optimizer = model, state, optimizer
+        self.loss_of = lambda batch: forward_loss(model, state, batch)
+        self.optimizer_step = optimizer.step
+        if compile:
+            self.loss_of = torch.compile(self.loss_of)
+            self.optimizer_step = torch.compile(optimizer.step)
+
+    def __call__(self, batch):
+        loss = self.loss_of(batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer_step()
+        return loss.item()
 
 
 def seconds_of(work):
@@ -202,17 +244,55 @@ def sgemm_gflops():
     return 2.0 * 1024 ** 3 / statistics.median(seconds_of(lambda: torch.mm(a, b)) for _ in range(10)) / 1e9
 
 
-def report_steps(a, seconds, loss):
+def impl_name(a):
+    return "python-compile" if a.compile else "python"
+
+
+def report_steps(a, seconds, loss, compile_info):
     ms = 1e3 * statistics.median(seconds)
-    result = {"impl": "python", "method": a.method, "dim": a.dim, "layers": a.layers, "seq": a.seq,
+    result = {"impl": impl_name(a), "method": a.method, "dim": a.dim, "layers": a.layers, "seq": a.seq,
               "batch": a.batch, "experts": a.experts, "prompts_per_expert": a.prompts_per_expert,
               "steps": a.steps, "ms_per_step": round(ms, 3), "tokens_per_s": round(a.batch * a.seq / (ms / 1e3), 1),
-              "loss": round(loss, 4)}
+              "loss": round(loss, 4), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    result.update(compile_info)
     if a.json:
         print(json.dumps(result))
     else:
-        print(f"{a.method} d={a.dim} L={a.layers} T={a.seq} B={a.batch} {a.experts}x{a.prompts_per_expert} prompts: "
-              f"{ms:.2f} ms/step (median of {a.steps}), {result['tokens_per_s']:.0f} tokens/s, last loss {loss:.4f}")
+        compiled = (f", torch.compile: {compile_info['compile_seconds']:.1f} s in the first warm-up step, "
+                    f"{compile_info['recompiles_in_timed_steps']} recompiles in the timed steps") if a.compile else ""
+        print(f"{a.method} d={a.dim} L={a.layers} T={a.seq} B={a.batch} {a.experts}x{a.prompts_per_expert} prompts "
+              f"({impl_name(a)}): {ms:.2f} ms/step (median of {a.steps}), {result['tokens_per_s']:.0f} tokens/s, "
+              f"last loss {loss:.4f}{compiled}")
+
+
+def report_failure(a, what, error):
+    """torch.compile (or a step) failed: say exactly why, on stdout in --json, and exit 1."""
+    message = f"{type(error).__name__}: {error}".strip()
+    traceback.print_exc(file=sys.stderr)
+    if a.json:
+        print(json.dumps({"impl": impl_name(a), "method": a.method, "error": f"{what}: {message}"}))
+    else:
+        print(f"pytorch_step.py: {what}: {message}")
+    sys.exit(1)
+
+
+def use_compile_cache():
+    """A fresh inductor cache directory, removed at exit, unless TORCHINDUCTOR_CACHE_DIR is set;
+    returns what "compile_cache" reports."""
+    if USER_COMPILE_CACHE:
+        return "TORCHINDUCTOR_CACHE_DIR=" + USER_COMPILE_CACHE
+    directory = tempfile.mkdtemp(prefix="pytorch_step_inductor_")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = directory
+    from torch._inductor.utils import clear_caches  # as torch._inductor's temporary_cache_dir does
+    clear_caches()
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return "cold (fresh directory)"
+
+
+def compiled_graphs():
+    """Frames compiled by torch.compile so far in this process (TorchDynamo's counter)."""
+    from torch._dynamo.utils import counters
+    return counters["stats"]["unique_graphs"]
 
 
 def parse_args():
@@ -224,7 +304,13 @@ def parse_args():
     p.add_argument("--method", choices=["mop", "prompt"], default="mop")
     p.add_argument("--json", action="store_true")
     p.add_argument("--sgemm", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the forward + loss (and so its backward) and the Adam step (inductor, CPU)")
     a = p.parse_args()
+    if a.compile and a.warmup < 1:
+        p.error("--compile compiles in the first warm-up step: it needs --warmup >= 1")
+    if a.steps < 1:
+        p.error("--steps must be >= 1")
     if a.hidden <= 0:  # llama_hidden_dim(dim, 32)
         a.hidden = 32 * ((2 * 4 * a.dim // 3 + 31) // 32)
     return a
@@ -234,7 +320,8 @@ def main():
     a = parse_args()
     torch.set_num_threads(a.threads if a.threads > 0 else os.cpu_count())
     if not a.json:
-        print(f"# threads: torch intra-op {torch.get_num_threads()}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+        print(f"# torch {torch.__version__}: intra-op threads {torch.get_num_threads()} "
+              f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), MKL {torch.backends.mkl.is_available()}")
     if a.sgemm:
         gflops = sgemm_gflops()
         print(json.dumps({"impl": "python", "sgemm_gflops": round(gflops, 2), "threads": torch.get_num_threads()})
@@ -243,12 +330,23 @@ def main():
     torch.manual_seed(0)
     model, state = Llama(a), PromptState(a)
     optimizer, batch = make_optimizer(state), random_batch(a)
-    for _ in range(a.warmup):
-        train_step(model, state, optimizer, batch)
+    compile_cache = use_compile_cache() if a.compile else None
+    step = TrainStep(model, state, optimizer, compile=a.compile)
+    warmup_seconds = []
+    for i in range(a.warmup):
+        try:
+            warmup_seconds.append(seconds_of(lambda: step(batch)))
+        except Exception as error:  # torch.compile's failures surface here, in the first call
+            report_failure(a, f"warm-up step {i + 1}" + (" (torch.compile)" if a.compile else ""), error)
+    graphs_after_warmup = compiled_graphs() if a.compile else 0
     seconds, losses = [], []
     for _ in range(a.steps):
-        seconds.append(seconds_of(lambda: losses.append(train_step(model, state, optimizer, batch))))
-    report_steps(a, seconds, losses[-1])
+        seconds.append(seconds_of(lambda: losses.append(step(batch))))
+    compile_info = {}
+    if a.compile:
+        compile_info = {"compile_seconds": round(warmup_seconds[0], 3), "compile_cache": compile_cache,
+                        "recompiles_in_timed_steps": compiled_graphs() - graphs_after_warmup}
+    report_steps(a, seconds, losses[-1], compile_info)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string name() const = 0;  // "local" | "mpi" | "nccl"
+  // Whether allreduce_sum and broadcast also take pointers to GPU memory, which they then
+  // reduce in place there, with no copy through the host (nccl). Host pointers always work.
+  virtual bool takes_device_memory() const { return false; }
 
   // Element-wise sum over ranks, in place; every rank ends with the sum.
   void allreduce_sum(double* values, size_t count);

@@ -1,10 +1,17 @@
 #include "nccl_communicator.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "errors.h"
+#include "threads.h"
 
 // MOPS_CUDA_CHECK / MOPS_NCCL_CHECK(call): throw mops::Error naming the call and the
 // library's own message; throw_error adds file:line and the rank.
@@ -44,19 +51,12 @@ int visible_gpu_count() {
   return count;
 }
 
-// The launcher's rank of this process on its node, so that ranks sharing a node take
-// different GPUs.
-int local_rank(int global_rank) {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"})
-    if (const char* value = std::getenv(name)) return std::atoi(value);
-  return global_rank;
-}
-
 }  // namespace
 
 NcclCommunicator::NcclCommunicator() : device_count_(visible_gpu_count()) {
-  device_ = local_rank(mpi_.rank()) % device_count_;
+  device_ = local_rank_on_node() % device_count_;  // the GPU --device cuda computes on
   MOPS_CUDA_CHECK(cudaSetDevice(device_));
+  check_one_rank_per_gpu();
   MOPS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   ncclUniqueId id{};
   if (mpi_.rank() == 0) MOPS_NCCL_CHECK(ncclGetUniqueId(&id));
@@ -86,6 +86,35 @@ void NcclCommunicator::abort(int exit_code) {
   mpi_.abort(exit_code);
 }
 
+// Every rank's (host, GPU) through one MPI sum: slot r holds rank r's host hash and device.
+void NcclCommunicator::check_one_rank_per_gpu() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const uint32_t hash = uint32_t(std::hash<std::string>{}(host));  // 32 bits: exact in a double
+  std::vector<double> placement(2 * size_t(size()), 0.0);
+  placement[2 * rank()] = hash;
+  placement[2 * rank() + 1] = device_;
+  mpi_.allreduce_sum(placement.data(), placement.size());
+  for (int r = 0; r < size(); ++r) {
+    if (r == rank() || placement[2 * r] != hash || placement[2 * r + 1] != device_) continue;
+    MOPS_FAIL("--comm nccl: ranks " << std::min(r, rank()) << " and " << std::max(r, rank()) << " would share GPU "
+              << device_ << " of " << host << ", and NCCL allows one rank per GPU. Start at most " << device_count_
+              << " ranks per node, or use --comm mpi (ranks may share a GPU with it).");
+  }
+}
+
+bool NcclCommunicator::on_this_device(const void* pointer) const {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
+    cudaGetLastError();  // not memory CUDA knows: host memory
+    return false;
+  }
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) return false;
+  MOPS_CHECK(attributes.device == device_, "--comm nccl: values in the memory of GPU " << attributes.device
+                                               << ", but this rank reduces on GPU " << device_);
+  return true;
+}
+
 void NcclCommunicator::reserve_device_bytes(size_t bytes) {
   if (bytes <= device_capacity_) return;
   MOPS_CUDA_CHECK(cudaFree(device_buffer_));
@@ -97,6 +126,12 @@ void NcclCommunicator::reserve_device_bytes(size_t bytes) {
 
 void NcclCommunicator::do_allreduce_sum(double* values, size_t count) {
   if (count == 0) return;
+  if (on_this_device(values)) {
+    MOPS_CUDA_CHECK(cudaDeviceSynchronize());  // the kernels that wrote `values` ran on other streams
+    MOPS_NCCL_CHECK(ncclAllReduce(values, values, count, ncclDouble, ncclSum, comm_, stream_));
+    MOPS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
   const size_t bytes = count * sizeof(double);
   reserve_device_bytes(bytes);
   MOPS_CUDA_CHECK(cudaMemcpyAsync(device_buffer_, values, bytes, cudaMemcpyHostToDevice, stream_));
@@ -107,6 +142,12 @@ void NcclCommunicator::do_allreduce_sum(double* values, size_t count) {
 
 void NcclCommunicator::do_broadcast(void* data, size_t bytes, int root) {
   if (bytes == 0) return;
+  if (on_this_device(data)) {
+    MOPS_CUDA_CHECK(cudaDeviceSynchronize());
+    MOPS_NCCL_CHECK(ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, stream_));
+    MOPS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
   reserve_device_bytes(bytes);
   const bool is_root = rank() == root;
   if (is_root) MOPS_CUDA_CHECK(cudaMemcpyAsync(device_buffer_, data, bytes, cudaMemcpyHostToDevice, stream_));

@@ -1,11 +1,13 @@
 // NcclCommunicator: ncclAllReduce / ncclBroadcast between one GPU per rank. Built only when
 // CMake finds the CUDA runtime and NCCL (MOPS_HAVE_NCCL); needs a GPU on every rank at run time.
 // MPI starts the job: rank 0's ncclUniqueId reaches the others through MPI_Bcast, and barrier
-// is MPI's. The callers' values live in host memory, so every call copies them to a device
-// buffer (kept between calls, grown when a call needs more), runs the collective on this
-// communicator's stream, waits for it and copies the result back.
-// Device of a rank: its rank on its node (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, else its
-// global rank) modulo the number of visible devices.
+// is MPI's. Values in this rank's GPU memory are reduced in place, after the device has finished
+// the work that wrote them; values in host memory are copied to a device buffer (kept between
+// calls, grown when a call needs more), reduced, and copied back. Every call runs on this
+// communicator's stream and waits for it.
+// Device of a rank: local_rank_on_node() (threads.h) modulo the visible devices, the same GPU
+// --device cuda computes on. NCCL allows one rank per GPU: ranks that would share one are an
+// error that says so (--comm mpi lets ranks share a GPU).
 #pragma once
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -25,6 +27,7 @@ class NcclCommunicator : public Communicator {
   int rank() const override { return mpi_.rank(); }
   int size() const override { return mpi_.size(); }
   std::string name() const override { return "nccl"; }
+  bool takes_device_memory() const override { return true; }
   int device() const { return device_; }
   void barrier() override;
   [[noreturn]] void abort(int exit_code) override;
@@ -35,6 +38,8 @@ class NcclCommunicator : public Communicator {
 
  private:
   void reserve_device_bytes(size_t bytes);
+  bool on_this_device(const void* pointer) const;  // GPU memory of this rank's device (else: host)
+  void check_one_rank_per_gpu();
 
   // Declared before mpi_, so that a machine without a GPU fails before MPI is started.
   int device_count_;

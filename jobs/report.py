@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Tables and figures from MoPs results files (schema "mops-results/1", DESIGN.md section 4).
 
 usage: jobs/report.py RESULTS... --out DIR

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Runs a sweep: compression setting x mode x seed, each point with `mops` (federated ones under
 mpirun), compressing the base model once per setting, skipping points whose results are complete.
 

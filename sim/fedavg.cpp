@@ -22,26 +22,26 @@ int64_t averaged_values(PromptState& state) {
   return n;
 }
 
-void add_client(PromptState& client, int64_t examples, double* sums) {
+void add_client(PromptState& client, int64_t examples, torch::Tensor& sums) {
+  MOPS_CHECK(sums.scalar_type() == torch::kDouble && sums.dim() == 1 && sums.size(0) > averaged_values(client),
+             "FedAvg sums must be float64 (N + 1), got " << sums.scalar_type() << " " << sums.sizes());
   torch::NoGradGuard no_grad;
   int64_t offset = 0;
   for (const auto& t : averaged_tensors(client)) {
-    auto target = torch::from_blob(sums + offset, {t.numel()}, torch::kDouble);  // (numel)
-    target.add_(t.reshape(-1).to(torch::kDouble), double(examples));
+    sums.slice(0, offset, offset + t.numel()).add_(t.reshape(-1).to(sums.device(), torch::kDouble), double(examples));
     offset += t.numel();
   }
-  sums[offset] += double(examples);
+  sums[offset].add_(double(examples));
 }
 
-void assign_average(const double* sums, PromptState& global) {
+void assign_average(const torch::Tensor& sums, PromptState& global) {
   const int64_t n = averaged_values(global);
-  const double total = sums[n];
+  const double total = sums[n].item<double>();
   MOPS_CHECK(total > 0, "FedAvg over clients with no training examples (sum of example counts is " << total << ")");
   torch::NoGradGuard no_grad;
   int64_t offset = 0;
   for (auto& t : averaged_tensors(global)) {
-    auto sum = torch::from_blob(const_cast<double*>(sums) + offset, t.sizes(), torch::kDouble);
-    t.copy_(sum / total);
+    t.copy_((sums.slice(0, offset, offset + t.numel()) / total).view(t.sizes()));
     offset += t.numel();
   }
 }

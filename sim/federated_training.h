@@ -63,5 +63,8 @@ void run_federated(Llama& backbone, PromptState& global, const std::vector<Clien
 
 // Copies every tensor of rank `root`'s state (P0, mid prompts, gate) to all ranks.
 void broadcast_state(Communicator& comm, PromptState& state, int root);
+// Copies rank `root`'s `tensor` (of the same shape and dtype on every rank) to all ranks; a GPU
+// tensor crosses through host memory unless the communicator takes device memory (nccl).
+void broadcast_tensor(Communicator& comm, torch::Tensor& tensor, int root);
 
 }  // namespace mops

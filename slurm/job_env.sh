@@ -13,9 +13,9 @@ cd "$ROOT" || fail "cannot enter $ROOT"
 MOPS=${MOPS:-$ROOT/${MOPS_BUILD_DIR:-build}/mops}
 [ -x "$MOPS" ] || fail "no mops binary at $MOPS: build it (bash scripts/build.sh) or submit with MOPS=/path/to/mops"
 
-# Python with h5py for jobs/sweep.py: Debian's by default (python3-h5py), MOPS_PYTHON to change it.
-PYTHON=${MOPS_PYTHON:-/usr/bin/python3}
-[ -x "$PYTHON" ] || PYTHON=$(command -v python3 || true)
+# Python with h5py for jobs/sweep.py: the project's environment (scripts/setup.sh), MOPS_PYTHON to change it.
+PYTHON=${MOPS_PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PYTHON" ] || fail "no Python at $PYTHON: run bash scripts/setup.sh (it makes .venv) or submit with MOPS_PYTHON=/path/to/python"
 
 # Open MPI refuses to run as root without these (containers, the local test cluster).
 if [ "$(id -u)" -eq 0 ]; then

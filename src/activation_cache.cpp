@@ -1,18 +1,22 @@
 #include "activation_cache.h"
 
-#include <fstream>
+#include <torch/cuda.h>
+
 #include <iomanip>
 #include <sstream>
 
 #include "command_start.h"
+#include "compute_device.h"
 #include "errors.h"
 #include "prompted_forward.h"
 #include "threads.h"
 
 namespace mops {
 
-ActivationCache::ActivationCache(int64_t budget_bytes) : budget_(budget_bytes) {
-  MOPS_CHECK(budget_bytes >= 0, "activation cache budget " << budget_bytes << " bytes must be >= 0");
+ActivationCache::ActivationCache(int64_t budget_bytes, int64_t host_bytes)
+    : budget_(budget_bytes), host_budget_(host_bytes) {
+  MOPS_CHECK(budget_bytes >= 0 && host_bytes >= 0,
+             "activation cache budgets " << budget_bytes << " and " << host_bytes << " bytes must be >= 0");
 }
 
 void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
@@ -22,7 +26,7 @@ void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
     return;
   }
   states_.clear();
-  bytes_ = 0;
+  bytes_ = host_bytes_ = 0;
   backbone_ = backbone.get();
   mid_layer_ = state->config().mid_layer;
   first_prompts_ = p0.detach().clone();
@@ -30,9 +34,13 @@ void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
 
 void ActivationCache::store(const TokenizedExample* example, const torch::Tensor& states) {
   const int64_t size = int64_t(states.nbytes());
-  if (bytes_ + size > budget_) return;
-  states_.emplace(example, states);
-  bytes_ += size;
+  if (bytes_ + size <= budget_) {
+    states_.emplace(example, states);
+    bytes_ += size;
+  } else if (!states.is_cpu() && host_bytes_ + size <= host_budget_) {
+    states_.emplace(example, states.to(torch::kCPU).pin_memory());  // pinned: the copy back is asynchronous
+    host_bytes_ += size;
+  }
 }
 
 torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
@@ -55,12 +63,13 @@ torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const 
 torch::Tensor ActivationCache::states_of(Llama& backbone, PromptState& state, const TokenizedExample& example) {
   const int64_t rows = state->config().first_prompts + int64_t(example.ids.size());
   const auto found = states_.find(&example);
+  const auto device = backbone->device();
   if (found != states_.end() && found->second.size(0) == rows) {
     ++hits_;
-    return found->second;
+    return found->second.to(device, found->second.scalar_type(), /*non_blocking=*/true);
   }
   if (found != states_.end()) {  // another example now lives at this address
-    bytes_ -= int64_t(found->second.nbytes());
+    (found->second.device() == device ? bytes_ : host_bytes_) -= int64_t(found->second.nbytes());
     states_.erase(found);
   }
   // Alone and unpadded, so that its states never depend on which examples it was first seen with.
@@ -77,37 +86,30 @@ std::string ActivationCache::describe() const {
   out << "activation cache: ";
   if (budget_ == 0) return out.str() + "off";
   out << cached_examples() << " examples in " << std::fixed << std::setprecision(1) << bytes_ / mib << " of "
-      << budget_ / mib << " MiB; " << hits_ << " lookups served from it, " << computed_
-      << " examples through the lower half";
+      << budget_ / mib << " MiB";
+  if (host_budget_ > 0) out << " and " << host_bytes_ / mib << " of " << host_budget_ / mib << " MiB of host memory";
+  out << "; " << hits_ << " lookups served from it, " << computed_ << " examples through the lower half";
   return out.str();
 }
 
-namespace {
-
-// MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read.
-int64_t available_memory() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return 0;
-}
-
-}  // namespace
-
-int64_t activation_cache_budget(const std::string& option) {
+CacheBudget activation_cache_budget(const std::string& option, const torch::Device& device) {
   constexpr int64_t kMiB = 1024 * 1024;
+  CacheBudget budget;
   if (option == "auto") {
-    const int64_t share = available_memory() / 4 / ranks_on_this_node();
-    return share < 64 * kMiB ? 0 : share;
+    const int ranks = ranks_on_this_node();
+    // Ranks on a node share its GPUs round robin (compute_device.h): this many share this one.
+    const int gpus = device.is_cuda() ? std::max<int>(1, int(torch::cuda::device_count())) : 1;
+    const int sharing = device.is_cuda() ? (ranks + gpus - 1) / gpus : ranks;
+    const int64_t share = free_memory(device) / 4 / sharing;
+    budget.device_bytes = share < 64 * kMiB ? 0 : share;
+    if (device.is_cuda() && budget.device_bytes > 0) budget.host_bytes = free_memory(torch::kCPU) / 4 / ranks;
+    return budget;
   }
   const auto mib = parse_non_negative(option);
   MOPS_CHECK(mib && *mib <= (int64_t(1) << 40) / kMiB,
              "--activation-cache '" << option << "' is not auto or a size in MiB in [0, 1048576] (0 = off)");
-  return *mib * kMiB;
+  budget.device_bytes = *mib * kMiB;
+  return budget;
 }
 
 }  // namespace mops

@@ -1,8 +1,10 @@
 // Lower-half activation cache. The hidden states a training example reaches at the input of
 // L_mid depend only on the frozen backbone and the frozen P0, so they are computed once and
 // reused by every later step, epoch, round and method that sees the example; only the upper
-// half (with autograd) runs again. Memory is bounded: examples that do not fit are computed
-// each time, as without the cache.
+// half (with autograd) runs again. Memory is bounded: states are kept on the backbone's device
+// up to a budget, then (on a GPU) in host memory up to a second budget, from which they are
+// copied back when used; examples that fit in neither are computed each time, as without the
+// cache.
 //
 // Letters: B batch, T tokens (the batch's longest example), K0 first prompts, C width.
 #pragma once
@@ -20,8 +22,9 @@ namespace mops {
 
 class ActivationCache {
  public:
-  // Keeps at most `budget_bytes` of states; 0 keeps none.
-  explicit ActivationCache(int64_t budget_bytes);
+  // Keeps at most `budget_bytes` of states on the backbone's device (0: no cache at all) and,
+  // when that is full and the device is not the CPU, at most `host_bytes` more in host memory.
+  explicit ActivationCache(int64_t budget_bytes, int64_t host_bytes = 0);
 
   // (B, K0 + T, C) lower-half states of examples[indices], batched as make_batch(examples,
   // indices): each example's own positions, zeros at its padding (which no real position
@@ -34,7 +37,9 @@ class ActivationCache {
                       const std::vector<size_t>& indices);
 
   int64_t budget_bytes() const { return budget_; }
-  int64_t bytes() const { return bytes_; }
+  int64_t host_budget_bytes() const { return host_budget_; }
+  int64_t bytes() const { return bytes_; }            // on the backbone's device
+  int64_t host_bytes() const { return host_bytes_; }  // in host memory (overflow of a GPU's budget)
   int64_t cached_examples() const { return int64_t(states_.size()); }
   int64_t hits() const { return hits_; }          // example lookups served from the cache
   int64_t computed() const { return computed_; }  // examples run through the lower half
@@ -45,8 +50,8 @@ class ActivationCache {
   torch::Tensor states_of(Llama& backbone, PromptState& state, const TokenizedExample& example);  // (K0 + T_i, C)
   void store(const TokenizedExample* example, const torch::Tensor& states);
 
-  int64_t budget_;
-  int64_t bytes_ = 0;
+  int64_t budget_, host_budget_;
+  int64_t bytes_ = 0, host_bytes_ = 0;
   int64_t hits_ = 0;
   int64_t computed_ = 0;
   const void* backbone_ = nullptr;  // the backbone the states came from
@@ -55,8 +60,14 @@ class ActivationCache {
   std::unordered_map<const TokenizedExample*, torch::Tensor> states_;  // (K0 + T_i, C) each
 };
 
-// The budget for --activation-cache: "auto" (a quarter of the memory available now, shared
-// among the node's MPI ranks; 0 when that is under 64 MiB) or a number of MiB (0 = off).
-int64_t activation_cache_budget(const std::string& option);
+struct CacheBudget {
+  int64_t device_bytes = 0;  // on the backbone's device
+  int64_t host_bytes = 0;    // overflow in host memory (GPU only)
+};
+// The budget for --activation-cache on `device`: "auto" (a quarter of the memory free on it now,
+// shared among the ranks that share it; 0 when that is under 64 MiB; on a GPU, a quarter of the
+// host's available memory shared among the node's ranks as overflow) or a number of MiB on the
+// device, no overflow (0 = off).
+CacheBudget activation_cache_budget(const std::string& option, const torch::Device& device);
 
 }  // namespace mops

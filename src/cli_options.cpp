@@ -137,9 +137,20 @@ void CommandLine::add_threads_option() {
                       "at most OMP_NUM_THREADS when set",
                   "N");
   add_choice("thread-split", "blas", {"blas", "torch"},
-             "who gets the N cores: blas (OpenBLAS's matrix products; LibTorch's own ops on 1 thread; "
-             "fastest here) or torch (LibTorch's intra-op pool; OpenBLAS on 1 thread). Never both: "
-             "their threads would oversubscribe the cores");
+             "only where LibTorch's BLAS is OpenBLAS: who gets the N cores, blas (OpenBLAS's products; "
+             "LibTorch's own ops on 1 thread) or torch (LibTorch's pool; OpenBLAS on 1 thread). The torch "
+             "wheel's LibTorch has MKL inside, on LibTorch's threads: there the N cores are LibTorch's");
+}
+
+void CommandLine::add_device_options(bool backbone_dtype) {
+  add_choice("device", "auto", {"auto", "cpu", "cuda"},
+             "where to compute: cuda (a rank's GPU is its rank on the node mod the visible GPUs; ranks may share "
+             "one), cpu, or auto (cuda when a GPU is visible, else cpu)");
+  if (backbone_dtype) {
+    add_choice("dtype", "auto", {"auto", "float32", "bfloat16"},
+               "dtype of the frozen backbone (prompts, gate, optimizer and loss stay float32): auto is bfloat16 "
+               "on cuda and float32 on cpu");
+  }
 }
 
 void CommandLine::add_seed_option() {

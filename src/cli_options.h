@@ -78,6 +78,8 @@ class CommandLine {
                   const std::string& help);
   void add_threads_option();  // --threads N, --thread-split
   void add_seed_option();     // --seed S
+  // --device cpu|cuda|auto; with `backbone_dtype` also --dtype auto|float32|bfloat16 (compute_device.h).
+  void add_device_options(bool backbone_dtype);
   void add_overwrite_option();  // --overwrite: replace existing outputs
 
   // Returns false when --help was asked for (and printed to `help_out`).

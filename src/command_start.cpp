@@ -9,7 +9,7 @@
 
 namespace mops {
 
-void start_command(const CommandLine& command_line, bool log) {
+ComputeDevice start_command(const CommandLine& command_line, bool log) {
   if (log) command_line.print_resolved(std::cerr);
   const int threads = command_line.has("threads") ? command_line.get<int>("threads") : 0;
   const auto split = command_line.has("thread-split") ? parse_thread_split(command_line.get<std::string>("thread-split"))
@@ -17,6 +17,13 @@ void start_command(const CommandLine& command_line, bool log) {
   const auto settings = apply_thread_settings(threads, split);
   if (log) std::cerr << describe(settings) << "\n";
   if (command_line.has("seed")) torch::manual_seed(command_line.seed());
+  ComputeDevice compute;
+  if (command_line.has("device")) {
+    compute = resolve_compute_device(command_line.get<std::string>("device"),
+                                     command_line.has("dtype") ? command_line.get<std::string>("dtype") : "float32");
+    if (log) std::cerr << "device: " << describe(compute) << "\n";
+  }
+  return compute;
 }
 
 std::optional<int64_t> parse_non_negative(const std::string& text) {

@@ -1,5 +1,6 @@
-// What every subcommand does once its options are parsed: apply --threads and --seed, and
-// print the resolved configuration and the thread settings (to stderr; stdout carries results).
+// What every subcommand does once its options are parsed: apply --threads and --seed, resolve
+// --device and --dtype, and print the resolved configuration, the thread settings and the
+// device (to stderr; stdout carries results).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -7,11 +8,14 @@
 #include <vector>
 
 #include "cli_options.h"
+#include "compute_device.h"
 
 namespace mops {
 
-// `log` = false (ranks other than 0) applies the settings without printing them.
-void start_command(const CommandLine& command_line, bool log = true);
+// `log` = false (ranks other than 0) applies the settings without printing them. Returns where
+// the command computes: --device/--dtype when it has them (a GPU that is asked for and missing
+// is a mops::Error here, before any data is read), else the CPU in float32.
+ComputeDevice start_command(const CommandLine& command_line, bool log = true);
 
 // The whole of `text` as a non-negative integer; nothing when it is anything else.
 std::optional<int64_t> parse_non_negative(const std::string& text);

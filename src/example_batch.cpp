@@ -1,6 +1,7 @@
 #include "example_batch.h"
 
 #include "errors.h"
+#include "precision.h"
 
 namespace mops {
 
@@ -33,10 +34,12 @@ ExampleBatch make_batch(const std::vector<TokenizedExample>& examples, size_t be
 }
 
 std::pair<torch::Tensor, torch::Tensor> response_nll_per_example(const torch::Tensor& logits, const ExampleBatch& batch) {
-  auto logp = torch::log_softmax(logits.slice(1, 0, -1), -1);                       // (B, T-1, V)
-  auto target = batch.ids.slice(1, 1).unsqueeze(-1);                                 // (B, T-1, 1)
-  auto nll = -(logp.gather(-1, target).squeeze(-1) * batch.response_mask).sum(1);    // (B)
-  return {nll, batch.response_mask.sum(1)};
+  const auto device = logits.device();
+  auto logp = torch::log_softmax(at_least_float32(logits.slice(1, 0, -1)), -1);      // (B, T-1, V), >= float32
+  auto target = batch.ids.to(device).slice(1, 1).unsqueeze(-1);                      // (B, T-1, 1)
+  auto mask = batch.response_mask.to(device);                                        // (B, T-1)
+  auto nll = -(logp.gather(-1, target).squeeze(-1) * mask).sum(1);                   // (B)
+  return {nll, mask.sum(1)};
 }
 
 torch::Tensor response_loss(const torch::Tensor& logits, const ExampleBatch& batch) {

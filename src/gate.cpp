@@ -29,7 +29,7 @@ torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor
 }
 
 torch::Tensor question_mean(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
-  auto mask = question_mask.to(hidden.dtype());           // (B, T)
+  auto mask = question_mask.to(hidden.device(), hidden.scalar_type());  // (B, T)
   auto counts = mask.sum(1, /*keepdim=*/true);             // (B, 1)
   MOPS_CHECK((counts > 0).all().item<bool>(),
              "an example has no question tokens (empty instruction and context): the gate has nothing to read");

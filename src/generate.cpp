@@ -9,7 +9,7 @@ namespace mops {
 
 int64_t pick_token(const torch::Tensor& logits, const SamplingOptions& options, double random) {
   if (options.greedy) return logits.argmax().item<int64_t>();
-  auto probs = torch::softmax(logits.to(torch::kFloat64) / options.temperature, -1);  // (V)
+  auto probs = torch::softmax(logits.to(torch::kCPU, torch::kFloat64) / options.temperature, -1);  // (V)
   auto sorted = probs.sort(/*dim=*/-1, /*descending=*/true);
   auto p = std::get<0>(sorted), order = std::get<1>(sorted);  // (V), (V)
   auto pa = p.accessor<double, 1>();

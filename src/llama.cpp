@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "errors.h"
+#include "precision.h"
 
 namespace mops {
 
@@ -15,8 +16,10 @@ RMSNormImpl::RMSNormImpl(int dim, float eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto inv_rms = torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_);  // (..., 1)
-  return x * inv_rms * weight;
+  // In float32 whatever the activations' dtype: a bfloat16 mean of squares loses the scale.
+  const auto x32 = at_least_float32(x);                                         // (..., C)
+  auto inv_rms = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);  // (..., 1)
+  return (x32 * inv_rms).to(x.scalar_type()) * weight;
 }
 
 // ---------------------------------------------------------------- Attention
@@ -45,7 +48,7 @@ torch::Tensor pack_rows(const std::vector<torch::Tensor*>& weights) {
 
 // (S, Sk) of `options`' dtype: 0 where query s (the last S of Sk positions) may look at key column j, -inf after it.
 torch::Tensor causal_mask(int64_t S, int64_t Sk, const torch::TensorOptions& options) {
-  auto future = torch::ones({S, Sk}, torch::kBool).triu(Sk - S + 1);
+  auto future = torch::ones({S, Sk}, options.dtype(torch::kBool)).triu(Sk - S + 1);
   return torch::zeros({S, Sk}, options).masked_fill_(future, -std::numeric_limits<float>::infinity());
 }
 
@@ -131,7 +134,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   if (context.column_weights.defined()) {
     const int64_t P = context.prompt_columns;
     auto token_columns = torch::ones({B, Sk - P}, probs.options());
-    auto weights = torch::cat({context.column_weights, token_columns}, 1).view({B, 1, Sk, 1});  // (B, 1, Sk, 1)
+    // The gate's float32 weights in the activations' dtype.
+    auto weights = torch::cat({context.column_weights.to(probs.scalar_type()), token_columns}, 1)
+                       .view({B, 1, Sk, 1});  // (B, 1, Sk, 1)
     // (probs * w) @ v = probs @ (w * v): weighting the values' rows touches R S / D times fewer numbers.
     v = v * weights;
     if (context.record_probs) *context.record_probs = probs * weights.view({B, 1, 1, Sk});
@@ -229,7 +234,7 @@ torch::Tensor LlamaImpl::embed(const torch::Tensor& tokens) {
                "token id " << (lo < 0 ? lo : hi) << " is outside the vocabulary [0, "
                            << config_.vocab_size << ")");
   }
-  return tok_embeddings(tokens);  // (B, T, C)
+  return tok_embeddings(tokens.to(device()));  // (B, T, C)
 }
 
 torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
@@ -345,6 +350,11 @@ void LlamaImpl::init_weights(uint64_t seed) {
       p.normal_(0.0, residual ? residual_std : 0.02, generator);
     }
   }
+}
+
+void LlamaImpl::freeze_on(const torch::Device& device, torch::ScalarType dtype) {
+  to(device, dtype);
+  freeze();
 }
 
 void LlamaImpl::freeze() {

@@ -122,6 +122,10 @@ class LlamaImpl : public torch::nn::Module {
   explicit LlamaImpl(const ModelConfig& config);
 
   const ModelConfig& config() const { return config_; }
+  // Where the weights are and their dtype (ComputeDevice: bfloat16 or float32). Inputs given
+  // on another device are moved here.
+  torch::Device device() const { return tok_embeddings->weight.device(); }
+  torch::ScalarType dtype() const { return tok_embeddings->weight.scalar_type(); }
 
   // tokens: (B, T) int64. With a non-empty cache the prompts are already inside it and the
   // plan may only carry column weights.
@@ -145,8 +149,11 @@ class LlamaImpl : public torch::nn::Module {
   // Small random weights for training from scratch (llama2.c's scheme).
   void init_weights(uint64_t seed);
   // No backbone parameter requires a gradient; each layer's projections that read the same
-  // input are packed into one matrix (the weights stay parameters, now views of it).
+  // input are packed into one matrix (the weights stay parameters, now views of it). After
+  // moving the model (to()), since moving copies the weights apart again.
   void freeze();
+  // The backbone ready for prompts: moved to `device` in `dtype`, then frozen.
+  void freeze_on(const torch::Device& device, torch::ScalarType dtype);
 
   torch::nn::Embedding tok_embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};

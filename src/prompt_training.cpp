@@ -85,6 +85,7 @@ PromptState first_prompt_state(Llama& backbone, const torch::Tensor& first_promp
   config.method = PromptMethod::kPrompt;
   config.first_prompts = int(first_prompts.size(0));
   PromptState state(config.resolved(backbone->config()), backbone->config().dim);
+  state->to(backbone->device());
   torch::NoGradGuard no_grad;
   state->first_prompts.copy_(first_prompts);
   return state;
@@ -103,7 +104,7 @@ void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<Tok
   const auto batch = make_batch(train, sampler.next(16));
   auto reached = lower_half(backbone, state, batch.ids).slice(1, 0, c.first_prompts).mean(0);  // (K0, C)
   auto index = torch::arange(c.mid_prompts()) % c.prompts_per_expert % c.first_prompts;      // (E * P)
-  state->mid_prompts.copy_(reached.index_select(0, index));
+  state->mid_prompts.copy_(reached.index_select(0, index.to(reached.device())));
 }
 
 double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
@@ -113,16 +114,17 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
   adam_steps(state->gate->parameters(), train, options, "gate pretraining",
              [&](const ExampleBatch& b, const std::vector<size_t>& indices) {
     const auto lower = lower_states(backbone, state, train, indices, b, options.lower_cache);  // (B, K0 + T, C)
-    auto logits = state->gate->logits(lower.slice(1, state->config().first_prompts), b.question_mask);  // (B, E)
-    auto target = torch::tensor(std::vector<int64_t>(b.tasks.begin(), b.tasks.end())) % E;  // (B)
+    auto states = lower.slice(1, state->config().first_prompts).to(state->mid_prompts.scalar_type());  // (B, T, C)
+    auto logits = state->gate->logits(states, b.question_mask);                                     // (B, E)
+    auto target = torch::tensor(std::vector<int64_t>(b.tasks.begin(), b.tasks.end())).to(logits.device()) % E;  // (B)
     return torch::nn::functional::cross_entropy(logits, target);
   });
   torch::NoGradGuard no_grad;
   BatchSampler sampler(train.size(), options.seed + 1);
   const auto batch = make_batch(train, sampler.next(std::min<int>(64, int(train.size()))));
   auto gate = gate_output(state, lower_half(backbone, state, batch.ids), batch.question_mask);  // (B, E)
-  auto target = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end())) % E;
-  return (gate.argmax(1) == target).to(torch::kDouble).mean().item<double>();
+  auto target = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end())) % E;  // (B)
+  return (gate.argmax(1).cpu() == target).to(torch::kDouble).mean().item<double>();
 }
 
 PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
@@ -134,7 +136,7 @@ PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const st
     auto out = prompted_forward(backbone, state, batch);
     if (out.gate.defined()) {
       auto task = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end()));  // (B)
-      gate_sum.index_add_(0, task, out.gate.to(torch::kDouble));
+      gate_sum.index_add_(0, task, out.gate.to(torch::kCPU, torch::kDouble));
       gate_count.index_add_(0, task, torch::ones({task.size(0), 1}, torch::kDouble));
     }
     return out.logits;

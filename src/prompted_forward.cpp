@@ -1,18 +1,23 @@
 #include "prompted_forward.h"
 
+#include "precision.h"
+
 namespace mops {
 
 torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
   torch::NoGradGuard no_grad;
   const auto& c = state->config();
   auto tokens = backbone->embed(ids);                                                  // (B, T, C)
-  auto prompts = batch_prompts(state->first_prompts.detach(), ids.size(0), "first prompts");  // (B, K0, C)
+  auto prompts = batch_prompts(state->first_prompts.detach().to(tokens.scalar_type()), ids.size(0),
+                               "first prompts");                                       // (B, K0, C)
   auto h = torch::cat({prompts, tokens}, 1);                                           // (B, K0 + T, C)
   return backbone->run_layers(h, 0, c.mid_layer, c.first_prompts, PromptPlan{}, nullptr);
 }
 
 torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask) {
-  return state->gate(lower.slice(1, state->config().first_prompts), question_mask);  // (B, E)
+  // The gate computes in the state's dtype (float32) on the backbone's (maybe bfloat16) states.
+  return state->gate(lower.slice(1, state->config().first_prompts).to(state->mid_prompts.scalar_type()),
+                     question_mask);  // (B, E)
 }
 
 namespace {
@@ -54,7 +59,7 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
 
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch) {
   const int64_t P = state->config().mid_prompts(), T = batch.ids.size(1);
-  const auto predicts = batch.response_mask > 0;  // (B, T - 1)
+  const auto predicts = batch.response_mask.to(lower.device()) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
   if (rows.numel() == 0) {  // no response token: loss 0
     auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr);
@@ -65,8 +70,9 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::T
   auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr, P + first);  // (B, T - first, C)
   const auto kept = predicts.slice(1, first);                                                 // (B, T - 1 - first)
   auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});                        // (N, C)
-  auto targets = batch.ids.slice(1, first + 1).index({kept});                                 // (N)
-  auto loss = torch::nn::functional::cross_entropy(backbone->logits(states), targets);        // ()
+  auto targets = batch.ids.to(lower.device()).slice(1, first + 1).index({kept});              // (N)
+  auto logits = at_least_float32(backbone->logits(states));                                     // (N, V)
+  auto loss = torch::nn::functional::cross_entropy(logits, targets);                           // ()
   return {loss, upper.gate};
 }
 

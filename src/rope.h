@@ -19,7 +19,7 @@ class RotaryEmbedding {
 
   int head_dim_;
   double theta_;
-  mutable torch::Tensor rotation_;  // (N, D/2) complex64: cos + i sin of each position's angles
+  mutable torch::Tensor rotation_;  // (N, D/2) complex64: cos + i sin of each position's angles, on the last x's device
 };
 
 }  // namespace mops

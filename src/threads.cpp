@@ -28,6 +28,15 @@ int ranks_on_this_node() {
   return 1;
 }
 
+int local_rank_on_node() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID",
+                           "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    const char* value = std::getenv(name);
+    if (value && std::atoi(value) >= 0) return std::atoi(value);
+  }
+  return 0;
+}
+
 namespace {
 
 // The node's cores shared by its ranks, or fewer when OMP_NUM_THREADS says so (batch systems
@@ -66,7 +75,7 @@ ThreadSettings apply_thread_settings(int requested, ThreadSplit split) {
     settings.blas = get_config ? get_config() : "OpenBLAS";
   } else {
     settings.openblas_threads = -1;
-    settings.blas = "not OpenBLAS (install libopenblas0-pthread: the reference BLAS is ~20x slower)";
+    settings.blas = at::globalContext().hasMKL() ? "MKL inside LibTorch, on LibTorch's threads" : "LibTorch's own";
   }
   settings.torch_threads = torch::get_num_threads();
   return settings;

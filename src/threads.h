@@ -1,9 +1,10 @@
 // Thread settings, owned in one place. A process gets N cores (--threads; 0 = the node's cores
-// divided among its MPI ranks, at most OMP_NUM_THREADS) and gives them either to OpenBLAS,
-// which does the matrix products, with LibTorch's own intra-op pool at one thread ("blas", the
-// default), or to LibTorch with OpenBLAS at one thread ("torch"). Never both: OpenMP and OpenBLAS threads that
-// spin at once oversubscribe the cores (measured 2.6x slower on a small training step, 2.8x on
-// a medium one; BENCHMARKS.md has the table that chose "blas").
+// divided among its MPI ranks, at most OMP_NUM_THREADS). The torch wheel's LibTorch does its
+// matrix products with MKL inside it, on LibTorch's own intra-op (OpenMP) pool, so the N cores are
+// LibTorch's. Where LibTorch's BLAS is OpenBLAS (Debian's LibTorch, before the wheel), they go
+// either to OpenBLAS with LibTorch's pool at one thread ("blas") or to LibTorch with OpenBLAS at one
+// thread ("torch"), never both: OpenMP and OpenBLAS threads that spin at once oversubscribe the
+// cores (measured 2.6x slower on a small training step; BENCHMARKS.md).
 #pragma once
 #include <string>
 
@@ -22,6 +23,10 @@ struct ThreadSettings {
 
 // MPI ranks the launcher (Open MPI, MPICH/Hydra, SLURM's srun) started on this node; 1 otherwise.
 int ranks_on_this_node();
+// This process's rank among them (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID);
+// else its global rank from the launcher (a node of its own); 0 outside a launcher. A rank's GPU
+// is this mod the visible GPUs.
+int local_rank_on_node();
 // "blas" or "torch"; anything else is an error naming --thread-split.
 ThreadSplit parse_thread_split(const std::string& text);
 // requested = 0 means the node's cores divided among its ranks (at least 1), and no more than

@@ -145,11 +145,13 @@ TEST(ActivationCache, AnotherMidLayerEmptiesIt) {
 }
 
 TEST(ActivationCache, BudgetOptionTakesAutoOrMebibytes) {
-  EXPECT_EQ(activation_cache_budget("0"), 0);
-  EXPECT_EQ(activation_cache_budget("16"), 16 << 20);
-  EXPECT_GE(activation_cache_budget("auto"), 0);
+  EXPECT_EQ(activation_cache_budget("0", torch::kCPU).device_bytes, 0);
+  EXPECT_EQ(activation_cache_budget("16", torch::kCPU).device_bytes, 16 << 20);
+  EXPECT_EQ(activation_cache_budget("16", torch::kCPU).host_bytes, 0);  // no overflow tier on the CPU
+  EXPECT_GE(activation_cache_budget("auto", torch::kCPU).device_bytes, 0);
+  EXPECT_EQ(activation_cache_budget("auto", torch::kCPU).host_bytes, 0);
   for (const char* bad : {"-1", "lots", "12MB", ""}) {
-    EXPECT_NE(error_of([&] { activation_cache_budget(bad); }).find("--activation-cache '"), std::string::npos) << bad;
+    EXPECT_NE(error_of([&] { activation_cache_budget(bad, torch::kCPU); }).find("--activation-cache '"), std::string::npos) << bad;
   }
 }
 

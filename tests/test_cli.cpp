@@ -194,22 +194,43 @@ TEST(MopsBinary, RunErrorsExitWithOneAndOneClearLine) {
   EXPECT_NE(run.output.find("model '/nonexistent.bin' does not exist"), std::string::npos) << run.output;
 }
 
-// Where the cores go is printed at start and can be changed; a bad choice names the option.
+// Where the cores go is printed at start and can be changed; a bad choice names the option. The
+// torch wheel's LibTorch has MKL inside, on LibTorch's own threads: the cores are LibTorch's
+// whatever --thread-split says (it matters only where the BLAS is OpenBLAS).
 TEST(MopsBinary, ThreadSettingsArePrintedAndOverridable) {
   const std::string ids =
       "generate --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors --ids 1 --max-new-tokens 1 --print-ids --greedy";
   auto run = run_mops(ids + " --threads 2");
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("threads: 2 cores to OpenBLAS: LibTorch intra-op 1, OpenBLAS 2"), std::string::npos)
-      << run.output;
+  const std::string two = "threads: 2 cores to LibTorch: LibTorch intra-op 2, OpenBLAS n/a (BLAS: MKL inside LibTorch";
+  EXPECT_NE(run.output.find(two), std::string::npos) << run.output;
   run = run_mops(ids + " --threads 2 --thread-split torch");
-  EXPECT_NE(run.output.find("threads: 2 cores to LibTorch: LibTorch intra-op 2, OpenBLAS 1"), std::string::npos)
-      << run.output;
+  EXPECT_NE(run.output.find(two), std::string::npos) << run.output;
   run = run_command("OMP_NUM_THREADS=1 " MOPS_BINARY " " + ids + " 2>&1");
-  EXPECT_NE(run.output.find("threads: 1 core to OpenBLAS"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("threads: 1 core to LibTorch: LibTorch intra-op 1"), std::string::npos) << run.output;
   run = run_mops(ids + " --thread-split both");
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.output.find("--thread-split 'both' is not one of blas, torch"), std::string::npos) << run.output;
+}
+
+// --device: auto is the CPU here and says so with the LibTorch version; cuda without a GPU is an
+// error (exit 1) that says there is none; a bad name is a usage error naming the choices.
+TEST(MopsBinary, DeviceIsPrintedAndCudaWithoutAGpuIsAnError) {
+  const std::string ids =
+      "generate --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors --ids 1 --max-new-tokens 1 --print-ids --greedy";
+  auto run = run_command("CUDA_VISIBLE_DEVICES= " MOPS_BINARY " " + ids + " 2>&1");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("device: cpu, backbone float32, LibTorch 2.11.0"), std::string::npos) << run.output;
+  run = run_command("CUDA_VISIBLE_DEVICES= " MOPS_BINARY " " + ids + " --device cuda 2>&1");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("--device cuda: no CUDA GPU is visible to this process"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("use --device cpu"), std::string::npos) << run.output;
+  run = run_mops(ids + " --device tpu");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("--device"), std::string::npos) << run.output;
+  run = run_mops(ids + " --device cpu --dtype bfloat16");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("device: cpu, backbone bfloat16"), std::string::npos) << run.output;
 }
 
 }  // namespace

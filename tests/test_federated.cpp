@@ -58,18 +58,19 @@ TEST(FedAvg, IsTheExampleWeightedMeanSplitOverAnyBuffers) {
   }
   const int64_t n = averaged_values(global);
   EXPECT_EQ(n, global->mid_prompts.numel() + 16 * 8 + 8 + 8 * 4 + 4);  // prompts + gate (C=16, hidden 8, E=4)
-  std::vector<double> one(n + 1, 0.0), first(n + 1, 0.0), second(n + 1, 0.0);
-  add_client(a, 1, one.data());
-  add_client(b, 3, one.data());
-  add_client(a, 1, first.data());   // "rank 0"
-  add_client(b, 3, second.data());  // "rank 1"
-  for (int64_t i = 0; i <= n; ++i) first[i] += second[i];
-  EXPECT_EQ(one, first);
-  assign_average(one.data(), global);
+  auto zeros = [&] { return torch::zeros({n + 1}, torch::kDouble); };
+  auto one = zeros(), first = zeros(), second = zeros();
+  add_client(a, 1, one);
+  add_client(b, 3, one);
+  add_client(a, 1, first);   // "rank 0"
+  add_client(b, 3, second);  // "rank 1"
+  first += second;
+  EXPECT_TRUE(torch::equal(one, first));
+  assign_average(one, global);
   EXPECT_TRUE(global->mid_prompts.eq(2.5).all().item<bool>());
   for (auto& p : global->gate->parameters()) EXPECT_TRUE(p.eq(2.5).all().item<bool>());
-  std::vector<double> empty(n + 1, 0.0);
-  EXPECT_NE(error_of([&] { assign_average(empty.data(), global); }).find("sum of example counts is 0"),
+  auto empty = zeros();
+  EXPECT_NE(error_of([&] { assign_average(empty, global); }).find("sum of example counts is 0"),
             std::string::npos);
 }
 

@@ -1,5 +1,6 @@
 // Small helpers shared by the test files.
 #pragma once
+#include <torch/cuda.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -31,6 +32,11 @@ inline std::string write_file(const std::filesystem::path& path, const std::stri
 }
 
 // The message of the mops::Error that BODY throws, or "" when it throws none.
+// In a test that needs a CUDA GPU (ctest label gpu): skips it, saying why, where none is visible.
+#define MOPS_NEEDS_GPU()                                                                          \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU is visible to this process " \
+                                                    "(CI has none; scripts/gpu_check.sh runs these on one)"
+
 inline std::string error_of(const std::function<void()>& body) {
   try {
     body();
@@ -74,7 +80,7 @@ inline Run run_mops(const std::string& args) { return run_command(std::string(MO
 
 // tests/reference/check_results_file.py on PATH: the results schema as plain h5py reads it.
 inline Run h5py_check(const std::string& path) {
-  return run_command("/usr/bin/python3 " MOPS_SOURCE_DIR "/tests/reference/check_results_file.py '" + path + "' 2>&1");
+  return run_command(MOPS_PYTHON " " MOPS_SOURCE_DIR "/tests/reference/check_results_file.py '" + path + "' 2>&1");
 }
 
 }  // namespace mops

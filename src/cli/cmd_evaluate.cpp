@@ -23,12 +23,14 @@ int run_evaluate(int argc, const char* const* argv) {
   cl.add_number<int>("max-new-tokens", 64, Range::closed(1, 4096), "longest greedy answer");
   add_dataset_options(cl, true);
   cl.add_threads_option();
+  cl.add_device_options(true);
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  start_command(cl);
+  const auto compute = start_command(cl);
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   auto model = load_model(cl.get<std::string>("model")).model;
+  model->freeze_on(compute.device, compute.dtype);
   const auto examples = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
   const auto report = evaluate_test_split(model, tokenizer, dataset, examples.test, cl.get<int>("batch-size"),
                                           size_t(cl.get<int>("exact-match-per-task")), cl.get<int>("max-new-tokens"));

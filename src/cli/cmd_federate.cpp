@@ -90,11 +90,12 @@ OutputLocks claim_federated_outputs(const CommandLine& cl, const std::vector<std
   return locks;
 }
 
-FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm, LoadedModel loaded) {
+FederatedSetup load_setup(const CommandLine& cl, const Communicator& comm, LoadedModel loaded,
+                          const ComputeDevice& compute) {
   FederatedSetup s;
   s.model = loaded.model;
   s.compression = compression_attribute(loaded.metadata);
-  s.model->freeze();
+  s.model->freeze_on(compute.device, compute.dtype);
   s.dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   s.data = tokenize_dataset(s.dataset, tokenizer, s.model->config().max_seq_len - 1 - prompt_positions(cl));
@@ -262,6 +263,7 @@ EvaluationReport run_method(const CommandLine& cl, PromptMethod method, const st
     }
     results->write_attribute("status", "running");
   }
+  global->to(s.model->device());
   broadcast_state(comm, global, 0);
   auto options = federated_options(cl);
   options.local.lower_cache = &cache;
@@ -308,12 +310,13 @@ int run_federate(int argc, const char* const* argv) {
   add_partition_options(cl);
   add_dataset_options(cl, true);
   cl.add_threads_option();
+  cl.add_device_options(true);
   cl.add_seed_option();
   cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
   auto comm = make_communicator(cl.get<std::string>("comm"));
   try {
-    start_command(cl, comm->rank() == 0);
+    const auto compute = start_command(cl, comm->rank() == 0);
     if (comm->rank() == 0) std::cerr << "communicator: " << comm->name() << ", " << comm->size() << " ranks\n";
     check_same_config(*comm, cl);
     validate_federate_options(cl, *comm);
@@ -322,7 +325,7 @@ int run_federate(int argc, const char* const* argv) {
     validate_prompt_options(cl, loaded.model->config());
     const auto paths = method_results_paths(cl, method, federated_method_name);
     const auto locks = comm->rank() == 0 ? claim_federated_outputs(cl, paths) : OutputLocks{};
-    auto setup = load_setup(cl, *comm, std::move(loaded));
+    auto setup = load_setup(cl, *comm, std::move(loaded), compute);
     // P0: pretrained on rank 0 and sent to all; the same P0 for both methods.
     torch::Tensor p0;
     nlohmann::json references;
@@ -335,10 +338,10 @@ int run_federate(int argc, const char* const* argv) {
       p0_count = p0.size(0);
     }
     comm->broadcast(&p0_count, sizeof p0_count, 0);
-    if (comm->rank() != 0) p0 = torch::zeros({p0_count, int64_t(setup.model->config().dim)});
-    comm->broadcast(p0.data_ptr(), size_t(p0.numel()) * sizeof(float), 0);
+    if (comm->rank() != 0) p0 = torch::zeros({p0_count, int64_t(setup.model->config().dim)}, setup.model->device());
+    broadcast_tensor(*comm, p0, 0);
     EvaluationReport fedprompt, mop;
-    auto cache = activation_cache_option(cl, comm->rank() == 0);
+    auto cache = activation_cache_option(cl, compute.device, comm->rank() == 0);
     for (const auto& [m, path] : paths)
       (m == PromptMethod::kMop ? mop : fedprompt) = run_method(cl, m, path, *comm, setup, p0, references, *cache);
     if (comm->rank() == 0) {

@@ -40,6 +40,7 @@ int run_generate(int argc, const char* const* argv) {
   cl.add_number<int64_t>("stop-id", std::nullopt, Range::closed(0, std::numeric_limits<int32_t>::max()),
                          "stop after generating this id (default: the tokenizer's EOS; none without a tokenizer)", "ID");
   cl.add_threads_option();
+  cl.add_device_options(true);
   cl.add_seed_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
   cl.require(int(cl.has("prompt")) + int(cl.has("ids")) + int(cl.has("instruction")) == 1,
@@ -52,7 +53,7 @@ int run_generate(int argc, const char* const* argv) {
              "--prompts needs --instruction TEXT [--input TEXT]: the gate reads the instruction to choose experts");
   const auto ids = cl.has("ids") ? as_usage_error([&] { return parse_id_list(cl.get<std::string>("ids"), "ids"); })
                                  : std::vector<int64_t>{};
-  start_command(cl);
+  const auto compute = start_command(cl);
 
   std::unique_ptr<Tokenizer> tokenizer;
   if (cl.has("tokenizer")) tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(cl.get<std::string>("tokenizer")));
@@ -60,6 +61,7 @@ int run_generate(int argc, const char* const* argv) {
   MOPS_CHECK(!tokenizer || tokenizer->vocab_size() <= loaded.model->config().vocab_size,
              "the tokenizer has " << tokenizer->vocab_size() << " pieces but the model's vocabulary is "
                                   << loaded.model->config().vocab_size << ": they do not belong together");
+  loaded.model->freeze_on(compute.device, compute.dtype);
 
   std::vector<int64_t> prompt;
   PromptPlan plan;
@@ -71,6 +73,7 @@ int run_generate(int argc, const char* const* argv) {
     prompt = example.ids;
     if (cl.has("prompts")) {
       auto state = read_prompt_state(cl.get<std::string>("prompts"), loaded.model->config().dim);
+      state->to(compute.device);
       MopConfig resolved = state->config().resolved(loaded.model->config());
       MOPS_CHECK(resolved.mid_layer == state->config().mid_layer, "the prompts were trained for another model");
       plan = generation_plan(loaded.model, state, example);

@@ -117,10 +117,11 @@ int run_train(int argc, const char* const* argv) {
   add_prompt_options(cl);
   add_dataset_options(cl, true);
   cl.add_threads_option();
+  cl.add_device_options(true);
   cl.add_seed_option();
   cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  start_command(cl);
+  const auto compute = start_command(cl);
   const auto method = cl.get<std::string>("method");
   auto loaded = load_model(cl.get<std::string>("model"));
   auto& model = loaded.model;
@@ -130,7 +131,7 @@ int run_train(int argc, const char* const* argv) {
   for (const auto& [m, path] : paths) outputs.push_back(path);
   const auto locks = claim_outputs("--out", outputs, cl.get<bool>("overwrite"));
   const auto compression = compression_attribute(loaded.metadata);
-  model->freeze();
+  model->freeze_on(compute.device, compute.dtype);
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   const auto data = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len - 1 - prompt_positions(cl));
@@ -142,12 +143,13 @@ int run_train(int argc, const char* const* argv) {
   std::unique_ptr<EvaluationReport> dense;
   if (cl.has("dense-model")) {
     auto dense_model = load_model(cl.get<std::string>("dense-model")).model;
+    dense_model->freeze_on(compute.device, compute.dtype);
     dense = std::make_unique<EvaluationReport>(
         evaluate_perplexity(data.test, dataset.tasks, eval_batch, backbone_logits(dense_model)));
     references["dense"] = perplexity_json(*dense);
   }
   std::vector<MethodRun> runs;
-  auto cache = activation_cache_option(cl, true);
+  auto cache = activation_cache_option(cl, compute.device, true);
   for (const auto& [m, path] : paths)
     runs.push_back(run_method(cl, m, path, model, compression, p0, dataset, data, references, *cache));
   const EvaluationReport* baseline = nullptr;
@@ -168,14 +170,15 @@ int run_prompts_pretrain(int argc, const char* const* argv) {
   add_p0_options(cl);
   add_dataset_options(cl, true);
   cl.add_threads_option();
+  cl.add_device_options(true);
   cl.add_seed_option();
   cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  start_command(cl);
+  const auto compute = start_command(cl);
   auto model = load_model(cl.get<std::string>("model")).model;
   validate_p0_options(cl, model->config());
   const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
-  model->freeze();
+  model->freeze_on(compute.device, compute.dtype);
   const auto dataset = load_instruction_dataset(dataset_options(cl));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
   const auto data = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len - 1 - cl.get<int>("p0-prompts"));

@@ -91,7 +91,7 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
                                           " x --prompts-per-expert " + std::to_string(cl.get<int>("prompts-per-expert")) +
                                           " = " + std::to_string(mid_positions) + " mid prompt positions" +
                                           no_room_for_tokens(model));
-  as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache")); });
+  as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache"), torch::kCPU); });
 }
 
 int prompt_positions(const CommandLine& cl) {
@@ -129,6 +129,7 @@ PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Lla
                                  const std::vector<TokenizedExample>& train) {
   const auto config = mop_config(cl, method, int(p0.size(0)), model->config());
   PromptState state(config, model->config().dim, cl.seed() + 11);
+  state->to(model->device());  // made on the CPU, so that the gate's start is the same on every device
   {
     torch::NoGradGuard no_grad;
     state->first_prompts.copy_(p0);
@@ -148,12 +149,15 @@ void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& stat
             << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
 }
 
-std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, bool log) {
-  auto cache = std::make_unique<ActivationCache>(activation_cache_budget(cl.get<std::string>("activation-cache")));
+std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, const torch::Device& device, bool log) {
+  const auto budget = activation_cache_budget(cl.get<std::string>("activation-cache"), device);
+  auto cache = std::make_unique<ActivationCache>(budget.device_bytes, budget.host_bytes);
   if (log) {
     std::cerr << "activation cache: ";
-    if (cache->budget_bytes() == 0) std::cerr << "off\n";
-    else std::cerr << "up to " << cache->budget_bytes() / (1024 * 1024) << " MiB of lower-half states\n";
+    if (cache->budget_bytes() == 0) std::cerr << "off";
+    else std::cerr << "up to " << cache->budget_bytes() / (1024 * 1024) << " MiB of lower-half states on " << device.str();
+    if (cache->host_budget_bytes() > 0) std::cerr << ", then up to " << cache->host_budget_bytes() / (1024 * 1024) << " MiB in host memory";
+    std::cerr << "\n";
   }
   return cache;
 }

@@ -48,7 +48,7 @@ void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& stat
 
 // The cache --activation-cache asks for, shared by gate pretraining and both methods' main
 // loops (they see the same P0); prints its budget when `log`.
-std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, bool log);
+std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, const torch::Device& device, bool log);
 
 // The results file of each method `chosen` names ("both" or one method's name), in the order the
 // methods run (the baseline, then MoPs): --out, or with both methods --out with the method's name

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Checks jobs/report.py on results files written by `mops train` and `mops federate`.
 
 usage: check_report.py tables REPORT_PY WORK_DIR

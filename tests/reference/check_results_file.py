@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Checks a MoPs results file (schema "mops-results/1", DESIGN.md section 4) the way an
 analysis script reads it: plain h5py.File(path, "r"), no SWMR, also while a run writes it.
 

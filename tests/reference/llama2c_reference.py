@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Independent NumPy reference for the llama2.c / Hugging Face Llama loaders.
 
 Reads a llama2.c legacy (v0) checkpoint, runs a float64 Llama forward pass and

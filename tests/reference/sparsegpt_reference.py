@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Independent NumPy reference for SparseGPT (Frantar and Alistarh 2023, Algorithm 1).
 
 Makes a weight matrix W (R, K) and correlated calibration inputs X (N, K) from a fixed

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """jobs/sweep.py on jobs/tiny.ini: the grid expands to the expected commands, a sweep runs every
 point once, a second run skips them all, and after a "kill" (a result removed, another marked
 running) it reruns the centralized point and resumes the federated one.
@@ -18,7 +18,7 @@ SPEC = "jobs/tiny.ini"
 
 
 def sweep(args, *extra):
-    run = subprocess.run(["/usr/bin/python3", "jobs/sweep.py", SPEC, "--out", args.work, "--mops", args.mops, *extra],
+    run = subprocess.run([sys.executable, "jobs/sweep.py", SPEC, "--out", args.work, "--mops", args.mops, *extra],
                          capture_output=True, text=True)
     return run.returncode, run.stdout + run.stderr
 
@@ -73,7 +73,7 @@ def main():
     require(not os.path.exists(os.path.join(args.work, "models", "sparsity0.75.safetensors.tmp")), "no leftovers")
     print("resumed: centralized rerun, federated resumed, the rest skipped")
 
-    code, out = subprocess.run(["/usr/bin/python3", "jobs/sweep.py", SPEC, "--setting", "nm3:4", "--out", args.work],
+    code, out = subprocess.run([sys.executable, "jobs/sweep.py", SPEC, "--setting", "nm3:4", "--out", args.work],
                                capture_output=True, text=True).returncode, ""
     require(code == 1, "an unknown --setting is an error")
 

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Checks what a sweep left in OUTDIR against its spec (jobs/sweep.py's layout):
 every (setting, mode, seed, method) point has OUTDIR/<mode>/<setting>/seed<S>.<method>.h5 with
 status "finished", the mode, method and seed of its point, and the mops-results/1 schema
@@ -44,7 +44,7 @@ def main(spec_path, out_dir):
                     want = {"status": "finished", "mode": mode, "method": method, "seed": seed}
                     if got != want:
                         problems.append(f"{path}: attributes {got}, expected {want}")
-                    schema = subprocess.run(["/usr/bin/python3", SCHEMA_CHECK, path], capture_output=True, text=True)
+                    schema = subprocess.run([sys.executable, SCHEMA_CHECK, path], capture_output=True, text=True)
                     if schema.returncode != 0:
                         problems.append(f"{path}: schema check failed: {schema.stderr.strip()}")
                     else:

@@ -61,7 +61,7 @@ eval "$(slurm/local_cluster.sh env)"
 
 rm -rf "$out"
 mkdir -p "$out/logs"
-python=/usr/bin/python3
+python=${MOPS_PYTHON:-.venv/bin/python}  # the project's environment (scripts/setup.sh)
 settings=$("$python" jobs/sweep.py "$spec" --list) || fail "jobs/sweep.py $spec --list failed"
 n=$(echo "$settings" | wc -l)
 echo "sweep_array_test: $n settings of $spec: $(echo "$settings" | tr '\n' ' ')"
