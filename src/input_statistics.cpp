@@ -12,6 +12,7 @@ void InputStatistics::add(const torch::Tensor& inputs) {
   const int64_t K = gram_.size(0);
   MOPS_CHECK(inputs.size(-1) == K, "calibration inputs have width " << inputs.size(-1) << ", expected " << K);
   auto x = inputs.detach().reshape({-1, K}).to(torch::kFloat64);  // (N, K)
+  if (gram_.device() != x.device()) gram_ = gram_.to(x.device());  // accumulated where the inputs are
   gram_.addmm_(x.t(), x);
   count_ += x.size(0);
 }

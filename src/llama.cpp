@@ -117,34 +117,41 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
     *context.cache_values = v;
   }
   const int64_t Sk = k.size(2), R = H / G;
-  // The R query heads of a key/value head side by side, so that no key or value is copied:
-  // query head h = g * R + r reads key/value head g. One product gives the scaled scores plus
-  // the causal mask (0 or -inf).
-  auto grouped = q.reshape({B * G, R * Sq, D});                // (B G, R Sq, D)
-  auto keys = k.reshape({B * G, Sk, D}).transpose(1, 2);       // (B G, D, Sk)
   const double scale = 1.0 / std::sqrt(double(D));
-  torch::Tensor scores;  // (B G, R Sq, Sk)
-  if (Sq > 1) {
-    scores = torch::baddbmm(grouped_causal_mask(Sq, Sk, R, q.options(), context.mask_memo), grouped, keys, 1.0, scale);
-  } else {
-    scores = torch::bmm(grouped, keys) * scale;  // the last position sees every column
-  }
-  scores = scores.view({B, H, Sq, Sk});
-  auto probs = torch::softmax(scores, -1);  // (B, H, Sq, Sk)
+  // The gate's weights (B, P) on the prompt columns act on the values: (probs * w) @ v =
+  // probs @ (w * v), which touches R S / D times fewer numbers than weighting the probabilities.
+  torch::Tensor weights;  // (B, 1, Sk, 1) or undefined
   if (context.column_weights.defined()) {
     const int64_t P = context.prompt_columns;
-    auto token_columns = torch::ones({B, Sk - P}, probs.options());
-    // The gate's float32 weights in the activations' dtype.
-    auto weights = torch::cat({context.column_weights.to(probs.scalar_type()), token_columns}, 1)
-                       .view({B, 1, Sk, 1});  // (B, 1, Sk, 1)
-    // (probs * w) @ v = probs @ (w * v): weighting the values' rows touches R S / D times fewer numbers.
+    auto token_columns = torch::ones({B, Sk - P}, v.options());
+    weights = torch::cat({context.column_weights.to(v.scalar_type()), token_columns}, 1).view({B, 1, Sk, 1});
     v = v * weights;
-    if (context.record_probs) *context.record_probs = probs * weights.view({B, 1, 1, Sk});
-  } else if (context.record_probs) {
-    *context.record_probs = probs;
   }
-  auto out = torch::matmul(probs.view({B, G, R * Sq, Sk}), v).view({B, H, Sq, D});  // (B, H, Sq, D)
-  out = out.transpose(1, 2).reshape({B, Sq, H * D});                                 // (B, Sq, C)
+  torch::Tensor out;  // (B, H, Sq, D)
+  if (!context.record_probs) {
+    // LibTorch's fused attention (scaled_dot_product_attention) with the prompt-visible causal
+    // mask; the last position alone sees every column and needs none. Measured as fast or faster
+    // than the written-out product below on the CPU (BENCHMARKS.md, "Fused attention").
+    c10::optional<torch::Tensor> mask;
+    if (Sq > 1) mask = grouped_causal_mask(Sq, Sk, 1, q.options(), context.mask_memo);  // (Sq, Sk)
+    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, scale, /*enable_gqa=*/G != H);
+  } else {
+    // Written out, for callers that read the probabilities: the R query heads of a key/value head
+    // side by side, so that no key or value is copied (query head h = g * R + r reads key/value
+    // head g); one product gives the scaled scores plus the causal mask (0 or -inf).
+    auto grouped = q.reshape({B * G, R * Sq, D});           // (B G, R Sq, D)
+    auto keys = k.reshape({B * G, Sk, D}).transpose(1, 2);  // (B G, D, Sk)
+    torch::Tensor scores;                                   // (B G, R Sq, Sk)
+    if (Sq > 1) {
+      scores = torch::baddbmm(grouped_causal_mask(Sq, Sk, R, q.options(), nullptr), grouped, keys, 1.0, scale);
+    } else {
+      scores = torch::bmm(grouped, keys) * scale;
+    }
+    auto probs = torch::softmax(scores.view({B, H, Sq, Sk}), -1);  // (B, H, Sq, Sk)
+    *context.record_probs = weights.defined() ? probs * weights.view({B, 1, 1, Sk}) : probs;
+    out = torch::matmul(probs.view({B, G, R * Sq, Sk}), v).view({B, H, Sq, D});
+  }
+  out = out.transpose(1, 2).reshape({B, Sq, H * D});  // (B, Sq, C)
   if (context.record_mixed) *context.record_mixed = out;
   return wo(out);
 }

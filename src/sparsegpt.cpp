@@ -41,8 +41,9 @@ torch::Tensor block_mask(const torch::Tensor& block, const torch::Tensor& factor
 torch::Tensor prune_block(torch::Tensor& block, const torch::Tensor& factor, const SparsityPattern& pattern,
                           int64_t removals) {
   const int64_t R = block.size(0), B = block.size(1);
-  auto mask = pattern.is_nm() ? torch::zeros({R, B}, torch::kBool) : block_mask(block, factor, removals);
-  auto errors = torch::zeros({R, B});
+  auto mask = pattern.is_nm() ? torch::zeros({R, B}, block.options().dtype(torch::kBool))
+                               : block_mask(block, factor, removals);  // (R, B)
+  auto errors = torch::zeros({R, B}, block.options());                 // (R, B)
   for (int64_t i = 0; i < B; ++i) {
     if (pattern.is_nm() && i % pattern.m == 0) {
       auto group = block.slice(1, i, i + pattern.m);

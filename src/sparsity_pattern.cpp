@@ -57,7 +57,7 @@ std::vector<int64_t> removal_counts(double sparsity, const std::vector<int64_t>&
 
 torch::Tensor mask_smallest(const torch::Tensor& scores, int64_t count) {
   auto flat = scores.reshape({-1});
-  auto mask = torch::zeros({flat.numel()}, torch::kBool);
+  auto mask = torch::zeros({flat.numel()}, flat.options().dtype(torch::kBool));
   if (count > 0) {
     auto order = std::get<1>(flat.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
     mask.index_fill_(0, order.slice(0, 0, count), true);
@@ -69,8 +69,8 @@ torch::Tensor mask_smallest_per_row(const torch::Tensor& scores, double sparsity
   const int64_t R = scores.size(0), K = scores.size(1);
   const auto counts = removal_counts(sparsity, std::vector<int64_t>(R, K));
   auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/1, /*descending=*/false));  // (R, K)
-  auto rank = torch::empty_like(order).scatter_(1, order, torch::arange(K).expand({R, K}).contiguous());
-  auto limit = torch::tensor(counts, torch::kLong).view({R, 1});  // (R, 1)
+  auto rank = torch::empty_like(order).scatter_(1, order, torch::arange(K, order.options()).expand({R, K}).contiguous());
+  auto limit = torch::tensor(counts, torch::kLong).to(scores.device()).view({R, 1});  // (R, 1)
   return rank < limit;
 }
 
@@ -78,7 +78,7 @@ torch::Tensor mask_nm(const torch::Tensor& scores, int n, int m) {
   const int64_t R = scores.size(0), K = scores.size(1);
   auto groups = scores.reshape({R, K / m, m});  // (R, K/M, M)
   auto order = std::get<1>(groups.sort(/*stable=*/true, /*dim=*/2, /*descending=*/false));
-  auto mask = torch::zeros({R, K / m, m}, torch::kBool);
+  auto mask = torch::zeros({R, K / m, m}, groups.options().dtype(torch::kBool));
   mask.scatter_(2, order.slice(2, 0, n), true);
   return mask.view({R, K});
 }

@@ -231,6 +231,9 @@ TEST(MopsBinary, DeviceIsPrintedAndCudaWithoutAGpuIsAnError) {
   run = run_mops(ids + " --device cpu --dtype bfloat16");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("device: cpu, backbone bfloat16"), std::string::npos) << run.output;
+  run = run_command("CUDA_VISIBLE_DEVICES= " MOPS_BINARY " info --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors 2>&1");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("runs on (auto)      cpu, backbone float32, LibTorch 2.11.0"), std::string::npos) << run.output;
 }
 
 }  // namespace

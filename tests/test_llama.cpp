@@ -218,6 +218,39 @@ TEST(Llama, AttentionMatchesAScalarLoopReference) {
   EXPECT_LT(diff, 1e-4);
 }
 
+// The layer computes with LibTorch's fused attention unless the probabilities are recorded, then
+// written out: both against the scalar loop and each other, with GQA, column weights, a causal
+// mask offset by cached columns (Sq < Sk) and bfloat16.
+TEST(Llama, FusedAndWrittenOutAttentionAgree) {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto& attn = *model->layers[0]->as<Block>()->attention;
+  RotaryEmbedding rope(8, 10000.0f);
+  auto x = torch::randn({2, 9, 32});
+  AttentionContext context;
+  context.prompt_columns = 3;
+  context.column_weights = torch::tensor({{0.3f, 1.7f, 0.0f}, {1.0f, 0.5f, 2.0f}});  // (B, 3)
+  for (int64_t output_from : {0, 5}) {
+    context.output_from = output_from;
+    context.record_probs = nullptr;
+    auto fused = attn.forward(x, rope, 0, context);  // (B, 9 - output_from, C)
+    torch::Tensor probs;
+    context.record_probs = &probs;
+    auto written = attn.forward(x, rope, 0, context);
+    EXPECT_EQ(probs.size(2), 9 - output_from);
+    const double diff = max_diff(fused, written);
+    std::printf("fused vs written-out attention, rows from %lld: max |diff| = %.3g\n", (long long)output_from, diff);
+    EXPECT_LT(diff, 1e-5);
+  }
+  context.output_from = 0;
+  context.record_probs = nullptr;
+  auto reference = attn.forward(x, rope, 0, context);
+  attn.to(torch::kBFloat16);
+  auto bf16 = attn.forward(x.to(torch::kBFloat16), rope, 0, context);
+  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(max_diff(bf16.to(torch::kFloat32), reference), 0.05 * reference.abs().max().item<double>());
+}
+
 TEST(Llama, GroupedQueryAttentionEqualsFullAttentionWithRepeatedHeads) {
   auto gqa = tiny_model(3, tiny_config(4, 2));
   Llama full(tiny_config(4, 4));

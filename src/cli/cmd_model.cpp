@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "checkpoint.h"
+#include "compute_device.h"
 #include "command_start.h"
 #include "output_files.h"
 #include "cli/commands.h"
@@ -57,6 +58,7 @@ int run_info(int argc, const char* const* argv) {
   for (const auto& [key, value] : loaded.metadata) {
     if (key != "mops_model_config" && value.size() < 200) row(key, value);
   }
+  row("runs on (auto)", describe(resolve_compute_device("auto", "auto")));
   return 0;
 }
 

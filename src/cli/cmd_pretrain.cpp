@@ -54,6 +54,7 @@ void add_options(CommandLine& cl) {
                      "with --data: test examples per task answered greedily for exact-match accuracy at the end");
   add_dataset_options(cl, false);
   cl.add_threads_option();
+  cl.add_device_options(false);  // the weights train: float32
   cl.add_seed_option();
   cl.add_overwrite_option();
 }
@@ -146,7 +147,7 @@ int run_pretrain(int argc, const char* const* argv) {
                  "evaluation and checkpoints in the project's format.");
   add_options(cl);
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  start_command(cl);
+  const auto compute = start_command(cl);
   validate_pretrain_options(cl);
   const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
@@ -176,6 +177,7 @@ int run_pretrain(int argc, const char* const* argv) {
     model = Llama(model_config(cl, tokenizer.vocab_size()));
     model->init_weights(cl.seed());
   }
+  model->to(compute.device);  // initialised on the CPU: the same start on every device
   std::cerr << "model: " << model->config().parameter_count() << " parameters\n";
   const auto report = pretrain(model, streams, pretrain_options(cl), std::cerr);
   print_summary(report, cl.get<std::string>("out"));

@@ -45,6 +45,7 @@ void add_prune_options(CommandLine& cl) {
                      "test examples per forward pass when measuring perplexity");
   add_dataset_options(cl, true);
   cl.add_threads_option();
+  cl.add_device_options(false);  // Hessians and weight updates in float32/float64
   cl.add_seed_option();
   cl.add_overwrite_option();
 }
@@ -99,13 +100,14 @@ int run_prune(int argc, const char* const* argv) {
                  "perplexity before and after.");
   add_prune_options(cl);
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  start_command(cl);
+  const auto compute = start_command(cl);
   const auto options = compression_options(cl);
   const auto model_path = cl.get<std::string>("model");
   auto loaded = load_model(model_path);
   MOPS_CHECK(!loaded.metadata.count("compression"),
              model_path << " is already compressed (see `mops info`); prune the dense model it came from");
   auto& model = loaded.model;
+  model->to(compute.device);
   if (cl.get<int>("calib-seqlen") != 0) cl.get_int_in("calib-seqlen", 2, model->config().max_seq_len);
   const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
   const auto dataset = load_instruction_dataset(dataset_options(cl));
