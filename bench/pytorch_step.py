@@ -59,8 +59,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))  # (C)
 
-    def forward(self, x):  # (..., C) -> (..., C)
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+    def forward(self, x):  # (..., C) -> (..., C), in float32 for a bfloat16 x (as src/llama.cpp)
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
 
 class Rope:
@@ -74,10 +75,10 @@ class Rope:
 
     def apply(self, x):  # (B, h, S, D) -> (B, h, S, D)
         S = x.size(2)
-        cos, sin = self.cos[:S], self.sin[:S]                                    # (S, D/2)
-        pairs = x.unflatten(-1, (x.size(-1) // 2, 2))                            # (B, h, S, D/2, 2)
+        cos, sin = self.cos[:S].to(x.device), self.sin[:S].to(x.device)         # (S, D/2)
+        pairs = x.float().unflatten(-1, (x.size(-1) // 2, 2))                    # (B, h, S, D/2, 2), float32
         a, b = pairs[..., 0], pairs[..., 1]                                      # (B, h, S, D/2)
-        return torch.stack((a * cos - b * sin, a * sin + b * cos), -1).flatten(-2)
+        return torch.stack((a * cos - b * sin, a * sin + b * cos), -1).flatten(-2).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -99,11 +100,11 @@ class Attention(nn.Module):
             k = k.repeat_interleave(H // G, 1)                        # (B, H, S, D)
             v = v.repeat_interleave(H // G, 1)
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(D)  # (B, H, S, S)
-        future = torch.ones(S, S, dtype=torch.bool).triu(1)          # (S, S)
+        future = torch.ones(S, S, dtype=torch.bool, device=x.device).triu(1)  # (S, S)
         probs = torch.softmax(scores.masked_fill(future, float("-inf")), -1)  # (B, H, S, S)
         if column_weights is not None:
-            token_columns = torch.ones(B, S - prompt_columns)
-            weights = torch.cat((column_weights, token_columns), 1)   # (B, S)
+            token_columns = torch.ones(B, S - prompt_columns, device=x.device, dtype=probs.dtype)
+            weights = torch.cat((column_weights.to(probs.dtype), token_columns), 1)  # (B, S)
             probs = probs * weights.view(B, 1, 1, S)
         out = torch.matmul(probs, v).transpose(1, 2).reshape(B, S, H * D)  # (B, S, C)
         return self.wo(out)
@@ -173,17 +174,18 @@ def prompted_forward(model, state, ids, question_mask):  # (B, T) -> (B, T, V)
     B = ids.size(0)
     with torch.no_grad():
         prompts = state.first_prompts.detach().unsqueeze(0).expand(B, -1, -1)              # (B, K0, C)
-        h = torch.cat((prompts, model.tok_embeddings(ids)), 1)                             # (B, K0 + T, C)
+        tokens = model.tok_embeddings(ids)                                                 # (B, T, C)
+        h = torch.cat((prompts.to(tokens.dtype), tokens), 1)                               # (B, K0 + T, C)
         lower = model.run_layers(h, 0, state.mid_layer, state.K0)
     tokens = lower[:, state.K0:]                                                            # (B, T, C)
-    weights = state.column_weights(state.gate_output(tokens, question_mask)) if state.gate else None  # (B, E * P)
-    mid = state.mid_prompts.unsqueeze(0).expand(B, -1, -1)                                 # (B, E * P, C)
+    weights = state.column_weights(state.gate_output(tokens.float(), question_mask)) if state.gate else None  # (B, E * P)
+    mid = state.mid_prompts.unsqueeze(0).expand(B, -1, -1).to(tokens.dtype)               # (B, E * P, C)
     h = model.run_layers(torch.cat((mid, tokens), 1), state.mid_layer, len(model.layers), state.E * state.P, weights)
     return model.classify(h, state.E * state.P)
 
 
 def response_loss(logits, ids, response_mask):  # (B, T, V), (B, T), (B, T - 1) -> ()
-    logp = torch.log_softmax(logits[:, :-1], -1)                                         # (B, T-1, V)
+    logp = torch.log_softmax(logits[:, :-1].float(), -1)                                 # (B, T-1, V), float32
     nll = -(logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) * response_mask).sum(1)  # (B)
     return nll.sum() / response_mask.sum().clamp_min(1)
 
@@ -253,7 +255,8 @@ def report_steps(a, seconds, loss, compile_info):
     result = {"impl": impl_name(a), "method": a.method, "dim": a.dim, "layers": a.layers, "seq": a.seq,
               "batch": a.batch, "experts": a.experts, "prompts_per_expert": a.prompts_per_expert,
               "steps": a.steps, "ms_per_step": round(ms, 3), "tokens_per_s": round(a.batch * a.seq / (ms / 1e3), 1),
-              "loss": round(loss, 4), "threads": torch.get_num_threads(), "torch": torch.__version__}
+              "loss": round(loss, 4), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "device": a.device, "dtype": a.dtype}
     result.update(compile_info)
     if a.json:
         print(json.dumps(result))
@@ -302,6 +305,10 @@ def parse_args():
                           ("steps", 10), ("warmup", 2), ("threads", 0)]:
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--method", choices=["mop", "prompt"], default="mop")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the step runs (as mops_step_bench)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="the frozen backbone's dtype (auto: bfloat16 on cuda, float32 on cpu); prompts, gate, Adam "
+                        "and the loss stay float32, as in mops"),
     p.add_argument("--json", action="store_true")
     p.add_argument("--sgemm", action="store_true")
     p.add_argument("--compile", action="store_true",
@@ -328,8 +335,10 @@ def main():
               if a.json else f"sgemm 1024^3: {gflops:.2f} GFLOP/s")
         return
     torch.manual_seed(0)
-    model, state = Llama(a), PromptState(a)
-    optimizer, batch = make_optimizer(state), random_batch(a)
+    device = torch.device(a.device)
+    dtype = torch.bfloat16 if a.dtype == "bfloat16" or (a.dtype == "auto" and a.device == "cuda") else torch.float32
+    model, state = Llama(a).to(device, dtype), PromptState(a).to(device)
+    optimizer, batch = make_optimizer(state), tuple(t.to(device) for t in random_batch(a))
     compile_cache = use_compile_cache() if a.compile else None
     step = TrainStep(model, state, optimizer, compile=a.compile)
     warmup_seconds = []

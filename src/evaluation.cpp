@@ -31,8 +31,10 @@ std::vector<std::pair<double, int64_t>> response_nll(const std::vector<Tokenized
   std::vector<std::pair<double, int64_t>> out;
   for (size_t begin = 0; begin < examples.size(); begin += batch_size) {
     const auto batch = make_batch(examples, begin, std::min(examples.size(), begin + size_t(batch_size)));
-    auto [nll, counts] = response_nll_per_example(logits_of(batch), batch);  // (B), (B)
-    for (int64_t b = 0; b < nll.size(0); ++b) out.emplace_back(nll[b].item<double>(), int64_t(counts[b].item<float>()));
+    auto [nll, counts] = response_nll_per_example(logits_of(batch), batch);  // (B), (B) on the model's device
+    const auto nll_host = nll.to(torch::kCPU, torch::kDouble), counts_host = counts.to(torch::kCPU, torch::kDouble);
+    const auto n = nll_host.accessor<double, 1>(), c = counts_host.accessor<double, 1>();
+    for (int64_t b = 0; b < n.size(0); ++b) out.emplace_back(n[b], int64_t(c[b]));
   }
   return out;
 }
