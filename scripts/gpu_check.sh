@@ -335,6 +335,9 @@ if [[ $PY_HELP == *"[--device"* ]]; then  # in its usage line
     for method in mop prompt; do py_step "pytorch-$shape-$method" "${args[@]}" --method "$method"; done
     unset -n args
   done
+  # torch.compile of the same step on the GPU, once (it compiles for tens of seconds).
+  run_step pytorch-compile-B-mop 150 "$PY" "$PYTORCH_STEP" "${SMALL_B[@]}" --method mop --compile --device cuda --json
+  bench_result
   PY_DEVICE=yes
 else
   why="$PYTORCH_STEP has no --device option: the PyTorch eager side runs on the CPU only"
