@@ -1,4 +1,4 @@
-// The HDF5 results file of a run: schema "mops-results/1" (DESIGN.md section 4).
+// The HDF5 results file of a run: schema "mops-results/1" (README, "Results files (HDF5)").
 //
 // Letters: S train rows, V evaluations, R federated rounds, T tasks, E experts,
 // P prompts per expert, A active clients per round.
