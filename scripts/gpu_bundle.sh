@@ -2,7 +2,7 @@
 # Packs what scripts/gpu_check.sh needs on a GPU machine that has LibTorch (a torch venv) but no
 # Open MPI, HDF5, Boost or SentencePiece: the binaries of a build made here and every shared library
 # they load, except those that machine brings itself. Run here, from anywhere:
-#   bash scripts/gpu_bundle.sh                     # build dir: build-new (MOPS_BUILD_DIR changes it)
+#   bash scripts/gpu_bundle.sh                     # build dir: build (MOPS_BUILD_DIR changes it)
 #   MOPS_GPU_BUNDLE=/tmp/b bash scripts/gpu_bundle.sh   # other destination (default: gpu-bundle/)
 #   MOPS_GPU_BUNDLE_SLIM=1 bash scripts/gpu_bundle.sh   # without Open MPI's network-fabric (UCX, OFI,
 #       PSM, verbs) and OpenSHMEM plug-ins and their libraries (about 7 MiB less): one node needs none
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${MOPS_BUILD_DIR:-build-new}
+BUILD=${MOPS_BUILD_DIR:-build}
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
 DEST=${MOPS_GPU_BUNDLE:-$ROOT/gpu-bundle}
 [[ $DEST = /* ]] || DEST=$PWD/$DEST
