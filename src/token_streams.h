@@ -11,9 +11,6 @@
 
 namespace mops {
 
-// FNV-1a 64 of `text`, mixed with `seed`: stable across machines and runs.
-uint64_t stable_hash(const std::string& text, uint64_t seed);
-
 // Documents already tokenised and concatenated (each as BOS ids EOS), split by document.
 // The masks say which tokens are loss targets (1) and which are only context (0); they are
 // all ones unless the loss is restricted to the responses of instruction examples.

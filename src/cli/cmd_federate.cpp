@@ -22,6 +22,7 @@
 #include "output_files.h"
 #include "progress.h"
 #include "prompt_state_io.h"
+#include "stable_hash.h"
 
 namespace mops {
 namespace {
@@ -31,17 +32,10 @@ const std::vector<std::string> kResumeFreeOptions = {"resume", "overwrite", "thr
 
 const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
 
-// FNV-1a, 64 bit.
-uint64_t text_hash(const std::string& text) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
-}
-
 // Every rank must run the same configuration: the ranks compare the hash of their resolved
 // options with rank 0's, and all stop when any differs.
 void check_same_config(Communicator& comm, const CommandLine& cl) {
-  const uint64_t mine = text_hash(cl.resolved_json());
+  const uint64_t mine = stable_hash(cl.resolved_json(), 0);
   uint64_t root = mine;
   comm.broadcast(&root, sizeof root, 0);
   double differing = mine == root ? 0 : 1;
