@@ -6,12 +6,6 @@
 #include "seeded_random.h"
 
 namespace mops {
-namespace {
-
-// Distinct streams for distinct keys: each key passes through a SplitMix64 step.
-uint64_t mix(uint64_t seed, uint64_t key) { return SeededRandom(seed ^ (key * 0xD1B54A32D192ED03ULL)).next(); }
-
-}  // namespace
 
 int owner_rank(int client, int ranks) { return client % ranks; }
 
@@ -24,17 +18,17 @@ std::vector<int> clients_of_rank(int rank, int ranks, int clients) {
 std::vector<int> active_clients(int clients, int per_round, uint64_t seed, int round) {
   MOPS_CHECK(per_round >= 1 && per_round <= clients,
              "--clients-per-round " << per_round << " is outside [1, " << clients << "] (the number of clients)");
-  SeededRandom random(mix(seed, 0x5A3D'0000'0000ULL + uint64_t(round)));
+  SeededRandom random(derived_seed(seed, 0x5A3D'0000'0000ULL + uint64_t(round)));
   std::vector<int> all(clients);
   for (int c = 0; c < clients; ++c) all[c] = c;
-  for (int i = 0; i < per_round; ++i) std::swap(all[i], all[i + int(random.next() % uint64_t(clients - i))]);
+  random.shuffle_front(all, size_t(per_round));
   std::vector<int> chosen(all.begin(), all.begin() + per_round);
   std::sort(chosen.begin(), chosen.end());
   return chosen;
 }
 
 uint64_t client_round_seed(uint64_t seed, int client, int round) {
-  return mix(mix(seed, 0xC11E'0000'0000ULL + uint64_t(client)), uint64_t(round));
+  return derived_seed(derived_seed(seed, 0xC11E'0000'0000ULL + uint64_t(client)), uint64_t(round));
 }
 
 }  // namespace mops

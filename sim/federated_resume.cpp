@@ -8,8 +8,8 @@
 namespace mops {
 namespace {
 
-void check_same_config(const std::string& path, const std::string& stored, const std::string& current,
-                       const std::vector<std::string>& free_keys) {
+void check_resume_config(const std::string& path, const std::string& stored, const std::string& current,
+                         const std::vector<std::string>& free_keys) {
   // {"command": ..., "options": {name: value}} (CommandLine::resolved_json)
   auto a = nlohmann::json::parse(stored).at("options"), b = nlohmann::json::parse(current).at("options");
   for (const auto& key : free_keys) {
@@ -92,7 +92,7 @@ ResumePoint read_resume_point(const std::string& path, const std::string& config
   MOPS_CHECK(read_string_attribute(path, "mode") == "federated",
              path << ": --resume needs the results file of a federated run (mode is '"
                   << read_string_attribute(path, "mode") << "')");
-  check_same_config(path, read_string_attribute(path, "config"), config_json, free_keys);
+  check_resume_config(path, read_string_attribute(path, "config"), config_json, free_keys);
   ResumePoint point;
   point.status = read_string_attribute(path, "status");
   point.checkpoint_round = std::stoi(read_string_attribute(path, "checkpoint_round"));

@@ -5,9 +5,9 @@
 #include <iomanip>
 #include <sstream>
 
-#include "command_start.h"
 #include "compute_device.h"
 #include "errors.h"
+#include "parse_number.h"
 #include "prompted_forward.h"
 #include "threads.h"
 

@@ -49,4 +49,10 @@ void AtomicFile::commit() {
   committed_ = true;
 }
 
+void write_file_atomically(const std::string& path, const void* data, std::size_t size) {
+  AtomicFile file(path);
+  file.write(data, size);
+  file.commit();
+}
+
 }  // namespace mops

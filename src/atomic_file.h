@@ -24,4 +24,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// PATH's whole new content: `size` bytes at `data` through an AtomicFile, committed.
+void write_file_atomically(const std::string& path, const void* data, std::size_t size);
+
 }  // namespace mops

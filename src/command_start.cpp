@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "parse_number.h"
 #include "threads.h"
 
 namespace mops {
@@ -24,18 +25,6 @@ ComputeDevice start_command(const CommandLine& command_line, bool log) {
     if (log) std::cerr << "device: " << describe(compute) << "\n";
   }
   return compute;
-}
-
-std::optional<int64_t> parse_non_negative(const std::string& text) {
-  size_t used = 0;
-  long long value = -1;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  if (used != text.size() || value < 0) return std::nullopt;
-  return value;
 }
 
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option) {

@@ -3,7 +3,6 @@
 // device (to stderr; stdout carries results).
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,9 +15,6 @@ namespace mops {
 // the command computes: --device/--dtype when it has them (a GPU that is asked for and missing
 // is a mops::Error here, before any data is read), else the CPU in float32.
 ComputeDevice start_command(const CommandLine& command_line, bool log = true);
-
-// The whole of `text` as a non-negative integer; nothing when it is anything else.
-std::optional<int64_t> parse_non_negative(const std::string& text);
 
 // "1 2 3" or "1,2,3" -> ids; an error naming `option` on anything else.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

@@ -1,9 +1,9 @@
 #include "generate.h"
 
 #include <chrono>
-#include <random>
 
 #include "errors.h"
+#include "seeded_random.h"
 
 namespace mops {
 
@@ -40,8 +40,7 @@ GenerationResult generate(Llama& model, const std::vector<int64_t>& prompt_ids,
                           << " prompt positions) exceeds the model's context of " << limit);
   torch::NoGradGuard no_grad;
   const auto start = std::chrono::steady_clock::now();
-  std::mt19937_64 rng(options.seed);
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  SeededRandom random(options.seed);
   KVCache cache;
   PromptPlan step_plan;  // after the prefill only the gate weights still act
   step_plan.weight_from_layer = plan.weight_from_layer;
@@ -52,7 +51,7 @@ GenerationResult generate(Llama& model, const std::vector<int64_t>& prompt_ids,
   auto logits = model->forward(torch::tensor(prompt_ids, torch::kLong).unsqueeze(0), plan, &cache).logits;
   int64_t length = prompt_positions + int64_t(prompt_ids.size());
   for (int i = 0; i < options.max_new_tokens; ++i) {
-    const int64_t next = pick_token(logits[0][-1], options, uniform(rng));
+    const int64_t next = pick_token(logits[0][-1], options, random.uniform());
     result.ids.push_back(next);
     if (next == options.stop_id) {
       result.stop_reason = "stop id";

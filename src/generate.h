@@ -1,5 +1,5 @@
 // Text generation with a KV cache that keeps the prompt prefix: greedy or temperature +
-// nucleus (top-p) sampling from a seeded stream.
+// nucleus (top-p) sampling from a SeededRandom stream (the same draws on every machine).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -5,7 +5,7 @@
 
 #include "errors.h"
 #include "skills7.h"
-#include "token_streams.h"
+#include "stable_hash.h"
 
 namespace mops {
 namespace {

@@ -8,89 +8,10 @@
 #include <sstream>
 
 #include "errors.h"
+#include "seeded_random.h"
 
 namespace mops {
 namespace {
-
-// One SplitMix64 step: expands a seed into well-mixed words.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256** with explicit samplers, so every platform draws the same numbers. Each
-// (seed, stream) pair gives an independent stream, one per step of the partition.
-class Random {
- public:
-  Random(uint64_t seed, uint64_t stream) {
-    uint64_t mixed = seed ^ (stream * 0xD1B54A32D192ED03ULL);
-    for (auto& word : state_) word = splitmix64(mixed);
-  }
-
-  // Next 64 random bits.
-  uint64_t next() {
-    const uint64_t result = rotl(state_[1] * 5, 7) * 9;
-    const uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = rotl(state_[3], 45);
-    return result;
-  }
-
-  // Uniform in (0, 1) from the top 53 bits, centred in its bin so log() is always finite.
-  double uniform() { return (double(next() >> 11) + 0.5) * 0x1.0p-53; }
-
-  // Uniform integer in [0, n) for n >= 1, without modulo bias.
-  size_t below(size_t n) {
-    const uint64_t threshold = (0 - uint64_t(n)) % n;
-    for (;;) {
-      const uint64_t bits = next();
-      if (bits >= threshold) return size_t(bits % n);
-    }
-  }
-
-  // Fisher-Yates shuffle.
-  template <typename T>
-  void shuffle(std::vector<T>& items) {
-    for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[below(i)]);
-  }
-
-  // Standard normal by the Marsaglia polar method (the second value is dropped).
-  double normal() {
-    for (;;) {
-      const double u = 2 * uniform() - 1;
-      const double v = 2 * uniform() - 1;
-      const double s = u * u + v * v;
-      if (s > 0 && s < 1) return u * std::sqrt(-2 * std::log(s) / s);
-    }
-  }
-
-  // log of a Gamma(shape, 1) draw: Marsaglia-Tsang; shape < 1 uses G(shape + 1) * U^(1/shape).
-  // Logs keep tiny draws (small alpha) from underflowing to zero.
-  double log_gamma(double shape) {
-    if (shape < 1) return log_gamma(shape + 1) + std::log(uniform()) / shape;
-    const double d = shape - 1.0 / 3;
-    const double c = 1 / std::sqrt(9 * d);
-    for (;;) {
-      const double x = normal();
-      double v = 1 + c * x;
-      if (v <= 0) continue;
-      v = v * v * v;
-      const double u = uniform();
-      if (u < 1 - 0.0331 * x * x * x * x || std::log(u) < 0.5 * x * x + d * (1 - v + std::log(v)))
-        return std::log(d * v);
-    }
-  }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t state_[4];
-};
 
 // Independent random streams, one per step, so one step's draws never shift another's.
 enum Stream : uint64_t { kRankingStream = 1, kMixStream, kPoolStream, kOrderStream };
@@ -146,14 +67,14 @@ std::vector<size_t> client_sizes(size_t n, const PartitionOptions& options) {
   const auto by_rank = sizes_by_rank(n, clients, size_t(options.min_examples), options.size_exponent);
   std::vector<size_t> rank(clients);
   std::iota(rank.begin(), rank.end(), size_t(0));
-  Random(options.seed, kRankingStream).shuffle(rank);
+  Xoshiro256(options.seed, kRankingStream).shuffle(rank);
   std::vector<size_t> sizes(clients);
   for (size_t c = 0; c < clients; ++c) sizes[c] = by_rank[rank[c]];
   return sizes;
 }
 
 // Dirichlet(alpha, ..., alpha) draw over `tasks`, as weights (not normalised) from log-Gammas.
-std::vector<double> dirichlet_mix(double alpha, size_t tasks, Random& random) {
+std::vector<double> dirichlet_mix(double alpha, size_t tasks, Xoshiro256& random) {
   std::vector<double> log_draw(tasks);
   for (auto& value : log_draw) value = random.log_gamma(alpha);
   const double top = *std::max_element(log_draw.begin(), log_draw.end());
@@ -163,7 +84,7 @@ std::vector<double> dirichlet_mix(double alpha, size_t tasks, Random& random) {
 }
 
 // Equal weights on a random subset of `chosen` tasks, zero elsewhere.
-std::vector<double> subset_mix(size_t chosen, size_t tasks, Random& random) {
+std::vector<double> subset_mix(size_t chosen, size_t tasks, Xoshiro256& random) {
   std::vector<size_t> order(tasks);
   std::iota(order.begin(), order.end(), size_t(0));
   random.shuffle(order);
@@ -174,7 +95,7 @@ std::vector<double> subset_mix(size_t chosen, size_t tasks, Random& random) {
 
 // Task weights of every client for the scheme in `options` (step 2).
 std::vector<std::vector<double>> task_mixes(const std::vector<size_t>& supply, const PartitionOptions& options) {
-  Random random(options.seed, kMixStream);
+  Xoshiro256 random(options.seed, kMixStream);
   std::vector<std::vector<double>> mixes(size_t(options.clients));
   for (auto& mix : mixes) {
     switch (options.scheme) {
@@ -192,7 +113,7 @@ std::vector<std::vector<double>> task_mixes(const std::vector<size_t>& supply, c
 std::vector<std::vector<size_t>> task_pools(const std::vector<int>& task_of_record, int num_tasks, uint64_t seed) {
   std::vector<std::vector<size_t>> pools(static_cast<size_t>(num_tasks));
   for (size_t i = 0; i < task_of_record.size(); ++i) pools[size_t(task_of_record[i])].push_back(i);
-  Random random(seed, kPoolStream);
+  Xoshiro256 random(seed, kPoolStream);
   for (auto& pool : pools) random.shuffle(pool);
   return pools;
 }
@@ -264,7 +185,7 @@ Partition partition_records(const std::vector<int>& task_of_record, int num_task
   const auto mixes = task_mixes(supply, options);
   std::vector<size_t> order(sizes.size());
   std::iota(order.begin(), order.end(), size_t(0));
-  Random(options.seed, kOrderStream).shuffle(order);
+  Xoshiro256(options.seed, kOrderStream).shuffle(order);
   Partition partition;
   partition.clients.resize(sizes.size());
   for (size_t c : order) partition.clients[c] = fill_client(sizes[c], mixes[c], pools);

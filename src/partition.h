@@ -17,9 +17,9 @@
 //     other tasks with most records left. Sizes sum to n, so every client gets exactly its
 //     size and every record lands on exactly one client.
 //
-// Randomness comes from an explicit generator (SplitMix64 seeding xoshiro256**) with its own
-// shuffles and Gamma/normal samplers, never from std::*_distribution or std::shuffle, whose
-// algorithms differ between standard libraries.
+// Randomness comes from an explicit generator (Xoshiro256 of seeded_random.h: SplitMix64
+// seeding xoshiro256**) with its own shuffles and Gamma/normal samplers, never from
+// std::*_distribution or std::shuffle, whose algorithms differ between standard libraries.
 #pragma once
 #include <cstddef>
 #include <cstdint>

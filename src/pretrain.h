@@ -8,16 +8,9 @@
 #include <vector>
 
 #include "llama.h"
+#include "token_streams.h"
 
 namespace mops {
-
-// Documents already tokenised and concatenated (each as BOS ids EOS), split by document.
-// The masks say which tokens are loss targets (1) and which are only context (0); they are
-// all ones unless the loss is restricted to the responses of instruction examples.
-struct TokenStreams {
-  std::vector<int64_t> train, test;
-  std::vector<uint8_t> train_targets, test_targets;  // same lengths as the streams
-};
 
 struct PretrainOptions {
   int steps = 1000;

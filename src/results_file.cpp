@@ -190,13 +190,6 @@ void write_string_attribute(hid_t object, const std::string& path, const std::st
   check(H5Awrite(attribute, type, &text), path, "write attribute '" + name + "'");
 }
 
-// Writes BYTES to a temporary file, syncs it to disk and renames it over PATH (atomic).
-void write_file_atomically(const std::string& path, const std::vector<char>& bytes) {
-  AtomicFile file(path);
-  file.write(bytes.data(), bytes.size());
-  file.commit();
-}
-
 void check_size(const std::string& path, const char* what, size_t size, size_t expected,
                 const char* expected_as) {
   MOPS_CHECK(size == expected, path << ": " << what << " has " << size << " values, expected "
@@ -434,7 +427,7 @@ void ResultsFile::write_snapshot() {
   check(size, path_, "measure the file image");
   image_.resize(static_cast<size_t>(size));
   check(H5Fget_file_image(file_, image_.data(), image_.size()), path_, "copy the file image");
-  write_file_atomically(path_, image_);
+  write_file_atomically(path_, image_.data(), image_.size());
   train_pending_ = false;
   last_snapshot_ = std::chrono::steady_clock::now();
 }

@@ -1,17 +1,9 @@
 #include "token_streams.h"
 
 #include "errors.h"
+#include "stable_hash.h"
 
 namespace mops {
-
-uint64_t stable_hash(const std::string& text, uint64_t seed) {
-  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 void append_examples(std::vector<int64_t>& stream, std::vector<uint8_t>& targets,
                      const std::vector<TokenizedExample>& examples, bool responses_only) {

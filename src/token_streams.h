@@ -7,13 +7,17 @@
 #include <vector>
 
 #include "instruction_format.h"
-#include "pretrain.h"
 #include "tokenizer.h"
 
 namespace mops {
 
-// FNV-1a 64 of `text`, mixed with `seed`: stable across machines and runs.
-uint64_t stable_hash(const std::string& text, uint64_t seed);
+// Documents already tokenised and concatenated (each as BOS ids EOS), split by document.
+// The masks say which tokens are loss targets (1) and which are only context (0); they are
+// all ones unless the loss is restricted to the responses of instruction examples.
+struct TokenStreams {
+  std::vector<int64_t> train, test;
+  std::vector<uint8_t> train_targets, test_targets;  // same lengths as the streams
+};
 
 // Appends the examples' ids (each already BOS ... EOS) to `stream`: packed sequences. The
 // target mask marks every token, or only the response tokens when `responses_only`.

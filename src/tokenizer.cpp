@@ -1,14 +1,12 @@
 #include "tokenizer.h"
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 #include <map>
 
+#include "atomic_file.h"
 #include "errors.h"
 #include "sentencepiece_plugin_loader.h"
 
@@ -113,15 +111,6 @@ std::string training_hint(const std::string& message, int vocab_size) {
   return "";
 }
 
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream file(path, std::ios::binary);
-  MOPS_CHECK(file.is_open(), "cannot write " << path << ": " << std::strerror(errno)
-                                             << "; check that its directory exists");
-  file << content;
-  file.close();
-  MOPS_CHECK(!file.fail(), "error writing " << path << ": " << std::strerror(errno));
-}
-
 // SentencePiece's .vocab format: one "piece<TAB>score" line per id.
 std::string vocab_text(const std::string& serialized_model) {
   std::string error;
@@ -157,8 +146,9 @@ std::string train_tokenizer(const std::vector<std::string>& documents,
   MOPS_CHECK(error.empty(), "tokenizer training for " << out_prefix << " failed: " << error
                                                       << training_hint(error, options.vocab_size));
   const std::string model_path = out_prefix + ".model";
-  write_file(model_path, model);
-  write_file(out_prefix + ".vocab", vocab_text(model));
+  write_file_atomically(model_path, model.data(), model.size());
+  const std::string vocab = vocab_text(model);
+  write_file_atomically(out_prefix + ".vocab", vocab.data(), vocab.size());
   return model_path;
 }
 

@@ -22,6 +22,7 @@
 #include "output_files.h"
 #include "progress.h"
 #include "prompt_state_io.h"
+#include "stable_hash.h"
 
 namespace mops {
 namespace {
@@ -31,17 +32,10 @@ const std::vector<std::string> kResumeFreeOptions = {"resume", "overwrite", "thr
 
 const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
 
-// FNV-1a, 64 bit.
-uint64_t text_hash(const std::string& text) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
-}
-
 // Every rank must run the same configuration: the ranks compare the hash of their resolved
 // options with rank 0's, and all stop when any differs.
-void check_same_config(Communicator& comm, const CommandLine& cl) {
-  const uint64_t mine = text_hash(cl.resolved_json());
+void check_ranks_agree(Communicator& comm, const CommandLine& cl) {
+  const uint64_t mine = stable_hash(cl.resolved_json(), 0);
   uint64_t root = mine;
   comm.broadcast(&root, sizeof root, 0);
   double differing = mine == root ? 0 : 1;
@@ -230,9 +224,9 @@ PromptState fresh_state(const CommandLine& cl, PromptMethod method, FederatedSet
 }
 
 // One method from start (or from its checkpoint) to the end; rank 0 returns the final report.
-EvaluationReport run_method(const CommandLine& cl, PromptMethod method, const std::string& path, Communicator& comm,
-                            FederatedSetup& s, const torch::Tensor& p0, const nlohmann::json& references,
-                            ActivationCache& cache) {
+EvaluationReport run_federated_method(const CommandLine& cl, PromptMethod method, const std::string& path,
+                                      Communicator& comm, FederatedSetup& s, const torch::Tensor& p0,
+                                      const nlohmann::json& references, ActivationCache& cache) {
   const int width = s.model->config().dim;
   // Rank 0 decides where to start: 1 (fresh), after the checkpoint, or nowhere (finished).
   int64_t first_round = 1;
@@ -318,7 +312,7 @@ int run_federate(int argc, const char* const* argv) {
   try {
     const auto compute = start_command(cl, comm->rank() == 0);
     if (comm->rank() == 0) std::cerr << "communicator: " << comm->name() << ", " << comm->size() << " ranks\n";
-    check_same_config(*comm, cl);
+    check_ranks_agree(*comm, cl);
     validate_federate_options(cl, *comm);
     const auto method = cl.get<std::string>("method");
     auto loaded = load_model(cl.get<std::string>("model"));
@@ -343,7 +337,8 @@ int run_federate(int argc, const char* const* argv) {
     EvaluationReport fedprompt, mop;
     auto cache = activation_cache_option(cl, compute.device, comm->rank() == 0);
     for (const auto& [m, path] : paths)
-      (m == PromptMethod::kMop ? mop : fedprompt) = run_method(cl, m, path, *comm, setup, p0, references, *cache);
+      (m == PromptMethod::kMop ? mop : fedprompt) =
+          run_federated_method(cl, m, path, *comm, setup, p0, references, *cache);
     if (comm->rank() == 0) {
       print_comparison_table("FedPrompt", method == "mop" ? nullptr : &fedprompt,
                              method == "fedprompt" ? nullptr : &mop, p0_only, nullptr);

@@ -62,9 +62,10 @@ struct MethodRun {
   TrainingSummary summary;
 };
 
-MethodRun run_method(const CommandLine& cl, PromptMethod method, const std::string& path, Llama& model,
-                     const std::string& compression, const torch::Tensor& p0, const InstructionDataset& dataset,
-                     const TokenizedSplit& data, const nlohmann::json& references, ActivationCache& cache) {
+MethodRun run_centralized_method(const CommandLine& cl, PromptMethod method, const std::string& path, Llama& model,
+                                 const std::string& compression, const torch::Tensor& p0,
+                                 const InstructionDataset& dataset, const TokenizedSplit& data,
+                                 const nlohmann::json& references, ActivationCache& cache) {
   auto state = initial_prompt_state(cl, method, model, p0, data.train);
   const auto& config = state->config();
   ResultsHeader header;
@@ -151,7 +152,7 @@ int run_train(int argc, const char* const* argv) {
   std::vector<MethodRun> runs;
   auto cache = activation_cache_option(cl, compute.device, true);
   for (const auto& [m, path] : paths)
-    runs.push_back(run_method(cl, m, path, model, compression, p0, dataset, data, references, *cache));
+    runs.push_back(run_centralized_method(cl, m, path, model, compression, p0, dataset, data, references, *cache));
   const EvaluationReport* baseline = nullptr;
   const EvaluationReport* mop = nullptr;
   for (const auto& r : runs) (r.method == PromptMethod::kMop ? mop : baseline) = &r.final.report;
