@@ -114,8 +114,7 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
   adam_steps(state->gate->parameters(), train, options, "gate pretraining",
              [&](const ExampleBatch& b, const std::vector<size_t>& indices) {
     const auto lower = lower_states(backbone, state, train, indices, b, options.lower_cache);  // (B, K0 + T, C)
-    auto states = lower.slice(1, state->config().first_prompts).to(state->mid_prompts.scalar_type());  // (B, T, C)
-    auto logits = state->gate->logits(states, b.question_mask);                                     // (B, E)
+    auto logits = state->gate->logits(gate_states(state, lower), b.question_mask);  // (B, E)
     auto target = torch::tensor(std::vector<int64_t>(b.tasks.begin(), b.tasks.end())).to(logits.device()) % E;  // (B)
     return torch::nn::functional::cross_entropy(logits, target);
   });

@@ -14,10 +14,12 @@ torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tenso
   return backbone->run_layers(h, 0, c.mid_layer, c.first_prompts, PromptPlan{}, nullptr);
 }
 
+torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower) {
+  return lower.slice(1, state->config().first_prompts).to(state->mid_prompts.scalar_type());  // (B, T, C)
+}
+
 torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask) {
-  // The gate computes in the state's dtype (float32) on the backbone's (maybe bfloat16) states.
-  return state->gate(lower.slice(1, state->config().first_prompts).to(state->mid_prompts.scalar_type()),
-                     question_mask);  // (B, E)
+  return state->gate(gate_states(state, lower), question_mask);  // (B, E)
 }
 
 namespace {

@@ -22,6 +22,9 @@ struct PromptedOutput {
 
 // (B, T) ids -> (B, K0 + T, C) hidden states at the input of layer L_mid, no autograd.
 torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids);
+// What the gate reads of lower-half states (B, K0 + T, C): the token positions (B, T, C), in the
+// state's dtype (float32) whatever the backbone's (maybe bfloat16).
+torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower);
 // The gate's output (B, E) on lower-half states (B, K0 + T, C).
 torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask);
 // `attention`, when given, receives the attention probabilities of layers >= L_mid (llama.h).

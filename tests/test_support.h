@@ -46,7 +46,7 @@ inline std::string error_of(const std::function<void()>& body) {
   return "";
 }
 
-// The header of ../shared/models/stories260K.bin (DESIGN.md section 6), as a model config.
+// The header of ../shared/models/stories260K.bin (llama2.c's stories260K), as a model config.
 inline ModelConfig stories260k_config() {
   ModelConfig c;
   c.dim = 64;
