@@ -1,5 +1,5 @@
 // mops_step_bench: milliseconds per MoPs (or baseline) training step on a random-weight Llama,
-// the step the trainer runs (src/prompt_training.cpp, main_loop_step): the no-grad lower half,
+// the step the trainer runs (src/prompts/prompt_training.cpp, main_loop_step): the no-grad lower half,
 // gate, upper half with autograd, the loss on the response positions (upper_half_loss),
 // backward, Adam on the mid prompts (and the gate). --profile writes LibTorch's trace of the timed steps (chrome://tracing format; the op
 // table comes from bench/profile_table.py). With --cache the lower half comes from the activation cache, in its steady state (the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The MoPs training step of bench/mops_step_bench.cpp in PyTorch, eager or torch.compile'd, for a side-by-side timing.
 
-Same model and step as src/llama.cpp, src/prompted_forward.cpp and src/prompt_training.cpp:
+Same model and step as src/model/llama.cpp, src/prompts/prompted_forward.cpp and src/prompts/prompt_training.cpp:
 Llama (RMSNorm, RoPE on interleaved pairs, grouped-query attention, SwiGLU, tied classifier),
 K0 zero first-layer prompts, a no-grad lower half [0, L_mid), the gate on the mean layer-L_mid
 hidden state of the question tokens, E x P mid prompts replacing the prompt positions at L_mid,
@@ -59,13 +59,13 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))  # (C)
 
-    def forward(self, x):  # (..., C) -> (..., C), in float32 for a bfloat16 x (as src/llama.cpp)
+    def forward(self, x):  # (..., C) -> (..., C), in float32 for a bfloat16 x (as src/model/llama.cpp)
         x32 = x.float()
         return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
 
 class Rope:
-    """Rotary embedding on interleaved pairs (x[2i], x[2i+1]), as src/rope.cpp."""
+    """Rotary embedding on interleaved pairs (x[2i], x[2i+1]), as src/model/rope.cpp."""
 
     def __init__(self, head_dim, length, theta=10000.0):
         pair = torch.arange(0, head_dim // 2, dtype=torch.float64)              # (D/2)

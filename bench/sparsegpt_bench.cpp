@@ -1,4 +1,4 @@
-// sparsegpt_bench: seconds SparseGPT (src/sparsegpt.h) takes to prune the seven matrices of one
+// sparsegpt_bench: seconds SparseGPT (src/compress/sparsegpt.h) takes to prune the seven matrices of one
 // Llama block of width d (wq, wk, wv, wo: C x C with G = H/2 key/value heads; w1, w3: F x C;
 // w2: C x F, F = Llama's SwiGLU width), on random weights and the Gram matrix of N random
 // calibration tokens. The FLOPs grow as K^3 (the inverse Hessian's Cholesky factor) plus

@@ -1,7 +1,7 @@
 // Who trains where and when in a federated run.
 //
 // Placement: client c lives on rank c mod R (round robin). Client sizes follow a power law
-// over a seeded random ranking (src/partition.h), so round robin spreads large and small
+// over a seeded random ranking (sim/partition.h), so round robin spreads large and small
 // clients evenly without looking at the data.
 //
 // Sampling: the active clients of round r are a uniform sample without replacement of

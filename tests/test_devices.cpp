@@ -1,4 +1,4 @@
-// Compute on a device and in a dtype (src/compute_device.h, --device, --dtype).
+// Compute on a device and in a dtype (src/base/compute_device.h, --device, --dtype).
 //   Dtypes*: a bfloat16 backbone on the CPU (runs everywhere, CI included): prompts, gate, grads
 //            and the loss stay float32; perplexity stays close to float32's.
 //   Gpu*:    the same on a CUDA GPU (ctest label gpu); they skip, saying why, where none is visible.

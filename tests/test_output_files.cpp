@@ -1,5 +1,5 @@
-// Outputs are checked and locked before a command works (src/output_files.h), and files are
-// replaced atomically through a temporary file of their own (src/atomic_file.h).
+// Outputs are checked and locked before a command works (src/cli/output_files.h), and files are
+// replaced atomically through a temporary file of their own (src/base/atomic_file.h).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

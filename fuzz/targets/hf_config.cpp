@@ -1,4 +1,4 @@
-// Fuzz target (c): the Hugging Face checkpoint metadata readers (src/hf_config.cpp) on the input
+// Fuzz target (c): the Hugging Face checkpoint metadata readers (src/io/hf_config.cpp) on the input
 // as JSON text: parse_hf_config (config.json) and parse_hf_index (model.safetensors.index.json),
 // and also ModelConfig::from_json (the model config stored in the project's own checkpoints).
 // Invariants of an accepted config: ModelConfig::validate passes, every size positive, heads

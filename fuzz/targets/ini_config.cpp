@@ -1,5 +1,5 @@
 // Fuzz target (f): the INI config reader of `mops <command> --config FILE` (CommandLine::parse in
-// src/cli_options.cpp, Boost.Program_options' parse_config_file). The input is written to a
+// src/cli/cli_options.cpp, Boost.Program_options' parse_config_file). The input is written to a
 // temporary file (in /dev/shm when it can) and parsed with `--config FILE --threads 2` by a
 // CommandLine holding a representative set of options: int, int64, uint64, double, string,
 // vector<string> (multitoken, a repeated key gives a list), bool_switch and bool values.

@@ -1,4 +1,4 @@
-// Fuzz target (d): the JSONL record parsers of src/dataset_loaders.cpp, Dolly and generic JSONL,
+// Fuzz target (d): the JSONL record parsers of src/data/dataset_loaders.cpp, Dolly and generic JSONL,
 // on the input as a whole file (parse_dolly, parse_generic_jsonl), with and without skipping bad
 // records. Invariants of accepted results: every record has a non-empty task, instruction and
 // response and a source "PATH:LINE" with increasing line numbers inside the text; a strict parse

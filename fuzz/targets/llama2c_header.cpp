@@ -1,5 +1,5 @@
 // Fuzz target (b): the llama2.c (legacy v0) header reader (parse_llama2c_header in
-// src/llama2c_header.cpp). Input: the file's first bytes (up to the 28-byte header: 7 int32
+// src/io/llama2c_header.cpp). Input: the file's first bytes (up to the 28-byte header: 7 int32
 // dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size (< 0: untied), seq_len), then, when
 // given, 8 bytes little-endian: the file size the reader is told (otherwise the input's size).
 // Invariants of an accepted config: ModelConfig::validate passes, every field positive and as in

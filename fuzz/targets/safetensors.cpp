@@ -1,5 +1,5 @@
 // Fuzz target (a): the safetensors reader's layout validation (parse_safetensors_layout in
-// src/safetensors_layout.cpp) on the input as a whole file: 8-byte little-endian header length,
+// src/io/safetensors_layout.cpp) on the input as a whole file: 8-byte little-endian header length,
 // JSON header (dtype, shape, data_offsets per tensor; __metadata__), data section.
 // Invariants of an accepted layout: data_start = 8 + the header length, inside the file, the
 // signature check agrees; every entry has a known dtype, non-negative dimensions and exactly

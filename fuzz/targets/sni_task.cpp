@@ -1,4 +1,4 @@
-// Fuzz target (e): the Super-NaturalInstructions task-file parser of src/dataset_loaders.cpp
+// Fuzz target (e): the Super-NaturalInstructions task-file parser of src/data/dataset_loaders.cpp
 // (parse_sni_task) on the input as one task file, with and without skipping bad instances.
 // Invariants of accepted results: one record per good instance, each with the task's name, the
 // non-empty Definition[0] as instruction, a non-empty response and source "PATH#ID"; a strict

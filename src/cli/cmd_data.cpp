@@ -4,8 +4,8 @@
 #include <iomanip>
 #include <iostream>
 
-#include "cli/commands.h"
-#include "cli/dataset_options.h"
+#include "commands.h"
+#include "dataset_options.h"
 #include "command_start.h"
 
 namespace mops {

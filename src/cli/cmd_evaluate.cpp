@@ -3,8 +3,8 @@
 #include <limits>
 
 #include "checkpoint.h"
-#include "cli/commands.h"
-#include "cli/dataset_options.h"
+#include "commands.h"
+#include "dataset_options.h"
 #include "command_start.h"
 #include "evaluation.h"
 

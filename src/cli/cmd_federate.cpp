@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint.h"
-#include "cli/commands.h"
-#include "cli/dataset_options.h"
-#include "cli/prompt_options.h"
+#include "commands.h"
+#include "dataset_options.h"
+#include "prompt_options.h"
 #include "client_schedule.h"
 #include "command_start.h"
 #include "communicator.h"

@@ -4,7 +4,7 @@
 
 #include "checkpoint.h"
 #include "command_start.h"
-#include "cli/commands.h"
+#include "commands.h"
 #include "generate.h"
 #include "instruction_format.h"
 #include "prompt_state_io.h"

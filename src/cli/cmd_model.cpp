@@ -9,7 +9,7 @@
 #include "compute_device.h"
 #include "command_start.h"
 #include "output_files.h"
-#include "cli/commands.h"
+#include "commands.h"
 
 namespace mops {
 

@@ -8,8 +8,8 @@
 
 #include "calibration_data.h"
 #include "checkpoint.h"
-#include "cli/commands.h"
-#include "cli/dataset_options.h"
+#include "commands.h"
+#include "dataset_options.h"
 #include "command_start.h"
 #include "errors.h"
 #include "evaluation.h"

@@ -3,8 +3,8 @@
 
 #include "command_start.h"
 #include "output_files.h"
-#include "cli/commands.h"
-#include "cli/dataset_options.h"
+#include "commands.h"
+#include "dataset_options.h"
 #include "text_corpus.h"
 #include "tokenizer.h"
 

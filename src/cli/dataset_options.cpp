@@ -1,4 +1,4 @@
-#include "cli/dataset_options.h"
+#include "dataset_options.h"
 
 #include <iostream>
 #include <limits>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "allocator_settings.h"
-#include "cli/commands.h"
+#include "commands.h"
 #include "cli_options.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "cli/prompt_options.h"
+#include "prompt_options.h"
 
 #include <filesystem>
 #include <cmath>

@@ -1,4 +1,4 @@
-// Safetensors reader (mmap + src/safetensors_layout.h) and atomic writer.
+// Safetensors reader (mmap + src/io/safetensors_layout.h) and atomic writer.
 #include "safetensors.h"
 
 #include <fcntl.h>

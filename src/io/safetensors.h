@@ -1,5 +1,5 @@
 // Safetensors files: a read-only, memory-mapped reader that validates the whole layout
-// (src/safetensors_layout.h) when it opens a file, and an atomic writer (a temporary file of
+// (src/io/safetensors_layout.h) when it opens a file, and an atomic writer (a temporary file of
 // its own, then rename).
 #pragma once
 #include <torch/torch.h>

@@ -18,7 +18,7 @@
 // The series are chunked and extendible and exist (empty) from the start.
 //
 // Crash safety: the file lives in memory (HDF5 core driver) and each write puts a complete
-// snapshot on disk: the file image goes to a temporary file of its own (src/atomic_file.h), is
+// snapshot on disk: the file image goes to a temporary file of its own (src/base/atomic_file.h), is
 // fsync'ed, and is renamed over PATH.
 // rename() is atomic, so PATH is always a whole, closed HDF5 file: a run killed at any moment
 // leaves the last snapshot, and readers (h5py.File(path, "r"), also while the run goes on)
