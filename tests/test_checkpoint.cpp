@@ -66,7 +66,7 @@ torch::Tensor logits(Llama& model) {
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(7);
   auto tokens = torch::randint(0, model->config().vocab_size, {2, 11}, gen, torch::kLong);
-  return model->forward(tokens).logits;  // (B, T, V)
+  return model->forward(tokens);  // (B, T, V)
 }
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }

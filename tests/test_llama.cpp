@@ -1,5 +1,6 @@
-// The decoder's semantics: causality, prompt positions, gate column weights, GQA, RoPE,
-// KV cache and the no-grad lower half. References are written out here with loops.
+// The decoder's semantics: causality, prompt positions, gate column weights, GQA, RoPE and
+// the KV cache. References are written out here with loops. Where prompts enter (P0, the mid
+// prompts, the no-grad lower half) is tested with the prompted forward (test_mixture_of_prompts.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -42,13 +43,29 @@ double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>();
 }
 
+// The mechanics src/prompts/prompted_forward.h builds on: `prompts` (P, C) in front of the
+// tokens (B, T) at layer 0, their attention columns scaled by `weights` (P) or (B, P) in layers
+// >= `weighted_from` -> logits (B, T, V).
+torch::Tensor logits_with_prompts(Llama& model, const torch::Tensor& tokens, const torch::Tensor& prompts,
+                                  const torch::Tensor& weights = {}, int weighted_from = 0,
+                                  KVCache* cache = nullptr) {
+  auto h = torch::cat({prompts.unsqueeze(0).expand({tokens.size(0), -1, -1}), model->embed(tokens)}, 1);
+  LayerRun run;
+  run.prompt_columns = prompts.size(0);
+  run.cache = cache;
+  h = model->run_layers(h, 0, weighted_from, run);
+  run.column_weights = weights;
+  h = model->run_layers(h, weighted_from, model->config().n_layers, run);
+  return model->classify(h, prompts.size(0));
+}
+
 TEST(Llama, ChangingALaterTokenNeverChangesEarlierLogits) {
   auto model = tiny_model();
   torch::NoGradGuard no_grad;
   auto tokens = random_tokens(2, 12, 7);
   auto changed = tokens.clone();
   changed.index_put_({torch::indexing::Slice(), 7}, (tokens.index({torch::indexing::Slice(), 7}) + 1) % 50);
-  auto a = model->forward(tokens).logits, b = model->forward(changed).logits;  // (B, T, V)
+  auto a = model->forward(tokens), b = model->forward(changed);  // (B, T, V)
   const double before = max_diff(a.slice(1, 0, 7), b.slice(1, 0, 7));
   const double at_and_after = (a.slice(1, 7) - b.slice(1, 7)).abs().amax({0, 2}).min().item<double>();
   std::printf("max change before position 7: %.3g, min change at/after: %.3g\n", before, at_and_after);
@@ -61,52 +78,25 @@ TEST(Llama, EveryTokenSeesEveryPromptPosition) {
   torch::NoGradGuard no_grad;
   auto tokens = random_tokens(1, 10, 3);
   auto prompts = torch::randn({3, 32});
-  PromptPlan plan;
-  plan.first_prompts = prompts;
-  auto base = model->forward(tokens, plan).logits;  // (1, T, V)
+  auto base = logits_with_prompts(model, tokens, prompts);  // (1, T, V)
   EXPECT_EQ(base.sizes(), torch::IntArrayRef({1, 10, 50}));
   for (int p = 0; p < 3; ++p) {
-    PromptPlan changed = plan;
-    changed.first_prompts = prompts.clone();
-    changed.first_prompts[p] += 1.0;
-    auto logits = model->forward(tokens, changed).logits;
+    auto changed = prompts.clone();
+    changed[p] += 1.0;
+    auto logits = logits_with_prompts(model, tokens, changed);
     auto per_token = (logits - base).abs().amax({0, 2});  // (T)
     EXPECT_GT(per_token.min().item<double>(), 1e-4) << "prompt " << p << " is not seen by all tokens";
   }
-}
-
-TEST(Llama, ReplacementPromptsTakeOverThePromptPositions) {
-  auto model = tiny_model();
-  torch::NoGradGuard no_grad;
-  auto tokens = random_tokens(2, 6, 4);
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({3, 32});
-  plan.replace_layer = 2;
-  plan.replacement = torch::randn({5, 32});
-  plan.capture_layer = 2;
-  auto result = model->forward(tokens, plan);
-  ASSERT_EQ(result.captured.sizes(), torch::IntArrayRef({2, 11, 32}));
-  EXPECT_EQ(max_diff(result.captured[1].slice(0, 0, 5), plan.replacement), 0.0);
-  // Above the replacement layer the first prompts act only through the token states.
-  PromptPlan other = plan;
-  other.first_prompts = torch::zeros({3, 32});
-  auto other_result = model->forward(tokens, other);
-  EXPECT_GT(max_diff(other_result.logits, result.logits), 1e-4);
-  EXPECT_EQ(max_diff(other_result.captured.slice(1, 0, 5), result.captured.slice(1, 0, 5)), 0.0);
 }
 
 TEST(Llama, UnitColumnWeightsChangeNothing) {
   auto model = tiny_model();
   torch::NoGradGuard no_grad;
   auto tokens = random_tokens(2, 8, 5);
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({4, 32});
-  auto plain = model->forward(tokens, plan).logits;
-  plan.weight_from_layer = 1;
-  plan.column_weights = torch::ones({4});
-  EXPECT_EQ(max_diff(model->forward(tokens, plan).logits, plain), 0.0);
-  plan.column_weights = torch::full({4}, 0.5);
-  EXPECT_GT(max_diff(model->forward(tokens, plan).logits, plain), 1e-4);
+  auto prompts = torch::randn({4, 32});
+  auto plain = logits_with_prompts(model, tokens, prompts);
+  EXPECT_EQ(max_diff(logits_with_prompts(model, tokens, prompts, torch::ones({4}), 1), plain), 0.0);
+  EXPECT_GT(max_diff(logits_with_prompts(model, tokens, prompts, torch::full({4}, 0.5), 1), plain), 1e-4);
 }
 
 // freeze() packs wq|wk|wv and w1|w3 into one product each; the packed model computes the same,
@@ -116,18 +106,16 @@ TEST(Llama, PackedProjectionsGiveTheSameLogits) {
   packed->freeze();
   torch::NoGradGuard no_grad;
   auto tokens = random_tokens(2, 9, 6);
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({3, 32});
-  plan.weight_from_layer = 2;
-  plan.column_weights = torch::full({3}, 0.7);
-  const auto expected = loose->forward(tokens, plan).logits;
-  EXPECT_LT(max_diff(packed->forward(tokens, plan).logits, expected), 1e-4);
+  const auto prompts = torch::randn({3, 32}), weights = torch::full({3}, 0.7);
+  auto with_prompts = [&](Llama& model) { return logits_with_prompts(model, tokens, prompts, weights, 2); };
+  const auto expected = with_prompts(loose);
+  EXPECT_LT(max_diff(with_prompts(packed), expected), 1e-4);
   // An in-place change of a weight reaches the packed product.
   packed->block(1)->attention->wk->weight.mul_(0.5);
   packed->block(1)->feed_forward->w3->weight.mul_(0.5);
   loose->block(1)->attention->wk->weight.mul_(0.5);
   loose->block(1)->feed_forward->w3->weight.mul_(0.5);
-  EXPECT_LT(max_diff(packed->forward(tokens, plan).logits, loose->forward(tokens, plan).logits), 1e-4);
+  EXPECT_LT(max_diff(with_prompts(packed), with_prompts(loose)), 1e-4);
 }
 
 // The last layer can compute only the later rows (the training loss's): the same as those rows
@@ -138,12 +126,13 @@ TEST(Llama, LastLayerRowsFromOutputFromEqualThoseOfTheFullPass) {
     if (frozen) model->freeze();
     torch::NoGradGuard no_grad;
     auto h = torch::randn({2, 4 + 10, 32});  // 4 prompt positions, 10 tokens
-    PromptPlan plan;
-    plan.weight_from_layer = 1;
-    plan.column_weights = torch::tensor({{0.2f, 1.5f, 0.9f, 1.1f}, {1.0f, 0.4f, 2.0f, 0.6f}});
-    const auto full = model->run_layers(h, 0, 4, 4, plan, nullptr);  // (2, 14, 32)
+    LayerRun run;
+    run.prompt_columns = 4;
+    run.column_weights = torch::tensor({{0.2f, 1.5f, 0.9f, 1.1f}, {1.0f, 0.4f, 2.0f, 0.6f}});
+    const auto full = model->run_layers(h, 0, 4, run);  // (2, 14, 32)
     for (int64_t from : {1, 9, 13}) {
-      const auto rows = model->run_layers(h, 0, 4, 4, plan, nullptr, from);
+      run.output_from = from;
+      const auto rows = model->run_layers(h, 0, 4, run);
       ASSERT_EQ(rows.size(1), 14 - from);
       EXPECT_LT(max_diff(rows, full.slice(1, from)), 1e-5) << "from " << from << (frozen ? " packed" : "");
     }
@@ -262,10 +251,9 @@ TEST(Llama, GroupedQueryAttentionEqualsFullAttentionWithRepeatedHeads) {
     if (kv) value = value.view({2, 8, 32}).repeat_interleave(2, 0).reshape({32, 32});  // (G*D, C) -> (H*D, C)
     target[item.key()].copy_(value);
   }
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({2, 32});
+  const auto prompts = torch::randn({2, 32});
   auto tokens = random_tokens(2, 9, 8);
-  const double diff = max_diff(gqa->forward(tokens, plan).logits, full->forward(tokens, plan).logits);
+  const double diff = max_diff(logits_with_prompts(gqa, tokens, prompts), logits_with_prompts(full, tokens, prompts));
   std::printf("GQA vs repeated-head full attention: max |diff| = %.3g\n", diff);
   EXPECT_LT(diff, 1e-5);
 }
@@ -289,79 +277,50 @@ TEST(Llama, RopeMatchesHandComputedRotation) {
   EXPECT_LT(worst, 1e-5);
 }
 
+// Prompts and column weights through a KV cache: a prefill of 6 tokens, then one token at a
+// time, gives the logits of the full pass; a layer's cache keeps its prompt column count.
 TEST(Llama, IncrementalDecodingWithCacheEqualsFullForward) {
   auto model = tiny_model();
   torch::NoGradGuard no_grad;
   auto tokens = random_tokens(2, 10, 9);
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({3, 32});
-  plan.replace_layer = 2;
-  plan.replacement = torch::randn({4, 32});
-  plan.weight_from_layer = 2;
-  plan.column_weights = torch::rand({2, 4});
-  auto full = model->forward(tokens, plan).logits;  // (B, T, V)
+  const auto prompts = torch::randn({3, 32}), weights = torch::rand({2, 3});
+  auto full = logits_with_prompts(model, tokens, prompts, weights, 2);  // (B, T, V)
   KVCache cache;
-  auto first = model->forward(tokens.slice(1, 0, 6), plan, &cache).logits;
-  PromptPlan weights_only;
-  weights_only.weight_from_layer = plan.weight_from_layer;
-  weights_only.column_weights = plan.column_weights;
-  std::vector<torch::Tensor> pieces{first};
-  for (int t = 6; t < 10; ++t) pieces.push_back(model->forward(tokens.slice(1, t, t + 1), weights_only, &cache).logits);
+  std::vector<torch::Tensor> pieces{logits_with_prompts(model, tokens.slice(1, 0, 6), prompts, weights, 2, &cache)};
+  for (int t = 6; t < 10; ++t) {
+    LayerRun run;
+    run.cache = &cache;
+    auto h = model->run_layers(model->embed(tokens.slice(1, t, t + 1)), 0, 2, run);
+    run.column_weights = weights;
+    pieces.push_back(model->classify(model->run_layers(h, 2, 4, run), 0));
+  }
   const double diff = max_diff(torch::cat(pieces, 1), full);
   std::printf("cached vs full forward: max |diff| = %.3g\n", diff);
   EXPECT_LT(diff, 1e-4);
   EXPECT_EQ(cache.length(0), 3 + 10);
-  EXPECT_EQ(cache.length(3), 4 + 10);
-  EXPECT_THROW(model->forward(tokens.slice(1, 0, 1), plan, &cache), Error);
-}
-
-TEST(Llama, NoGradLowerLayersGiveGradientsOnlyAbove) {
-  // Untied: a tied classifier would rightly give the embedding a gradient from the top.
-  ModelConfig untied = tiny_config();
-  untied.tied_classifier = false;
-  auto model = tiny_model(1, untied);
-  auto tokens = random_tokens(2, 7, 10);
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({3, 32}).requires_grad_(true);
-  plan.replace_layer = 2;
-  plan.replacement = torch::randn({4, 32}).requires_grad_(true);
-  plan.grad_from_layer = 2;
-  model->forward(tokens, plan).logits.pow(2).mean().backward();
-  for (auto& item : model->named_parameters()) {
-    const std::string& name = item.key();
-    const bool below = name.rfind("tok_embeddings", 0) == 0 || name.rfind("layers.0.", 0) == 0 ||
-                       name.rfind("layers.1.", 0) == 0;
-    if (below) {
-      EXPECT_FALSE(item.value().grad().defined()) << name << " got a gradient below the no-grad layer";
-    } else {
-      ASSERT_TRUE(item.value().grad().defined()) << name;
-      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << name;
-    }
-  }
-  EXPECT_FALSE(plan.first_prompts.grad().defined());
-  ASSERT_TRUE(plan.replacement.grad().defined());
-  EXPECT_GT(plan.replacement.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(cache.prompt_columns[3], 3);
+  // The backbone alone through the same cache machinery.
+  KVCache plain;
+  auto first = model->forward(tokens.slice(1, 0, 6), &plain);
+  auto rest = model->forward(tokens.slice(1, 6), &plain);
+  EXPECT_LT(max_diff(torch::cat({first, rest}, 1), model->forward(tokens)), 1e-4);
 }
 
 TEST(Llama, FrozenBackboneTrainsOnlyThePrompts) {
   auto model = tiny_model();
   model->freeze();
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({3, 32}).requires_grad_(true);
-  model->forward(random_tokens(1, 5, 11), plan).logits.sum().backward();
+  auto prompts = torch::randn({3, 32}).requires_grad_(true);
+  logits_with_prompts(model, random_tokens(1, 5, 11), prompts).sum().backward();
   for (auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined());
-  ASSERT_TRUE(plan.first_prompts.grad().defined());
+  ASSERT_TRUE(prompts.grad().defined());
 }
 
 TEST(Llama, BadInputsGiveClearErrors) {
   auto model = tiny_model();
   torch::NoGradGuard no_grad;
   EXPECT_THROW(model->forward(torch::full({1, 3}, 50, torch::kLong)), Error);
-  PromptPlan plan;
-  plan.first_prompts = torch::randn({3, 32});
-  plan.weight_from_layer = 0;
-  plan.column_weights = torch::ones({5});
-  EXPECT_THROW(model->forward(random_tokens(1, 4, 1), plan), Error);
+  EXPECT_THROW(logits_with_prompts(model, random_tokens(1, 4, 1), torch::randn({3, 32}), torch::ones({5})), Error);
+  EXPECT_THROW(model->run_layers(torch::randn({1, 4, 32}), 2, 5), Error);
   ModelConfig bad = tiny_config(4, 3);
   EXPECT_THROW(Llama{bad}, Error);
 }

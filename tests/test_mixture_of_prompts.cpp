@@ -12,6 +12,23 @@
 namespace mops {
 namespace {
 
+// Records what run_layers() shows it: each layer's input and attention probabilities.
+class LayerRecorder : public LayerObserver {
+ public:
+  explicit LayerRecorder(bool attention) : attention_(attention) {}
+  bool wants_attention() const override { return attention_; }
+  void on_layer(int layer, const torch::Tensor& input, const torch::Tensor& attention) override {
+    inputs.resize(std::max<size_t>(inputs.size(), layer + 1));
+    attentions.resize(inputs.size());
+    inputs[layer] = input;
+    attentions[layer] = attention;
+  }
+  std::vector<torch::Tensor> inputs, attentions;  // per layer seen (B, S, C), (B, H, S, Sk)
+
+ private:
+  bool attention_;
+};
+
 void copy_prompts(PromptState& to, PromptState& from) {
   torch::NoGradGuard no_grad;
   to->first_prompts.copy_(from->first_prompts);
@@ -65,14 +82,15 @@ TEST(Gate, OneHotGateZeroesTheOtherExpertsAttention) {
       state->gate->w2->weight.zero_();
       state->gate->w2->bias.copy_(torch::tensor({0.0f, 0.0f, 1000.0f, 0.0f}));  // softmax: exactly one-hot
     }
-    std::vector<torch::Tensor> attention;
-    const auto out = prompted_forward(backbone, state, make_batch(tiny_examples(4, 8), 0, 4), &attention);
+    LayerRecorder recorder(true);
+    const auto out = prompted_forward(backbone, state, make_batch(tiny_examples(4, 8), 0, 4), &recorder);
     EXPECT_TRUE(out.gate.select(1, 2).eq(1.0f).all().item<bool>());
     const int P = state->config().prompts_per_expert, L = tiny_config().n_layers;
+    ASSERT_EQ(int(recorder.attentions.size()), L);
     for (int l = 0; l < L; ++l) {
-      EXPECT_EQ(attention[l].defined(), l >= state->config().mid_layer) << l;
+      EXPECT_EQ(recorder.attentions[l].defined(), l >= state->config().mid_layer) << l;
       if (l < state->config().mid_layer) continue;
-      const auto& probs = attention[l];  // (B, H, S, Sk), columns [E * P prompts | tokens]
+      const auto& probs = recorder.attentions[l];  // (B, H, S, Sk), columns [E * P prompts | tokens]
       auto others = torch::cat({probs.slice(3, 0, 2 * P), probs.slice(3, 3 * P, 4 * P)}, 3);
       EXPECT_TRUE(others.eq(0).all().item<bool>()) << gate_scale_name(scale) << " layer " << l;
       EXPECT_TRUE(probs.slice(3, 2 * P, 3 * P).gt(0).any().item<bool>()) << gate_scale_name(scale) << " layer " << l;
@@ -129,6 +147,53 @@ TEST(MopGradients, MatchFiniteDifferences) {
     }
   }
   std::printf("largest relative gradient difference: %.2e\n", worst);
+}
+
+// At the input of L_mid the mid prompts take P0's positions; above it P0 acts only through the
+// token states.
+TEST(MopForward, MidPromptsTakeOverThePromptPositionsAtLMid) {
+  auto backbone = tiny_backbone();
+  torch::NoGradGuard no_grad;
+  auto state = random_state(tiny_mop(PromptMethod::kPrompt), 13), other = random_state(tiny_mop(PromptMethod::kPrompt), 13);
+  other->first_prompts.normal_();
+  const auto batch = make_batch(tiny_examples(2, 14), 0, 2);
+  LayerRecorder seen(false), seen_other(false);
+  const auto logits = prompted_forward(backbone, state, batch, &seen).logits;
+  const auto other_logits = prompted_forward(backbone, other, batch, &seen_other).logits;
+  const int mid = state->config().mid_layer, EP = state->config().mid_prompts();
+  const auto& input = seen.inputs.at(mid);  // (B, E * P + T, C)
+  ASSERT_EQ(input.sizes(), torch::IntArrayRef({2, EP + batch.ids.size(1), tiny_config().dim}));
+  EXPECT_TRUE(input[1].slice(0, 0, EP).equal(state->mid_prompts));
+  EXPECT_TRUE(seen_other.inputs.at(mid).slice(1, 0, EP).equal(input.slice(1, 0, EP)));
+  EXPECT_FALSE(other_logits.allclose(logits, 0, 1e-4)) << "P0 must still act through the token states";
+}
+
+// Nothing below L_mid takes part in the backward pass: only the layers from L_mid on (on an
+// unfrozen backbone) and the mid prompts get gradients; P0 and the embeddings none.
+TEST(MopGradients, OnlyLayersFromLMidAndTheMidPromptsGetGradients) {
+  ModelConfig untied = tiny_config();
+  untied.tied_classifier = false;  // a tied classifier would rightly give the embedding a gradient
+  Llama backbone(untied);
+  backbone->init_weights(3);
+  auto state = random_state(tiny_mop(PromptMethod::kPrompt), 15);
+  state->first_prompts.set_requires_grad(true);
+  const auto batch = make_batch(tiny_examples(2, 16), 0, 2);
+  response_loss(prompted_forward(backbone, state, batch).logits, batch).backward();
+  const int mid = state->config().mid_layer;
+  for (auto& item : backbone->named_parameters()) {
+    const std::string& name = item.key();
+    bool below = name.rfind("tok_embeddings", 0) == 0;
+    for (int l = 0; l < mid; ++l) below = below || name.rfind("layers." + std::to_string(l) + ".", 0) == 0;
+    if (below) {
+      EXPECT_FALSE(item.value().grad().defined()) << name << " got a gradient below L_mid";
+    } else {
+      ASSERT_TRUE(item.value().grad().defined()) << name;
+      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << name;
+    }
+  }
+  EXPECT_FALSE(state->first_prompts.grad().defined());
+  ASSERT_TRUE(state->mid_prompts.grad().defined());
+  EXPECT_GT(state->mid_prompts.grad().abs().sum().item<double>(), 0.0);
 }
 
 TEST(MopGradients, LowerHalfHasNoGraph) {
@@ -295,18 +360,29 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
 namespace mops {
 namespace {
 
-// The generation plan reproduces the prompted forward (training/evaluation path) through the
-// backbone's own forward, for both methods.
-TEST(MopGeneration, PlanGivesTheSameLogitsAsThePromptedForward) {
+// Generation goes through the same halves as training and evaluation: the decoder's prefill and
+// then one token at a time give the prompted forward's logits (and gate) on the whole sequence,
+// for both methods.
+TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
   auto backbone = tiny_backbone();
+  torch::NoGradGuard no_grad;
   for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt}) {
     auto state = random_state(tiny_mop(method), 25);
-    auto prompt = tiny_examples(1, 26)[0];
+    auto whole = tiny_examples(1, 26)[0];
+    auto prompt = whole;
     prompt.ids.resize(prompt.response_begin);
-    const auto plan = generation_plan(backbone, state, prompt);
-    const auto ours = backbone->forward(torch::tensor(prompt.ids).unsqueeze(0), plan).logits;
-    const auto reference = prompted_forward(backbone, state, make_batch({prompt}, 0, 1)).logits;
-    EXPECT_TRUE(ours.allclose(reference, 0, 1e-4)) << method_name(method) << " " << (ours - reference).abs().max();
+    PromptedDecoder decoder(backbone, state, prompt);
+    std::vector<torch::Tensor> ours{decoder.prefill()};  // (V) each
+    for (size_t t = prompt.ids.size(); t + 1 < whole.ids.size(); ++t) ours.push_back(decoder.step(whole.ids[t]));
+    const auto reference = prompted_forward(backbone, state, make_batch({whole}, 0, 1));
+    const auto expected = reference.logits[0].slice(0, int64_t(prompt.ids.size()) - 1, int64_t(whole.ids.size()) - 1);
+    const auto got = torch::stack(ours);  // (T - T_prompt, V)
+    EXPECT_TRUE(got.allclose(expected, 0, 1e-4)) << method_name(method) << " " << (got - expected).abs().max();
+    if (method == PromptMethod::kMop) {
+      EXPECT_TRUE(decoder.gate().allclose(reference.gate, 0, 1e-6));
+    }
+    const auto& c = state->config();
+    EXPECT_EQ(decoder.prompt_length(), std::max(c.first_prompts, c.mid_prompts()) + int64_t(prompt.ids.size()));
   }
 }
 

@@ -38,7 +38,7 @@ double logits_difference(const std::string& model_path, const std::string& logit
   auto model = load_model(model_path).model;
   torch::NoGradGuard no_grad;
   auto ids = torch::tensor(ref["ids"].get<std::vector<int64_t>>(), torch::kLong).unsqueeze(0);
-  auto ours = model->forward(ids).logits[0];  // (T, V)
+  auto ours = model->forward(ids)[0];  // (T, V)
   const double diff = (ours - read_logits(logits_file, ref)).abs().max().item<double>();
   std::printf("%s vs %s: max |diff| = %.3g\n", model_path.c_str(), logits_file.c_str(), diff);
   return diff;

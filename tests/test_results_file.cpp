@@ -14,11 +14,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <random>
 #include <thread>
 
 #include "build_info.h"
 #include "build_paths.h"
+#include "seeded_random.h"
 #include "test_support.h"
 
 namespace mops {
@@ -312,8 +312,7 @@ void expect_consistent_prefix(const std::string& path) {
 
 TEST(ResultsFile, SurvivesSigkillAtAnyMoment) {
   const std::string path = (fresh_test_dir("results") / "killed.h5").string();
-  std::mt19937 random(2024);
-  std::uniform_int_distribution<int> delay_ms(5, 200);
+  SeededRandom random(2024);  // the kill delays, in ms
   for (int kill_number = 0; kill_number < 10; ++kill_number) {
     int ready[2];
     ASSERT_EQ(pipe(ready), 0);
@@ -327,7 +326,7 @@ TEST(ResultsFile, SurvivesSigkillAtAnyMoment) {
     char byte = 0;
     ASSERT_EQ(read(ready[0], &byte, 1), 1) << "the writer died before creating the file";
     ::close(ready[0]);
-    const int delay = delay_ms(random);
+    const int delay = random.between(5, 200);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     const bool live_read = kill_number % 3 == 0;  // a reader while the writer runs ("live view")
     if (live_read) {

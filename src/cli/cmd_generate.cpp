@@ -1,5 +1,6 @@
 // `mops generate`: continue a text or a list of token ids.
 #include <iostream>
+#include <memory>
 #include <limits>
 
 #include "checkpoint.h"
@@ -64,7 +65,7 @@ int run_generate(int argc, const char* const* argv) {
   loaded.model->freeze_on(compute.device, compute.dtype);
 
   std::vector<int64_t> prompt;
-  PromptPlan plan;
+  std::unique_ptr<Decoder> decoder;
   if (cl.has("ids")) {
     prompt = ids;
   } else if (cl.has("instruction")) {
@@ -76,7 +77,7 @@ int run_generate(int argc, const char* const* argv) {
       state->to(compute.device);
       MopConfig resolved = state->config().resolved(loaded.model->config());
       MOPS_CHECK(resolved.mid_layer == state->config().mid_layer, "the prompts were trained for another model");
-      plan = generation_plan(loaded.model, state, example);
+      decoder = std::make_unique<PromptedDecoder>(loaded.model, state, example);
     }
   } else {
     prompt.push_back(tokenizer->bos_id());
@@ -90,7 +91,8 @@ int run_generate(int argc, const char* const* argv) {
   options.seed = cl.seed();
   options.stop_id = cl.has("stop-id") ? cl.get<int64_t>("stop-id") : (tokenizer ? tokenizer->eos_id() : -1);
 
-  const auto result = generate(loaded.model, prompt, options, plan);
+  if (!decoder) decoder = std::make_unique<BackboneDecoder>(loaded.model, prompt);
+  const auto result = generate(*decoder, options);
   if (print_ids) {
     for (size_t i = 0; i < result.ids.size(); ++i) std::cout << (i ? " " : "") << result.ids[i];
     std::cout << "\n";

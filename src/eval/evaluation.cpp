@@ -39,8 +39,8 @@ std::vector<std::pair<double, int64_t>> response_nll(const std::vector<Tokenized
   return out;
 }
 
-BatchLogits backbone_logits(Llama& model, const PromptPlan& plan) {
-  return [model, plan](const ExampleBatch& batch) mutable { return model->forward(batch.ids, plan).logits; };
+BatchLogits backbone_logits(Llama& model) {
+  return [model](const ExampleBatch& batch) mutable { return model->forward(batch.ids); };
 }
 
 EvaluationReport evaluate_perplexity(const std::vector<TokenizedExample>& examples,

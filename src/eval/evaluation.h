@@ -32,8 +32,8 @@ struct EvaluationReport {
 
 // The logits (B, T, V) of a batch under some model (the backbone, with or without prompts).
 using BatchLogits = std::function<torch::Tensor(const ExampleBatch&)>;
-// The backbone alone; `plan` carries prompts/gate weights shared by all examples (may be empty).
-BatchLogits backbone_logits(Llama& model, const PromptPlan& plan = {});
+// The backbone alone, without prompts.
+BatchLogits backbone_logits(Llama& model);
 
 // Sum of response-token NLL and count per example; examples are batched (right-padded).
 std::vector<std::pair<double, int64_t>> response_nll(const std::vector<TokenizedExample>& examples, int batch_size,

@@ -25,33 +25,37 @@ int64_t pick_token(const torch::Tensor& logits, const SamplingOptions& options, 
   return order[kept - 1].item<int64_t>();
 }
 
-GenerationResult generate(Llama& model, const std::vector<int64_t>& prompt_ids,
-                          const SamplingOptions& options, const PromptPlan& plan) {
-  MOPS_CHECK(!prompt_ids.empty(), "generation needs at least one prompt token id");
+BackboneDecoder::BackboneDecoder(Llama model, std::vector<int64_t> prompt_ids)
+    : model_(std::move(model)), prompt_ids_(std::move(prompt_ids)) {
+  MOPS_CHECK(!prompt_ids_.empty(), "generation needs at least one prompt token id");
+}
+
+torch::Tensor BackboneDecoder::prefill() {
+  return model_->forward(torch::tensor(prompt_ids_, torch::kLong).unsqueeze(0), &cache_)[0][-1];  // (V)
+}
+
+torch::Tensor BackboneDecoder::step(int64_t id) {
+  return model_->forward(torch::tensor({id}, torch::kLong).unsqueeze(0), &cache_)[0][-1];  // (V)
+}
+
+GenerationResult generate(Decoder& decoder, const SamplingOptions& options) {
   MOPS_CHECK(options.greedy || options.temperature > 0,
              "--temperature = " << options.temperature << " must be positive (or use --greedy)");
   MOPS_CHECK(options.greedy || (options.top_p > 0 && options.top_p <= 1),
              "--top-p = " << options.top_p << " is outside (0, 1]");
   MOPS_CHECK(options.max_new_tokens >= 0, "--max-new-tokens must be >= 0");
-  const int64_t prompt_positions = plan.first_prompts.defined() ? plan.first_prompts.size(-2) : 0;
-  const int64_t limit = model->config().max_seq_len;
-  MOPS_CHECK(prompt_positions + int64_t(prompt_ids.size()) <= limit,
-             "prompt of " << prompt_ids.size() << " ids (+" << prompt_positions
-                          << " prompt positions) exceeds the model's context of " << limit);
+  const int64_t limit = decoder.context_length();
+  int64_t length = decoder.prompt_length();
+  MOPS_CHECK(length <= limit, "the prompt takes " << length << " positions (prompt vectors included), more than the "
+                                                  << "model's context of " << limit);
   torch::NoGradGuard no_grad;
   const auto start = std::chrono::steady_clock::now();
   SeededRandom random(options.seed);
-  KVCache cache;
-  PromptPlan step_plan;  // after the prefill only the gate weights still act
-  step_plan.weight_from_layer = plan.weight_from_layer;
-  step_plan.column_weights = plan.column_weights;
-
   GenerationResult result;
   result.stop_reason = "max-new-tokens";
-  auto logits = model->forward(torch::tensor(prompt_ids, torch::kLong).unsqueeze(0), plan, &cache).logits;
-  int64_t length = prompt_positions + int64_t(prompt_ids.size());
+  auto logits = decoder.prefill();  // (V)
   for (int i = 0; i < options.max_new_tokens; ++i) {
-    const int64_t next = pick_token(logits[0][-1], options, random.uniform());
+    const int64_t next = pick_token(logits, options, random.uniform());
     result.ids.push_back(next);
     if (next == options.stop_id) {
       result.stop_reason = "stop id";
@@ -62,11 +66,16 @@ GenerationResult generate(Llama& model, const std::vector<int64_t>& prompt_ids,
       break;
     }
     if (i + 1 == options.max_new_tokens) break;
-    logits = model->forward(torch::tensor({next}, torch::kLong).unsqueeze(0), step_plan, &cache).logits;
+    logits = decoder.step(next);
     ++length;
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+GenerationResult generate(Llama& model, const std::vector<int64_t>& prompt_ids, const SamplingOptions& options) {
+  BackboneDecoder decoder(model, prompt_ids);
+  return generate(decoder, options);
 }
 
 }  // namespace mops

@@ -201,23 +201,6 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const RotaryEmbedding& 
   return h + feed_forward->forward(ffn_in, record ? &record->hidden : nullptr);
 }
 
-// ---------------------------------------------------------------- prompt helpers
-
-torch::Tensor batch_prompts(const torch::Tensor& prompts, int64_t batch, const char* what) {
-  MOPS_CHECK(prompts.dim() == 2 || prompts.dim() == 3,
-             what << " must be (P, C) or (B, P, C), got " << prompts.sizes());
-  if (prompts.dim() == 2) return prompts.unsqueeze(0).expand({batch, -1, -1});
-  MOPS_CHECK(prompts.size(0) == batch,
-             what << " has batch " << prompts.size(0) << " but the tokens have batch " << batch);
-  return prompts;
-}
-
-torch::Tensor replace_prompt_positions(const torch::Tensor& h, int64_t old_prompts,
-                                       const torch::Tensor& prompts) {
-  auto tokens = h.slice(1, old_prompts);  // (B, T, C)
-  return torch::cat({prompts.to(h.dtype()), tokens}, 1);  // (B, P + T, C)
-}
-
 // ---------------------------------------------------------------- Llama
 
 LlamaImpl::LlamaImpl(const ModelConfig& config)
@@ -244,44 +227,46 @@ torch::Tensor LlamaImpl::embed(const torch::Tensor& tokens) {
   return tok_embeddings(tokens.to(device()));  // (B, T, C)
 }
 
-torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
-                                    const PromptPlan& plan, KVCache* cache, int64_t output_from) {
+torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, const LayerRun& run) {
   const int L = config_.n_layers;
   MOPS_CHECK(0 <= begin && begin <= end && end <= L,
              "layer range [" << begin << ", " << end << ") is outside [0, " << L << "]");
-  MOPS_CHECK(output_from == 0 || begin < end, "output rows from " << output_from << " need at least one layer to run");
+  MOPS_CHECK(run.output_from == 0 || begin < end,
+             "output rows from " << run.output_from << " need at least one layer to run");
+  KVCache* cache = run.cache;
   if (cache && int(cache->keys.size()) != L) {
     cache->keys.assign(L, torch::Tensor());
     cache->values.assign(L, torch::Tensor());
     cache->prompt_columns.assign(L, 0);
+  }
+  torch::Tensor weights;  // (B, P) or undefined
+  if (run.column_weights.defined()) {
+    weights = run.column_weights.dim() == 1 ? run.column_weights.unsqueeze(0).expand({h.size(0), -1})
+                                            : run.column_weights;
   }
   torch::Tensor mask_memo;
   for (int l = begin; l < end; ++l) {
     const int64_t start = cache ? cache->length(l) : 0;
     AttentionContext context;
     context.mask_memo = &mask_memo;
-    if (l == end - 1) context.output_from = output_from;
-    context.prompt_columns = start > 0 ? cache->prompt_columns[l] : prompt_columns;
+    if (l == end - 1) context.output_from = run.output_from;
+    context.prompt_columns = start > 0 ? cache->prompt_columns[l] : run.prompt_columns;
     if (cache) {
-      if (start == 0) cache->prompt_columns[l] = prompt_columns;
+      if (start == 0) cache->prompt_columns[l] = run.prompt_columns;
       context.cache_keys = &cache->keys[l];
       context.cache_values = &cache->values[l];
     }
-    if (plan.column_weights.defined() && plan.weight_from_layer >= 0 && l >= plan.weight_from_layer) {
-      auto weights = plan.column_weights.dim() == 1
-                         ? plan.column_weights.unsqueeze(0).expand({h.size(0), -1})
-                         : plan.column_weights;  // (B, P)
+    if (weights.defined()) {
       MOPS_CHECK(weights.size(0) == h.size(0) && weights.size(1) == context.prompt_columns,
-                 "column weights " << plan.column_weights.sizes() << " do not match layer " << l
-                                   << ", which has " << context.prompt_columns
-                                   << " prompt columns and batch " << h.size(0));
+                 "column weights " << run.column_weights.sizes() << " do not match layer " << l << ", which has "
+                                   << context.prompt_columns << " prompt columns and batch " << h.size(0));
       context.column_weights = weights;
     }
-    if (plan.attention) {
-      plan.attention->resize(L);
-      context.record_probs = &(*plan.attention)[l];
-    }
+    torch::Tensor probs;  // (B, H, S, Sk) when the observer wants them
+    if (run.observer && run.observer->wants_attention()) context.record_probs = &probs;
+    const auto input = h;
     h = layers[l]->as<Block>()->forward(h, rope_, start, context);
+    if (run.observer) run.observer->on_layer(l, input, probs);
   }
   return h;
 }
@@ -305,42 +290,10 @@ Block LlamaImpl::block(int l) {
   return Block(layers->ptr<BlockImpl>(l));
 }
 
-ForwardResult LlamaImpl::forward(const torch::Tensor& tokens, const PromptPlan& plan,
-                                 KVCache* cache) {
-  const int L = config_.n_layers;
-  const bool fresh = !cache || cache->empty();
-  MOPS_CHECK(fresh || (!plan.first_prompts.defined() && !plan.replacement.defined()),
-             "the KV cache already holds the prompt prefix; pass prompts only on the first call");
-  MOPS_CHECK(!plan.replacement.defined() || (plan.replace_layer >= 0 && plan.replace_layer < L),
-             "prompt replacement layer " << plan.replace_layer << " is outside [0, " << L - 1 << "]");
-  const int64_t B = tokens.size(0);
-  ForwardResult result;
-  torch::Tensor h;
-  int64_t P = 0;
-  {
-    c10::optional<torch::NoGradGuard> no_grad;
-    if (plan.grad_from_layer > 0) no_grad.emplace();
-    h = embed(tokens);  // (B, T, C)
-    if (plan.first_prompts.defined() && fresh) {
-      auto prompts = batch_prompts(plan.first_prompts, B, "first-layer prompts");  // (B, P0, C)
-      P = prompts.size(1);
-      h = torch::cat({prompts.to(h.dtype()), h}, 1);  // (B, P0 + T, C)
-    }
-  }
-  for (int l = 0; l < L; ++l) {
-    c10::optional<torch::NoGradGuard> no_grad;
-    if (l < plan.grad_from_layer) no_grad.emplace();
-    if (l == plan.replace_layer && plan.replacement.defined() && fresh) {
-      auto prompts = batch_prompts(plan.replacement, B, "replacement prompts");  // (B, P, C)
-      h = replace_prompt_positions(h, P, prompts);
-      P = prompts.size(1);
-    }
-    if (l == plan.capture_layer) result.captured = h;
-    h = run_layers(h, l, l + 1, P, plan, cache);
-  }
-  if (plan.capture_layer == L) result.captured = h;
-  result.logits = classify(h, P);
-  return result;
+torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, KVCache* cache) {
+  LayerRun run;
+  run.cache = cache;
+  return classify(run_layers(embed(tokens), 0, config_.n_layers, run), 0);  // (B, T, V)
 }
 
 void LlamaImpl::init_weights(uint64_t seed) {

@@ -5,11 +5,11 @@
 // Sk key columns (cached ones included), C width, H query heads, G key/value heads,
 // D head dim, F SwiGLU hidden width, V vocabulary.
 //
-// Prompts: optional vectors prepended at layer 0; optionally replaced by another set (P may
-// change) at the input of a chosen layer. The mask is causal over [prompts | tokens], so every
-// token sees all prompt columns and the tokens before it. In layers >= a chosen layer the
-// post-softmax attention probabilities of the prompt columns are multiplied by per-column
-// weights (the MoPs gate), in every head, without renormalisation.
+// Prompts: the first P positions of a layer's input may be prompt vectors; which vectors, and at
+// which layer they change, is the caller's (src/prompts/prompted_forward.h). The mask is causal
+// over [prompts | tokens], so every token sees all prompt columns and the tokens before it. A run
+// of layers may multiply the post-softmax attention probabilities of the prompt columns by
+// per-column weights (the MoPs gate), in every head, without renormalisation.
 #pragma once
 #include <torch/torch.h>
 
@@ -29,22 +29,29 @@ struct KVCache {
   int64_t length(int layer) const { return keys[layer].defined() ? keys[layer].size(2) : 0; }
 };
 
-// Where prompts enter a forward pass and how the gate acts on them.
-struct PromptPlan {
-  torch::Tensor first_prompts;   // (P0, C) or (B, P0, C): prepended to the tokens at layer 0
-  int replace_layer = -1;        // at the input of this layer the prompt positions are replaced...
-  torch::Tensor replacement;     // ...by these: (P, C) or (B, P, C)
-  int weight_from_layer = -1;    // in layers >= this the prompt columns' probabilities are scaled...
-  torch::Tensor column_weights;  // ...by these: (P,) or (B, P), one weight per prompt column
-  int grad_from_layer = 0;       // layers below this one run without autograd
-  int capture_layer = -1;        // hidden states at the input of this layer are returned (L = final)
-  std::vector<torch::Tensor>* attention = nullptr;  // when set: per layer run, the attention
-                                                    // probabilities after the column weights (B, H, S, Sk)
+// Sees every layer a run_layers() call runs, for tests and analysis (as llama.cpp names and
+// observes its intermediate tensors).
+class LayerObserver {
+ public:
+  virtual ~LayerObserver() = default;
+  // Whether on_layer() wants the attention probabilities: they need the written-out attention,
+  // slower than the fused one.
+  virtual bool wants_attention() const { return false; }
+  // input: (B, S, C) at the input of `layer`; attention: its probabilities after the column
+  // weights, (B, H, S, Sk), or undefined unless wants_attention().
+  virtual void on_layer(int layer, const torch::Tensor& input, const torch::Tensor& attention) = 0;
 };
 
-struct ForwardResult {
-  torch::Tensor logits;    // (B, T, V) at token positions only
-  torch::Tensor captured;  // (B, P + T, C) at capture_layer, or undefined
+// What a run of layers needs besides its input h: (B, S, C).
+struct LayerRun {
+  int64_t prompt_columns = 0;    // the first positions of h that are prompts (a layer whose
+                                 // cache already holds keys keeps the count it had then)
+  torch::Tensor column_weights;  // (B, prompt_columns) or (prompt_columns): in every layer run,
+                                 // the attention probabilities of the prompt columns are scaled
+                                 // by these (the MoPs gate); undefined: no scaling
+  KVCache* cache = nullptr;      // keys and values of every layer run are appended to it
+  int64_t output_from = 0;       // the last layer computes only rows >= this one (not with a cache)
+  LayerObserver* observer = nullptr;
 };
 
 class RMSNormImpl : public torch::nn::Module {
@@ -127,20 +134,19 @@ class LlamaImpl : public torch::nn::Module {
   torch::Device device() const { return tok_embeddings->weight.device(); }
   torch::ScalarType dtype() const { return tok_embeddings->weight.scalar_type(); }
 
-  // tokens: (B, T) int64. With a non-empty cache the prompts are already inside it and the
-  // plan may only carry column weights.
-  ForwardResult forward(const torch::Tensor& tokens, const PromptPlan& plan = {},
-                        KVCache* cache = nullptr);
+  // The backbone without prompts: tokens (B, T) int64 -> logits (B, T, V); with a cache, the
+  // tokens follow the ones it holds.
+  torch::Tensor forward(const torch::Tensor& tokens, KVCache* cache = nullptr);
 
-  // The stages forward() is made of, for callers that act between them (the gate).
+  // The stages forward() is made of, for callers that put prompts between them
+  // (src/prompts/prompted_forward.h, the one place where prompts enter the backbone).
   torch::Tensor embed(const torch::Tensor& tokens);  // (B, T) -> (B, T, C)
-  // Layers [begin, end) on h: (B, S, C) whose first `prompt_columns` positions are prompts.
-  // The last of them computes outputs only for rows >= `output_from` (the rows before give it
-  // keys and values), so the result is (B, S - output_from, C): for callers that read only
-  // the later rows (the training loss). Not with a KV cache.
-  torch::Tensor run_layers(torch::Tensor h, int begin, int end, int64_t prompt_columns,
-                           const PromptPlan& plan, KVCache* cache, int64_t output_from = 0);
-  torch::Tensor classify(const torch::Tensor& h, int64_t prompt_columns);  // -> (B, T, V)
+  // Layers [begin, end) on h: (B, S, C) -> (B, S - run.output_from, C). The last layer computes
+  // outputs only for rows >= run.output_from (the rows before give it keys and values): for
+  // callers that read only the later rows (the training loss).
+  torch::Tensor run_layers(torch::Tensor h, int begin, int end, const LayerRun& run = {});
+  // (B, P + T, C) final states -> (B, T, V) logits of the T token positions
+  torch::Tensor classify(const torch::Tensor& h, int64_t prompt_columns);
   torch::Tensor logits(const torch::Tensor& states);  // final norm and classifier: (..., C) -> (..., V)
   // Layer `l` alone on h: (B, T, C) without prompts, recording its linear layers' inputs.
   torch::Tensor run_layer_recording(const torch::Tensor& h, int l, LinearInputs* record);
@@ -165,11 +171,5 @@ class LlamaImpl : public torch::nn::Module {
   RotaryEmbedding rope_;
 };
 TORCH_MODULE(Llama);
-
-// (P, C) or (B, P, C) -> (B, P, C)
-torch::Tensor batch_prompts(const torch::Tensor& prompts, int64_t batch, const char* what);
-// Replace the first `old_prompts` positions of h (B, S, C) by prompts (B, P, C).
-torch::Tensor replace_prompt_positions(const torch::Tensor& h, int64_t old_prompts,
-                                       const torch::Tensor& prompts);
 
 }  // namespace mops

@@ -37,7 +37,7 @@ Windows windows(const std::vector<int64_t>& stream, const std::vector<uint8_t>& 
 
 // Mean cross-entropy over the target positions of the windows.
 torch::Tensor next_token_loss(Llama& model, const Windows& w) {
-  auto logits = model->forward(w.inputs).logits;  // (B, T, V), on the model's device
+  auto logits = model->forward(w.inputs);  // (B, T, V), on the model's device
   auto nll = torch::nn::functional::cross_entropy(
       logits.flatten(0, 1), w.targets.to(logits.device()).flatten(),
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));  // (B*T)

@@ -8,7 +8,16 @@
 
 namespace mops {
 
-GateImpl::GateImpl(int width, int hidden, int experts, uint64_t seed) {
+GateScale parse_gate_scale(const std::string& name) {
+  if (name == "paper") return GateScale::kPaper;
+  if (name == "experts") return GateScale::kExperts;
+  MOPS_FAIL("--gate-scale '" << name << "' is not one of paper (attention x G_e), experts (attention x E G_e)");
+}
+
+const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper ? "paper" : "experts"; }
+
+GateImpl::GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, uint64_t seed)
+    : experts_(experts), prompts_per_expert_(prompts_per_expert), scale_(scale) {
   w1 = register_module("w1", torch::nn::Linear(width, hidden));
   w2 = register_module("w2", torch::nn::Linear(hidden, experts));
   torch::NoGradGuard no_grad;
@@ -26,6 +35,11 @@ torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor&
 
 torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
   return torch::softmax(logits(hidden, question_mask), -1);  // (B, E)
+}
+
+torch::Tensor GateImpl::column_weights(const torch::Tensor& gate) const {
+  auto weights = gate.repeat_interleave(prompts_per_expert_, 1);  // (B, E * P)
+  return scale_ == GateScale::kExperts ? weights * double(experts_) : weights;
 }
 
 torch::Tensor question_mean(const torch::Tensor& hidden, const torch::Tensor& question_mask) {

@@ -1,21 +1,39 @@
-// The MoPs gate: G = softmax(W2 relu(W1 x + b1) + b2) over E experts, where x is the mean of
-// the layer-L_mid hidden states over an example's question tokens (instruction + context).
+// The MoPs gate, all of it: what it reads, what it computes and how it acts.
+//   reads:    x, the mean of the layer-L_mid hidden states over an example's question tokens
+//             (instruction + context; prompted_forward.h hands them over);
+//   computes: G = softmax(W2 relu(W1 x + b1) + b2) over E experts;
+//   acts:     as one weight per mid prompt column, G_e on each of expert e's P columns (`paper`,
+//             as Algorithm 1 writes it) or E * G_e (`experts`: a uniform gate is then exactly the
+//             prompt baseline). The backbone multiplies the attention probabilities of those
+//             columns by them, in every head of every layer >= L_mid (llama.h, LayerRun).
 //
-// Letters: B batch, T tokens, C width, E experts.
+// Letters: B batch, T tokens, C width, E experts, P prompts per expert.
 #pragma once
 #include <torch/torch.h>
 
+#include <string>
+
 namespace mops {
+
+enum class GateScale { kPaper, kExperts };
+GateScale parse_gate_scale(const std::string& name);  // paper | experts
+const char* gate_scale_name(GateScale scale);
 
 class GateImpl : public torch::nn::Module {
  public:
   // Weights and biases uniform in +-1/sqrt(fan-in) (PyTorch's default), from `seed`.
-  GateImpl(int width, int hidden, int experts, uint64_t seed);
+  GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, uint64_t seed);
   // hidden: (B, T, C) token hidden states; question_mask: (B, T) -> (B, E), rows sum to 1
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& question_mask);
   // The same before the softmax: (B, E)
   torch::Tensor logits(const torch::Tensor& hidden, const torch::Tensor& question_mask);
+  // Gate output (B, E) -> the weights of the E * P mid prompt columns (B, E * P).
+  torch::Tensor column_weights(const torch::Tensor& gate) const;
   torch::nn::Linear w1{nullptr}, w2{nullptr};
+
+ private:
+  int experts_, prompts_per_expert_;
+  GateScale scale_;
 };
 TORCH_MODULE(Gate);
 

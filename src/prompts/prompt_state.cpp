@@ -10,14 +10,7 @@ PromptMethod parse_prompt_method(const std::string& name) {
   MOPS_FAIL("--method '" << name << "' is not one of mop, prompt (or both, where a command allows it)");
 }
 
-GateScale parse_gate_scale(const std::string& name) {
-  if (name == "paper") return GateScale::kPaper;
-  if (name == "experts") return GateScale::kExperts;
-  MOPS_FAIL("--gate-scale '" << name << "' is not one of paper (attention x G_e), experts (attention x E G_e)");
-}
-
 const char* method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "prompt"; }
-const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper ? "paper" : "experts"; }
 
 MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MopConfig c = *this;
@@ -39,13 +32,8 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t se
   first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompts, width}), false);
   mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompts(), width}));
   if (config.method == PromptMethod::kMop) {
-    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, seed));
+    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale, seed));
   }
-}
-
-torch::Tensor PromptStateImpl::column_weights(const torch::Tensor& gate_output) const {
-  auto weights = gate_output.repeat_interleave(config_.prompts_per_expert, 1);  // (B, E * P)
-  return config_.gate_scale == GateScale::kExperts ? weights * double(config_.experts) : weights;
 }
 
 }  // namespace mops

@@ -1,10 +1,7 @@
 // What MoPs and its baseline train on top of the frozen backbone, for one run or one client:
 //   P0:   K0 first-layer prompts, prepended at layer 0 (pretrained briefly, then frozen);
 //   mid:  E experts x P prompts, replacing the prompt positions at the input of layer L_mid;
-//   gate: on the mean layer-L_mid hidden state of the question tokens, softmax over E
-//         (MoPs only). Its output scales, in every layer >= L_mid and every head, the
-//         attention probabilities to expert e's P prompt columns by G_e (`paper`, as Algorithm 1
-//         writes it) or by E * G_e (`experts`: a uniform gate is then exactly the baseline).
+//   gate: MoPs only; what it reads, computes and scales is gate.h.
 //
 // Letters: C width, K0 first prompts, E experts, P prompts per expert.
 #pragma once
@@ -18,11 +15,8 @@
 namespace mops {
 
 enum class PromptMethod { kMop, kPrompt };
-enum class GateScale { kPaper, kExperts };
 PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt
-GateScale parse_gate_scale(const std::string& name);        // paper | experts
 const char* method_name(PromptMethod method);
-const char* gate_scale_name(GateScale scale);
 
 struct MopConfig {
   PromptMethod method = PromptMethod::kMop;
@@ -44,8 +38,6 @@ class PromptStateImpl : public torch::nn::Module {
   PromptStateImpl(const MopConfig& config, int width, uint64_t seed = 0);
 
   const MopConfig& config() const { return config_; }
-  // Gate output (B, E) -> per-column weights of the E * P mid prompt columns (B, E * P).
-  torch::Tensor column_weights(const torch::Tensor& gate) const;
 
   torch::Tensor first_prompts;  // (K0, C), frozen outside prompt pretraining
   torch::Tensor mid_prompts;    // (E * P, C)

@@ -1,17 +1,53 @@
 #include "prompted_forward.h"
 
+#include "errors.h"
 #include "precision.h"
 
 namespace mops {
+namespace {
 
-torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
-  torch::NoGradGuard no_grad;
+// (P, C) prompts -> (B, P, C) in `like`'s dtype, in front of `like`'s rows: (B, P + T, C).
+torch::Tensor prepend(const torch::Tensor& prompts, const torch::Tensor& like) {
+  auto batch = prompts.to(like.scalar_type()).unsqueeze(0).expand({like.size(0), -1, -1});  // (B, P, C)
+  return torch::cat({batch, like}, 1);
+}
+
+// Token embeddings (B, T, C) with P0 in front: (B, K0 + T, C).
+torch::Tensor with_first_prompts(Llama& backbone, const torch::Tensor& first_prompts, const torch::Tensor& ids) {
+  return prepend(first_prompts, backbone->embed(ids));
+}
+
+// The upper half's final states (B, E * P + T - output_from, C): the rows from `output_from`
+// on, and, for MoPs, the gate.
+struct UpperStates {
+  torch::Tensor states;
+  torch::Tensor gate;
+};
+
+// The layers [L_mid, L) on lower-half states (B, K0 + T, C) with the mid prompts in P0's place.
+UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tensor& lower,
+                         const torch::Tensor& question_mask, LayerRun run) {
   const auto& c = state->config();
-  auto tokens = backbone->embed(ids);                                                  // (B, T, C)
-  auto prompts = batch_prompts(state->first_prompts.detach().to(tokens.scalar_type()), ids.size(0),
-                               "first prompts");                                       // (B, K0, C)
-  auto h = torch::cat({prompts, tokens}, 1);                                           // (B, K0 + T, C)
-  return backbone->run_layers(h, 0, c.mid_layer, c.first_prompts, PromptPlan{}, nullptr);
+  UpperStates out;
+  if (c.method == PromptMethod::kMop) {
+    out.gate = gate_output(state, lower, question_mask);  // (B, E)
+    run.column_weights = state->gate->column_weights(out.gate);  // (B, E * P)
+  }
+  auto h = prepend(state->mid_prompts, lower.slice(1, c.first_prompts));  // (B, E * P + T, C)
+  run.prompt_columns = c.mid_prompts();
+  out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, run);
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, KVCache* cache) {
+  torch::NoGradGuard no_grad;
+  LayerRun run;
+  run.prompt_columns = state->config().first_prompts;
+  run.cache = cache;
+  auto h = with_first_prompts(backbone, state->first_prompts.detach(), ids);  // (B, K0 + T, C)
+  return backbone->run_layers(h, 0, state->config().mid_layer, run);
 }
 
 torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower) {
@@ -22,40 +58,11 @@ torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const 
   return state->gate(gate_states(state, lower), question_mask);  // (B, E)
 }
 
-namespace {
-
-// The upper half's final states (B, E * P + T - output_from, C): the rows from `output_from`
-// on, and, for MoPs, the gate.
-struct UpperStates {
-  torch::Tensor states;
-  torch::Tensor gate;
-};
-
-UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                         const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention,
-                         int64_t output_from = 0) {
-  const auto& c = state->config();
-  const int64_t B = lower.size(0);
-  UpperStates out;
-  PromptPlan plan;
-  plan.attention = attention;
-  if (c.method == PromptMethod::kMop) {
-    out.gate = gate_output(state, lower, question_mask);  // (B, E)
-    plan.weight_from_layer = c.mid_layer;
-    plan.column_weights = state->column_weights(out.gate);  // (B, E * P)
-  }
-  auto mid = batch_prompts(state->mid_prompts, B, "mid prompts");  // (B, E * P, C)
-  auto h = replace_prompt_positions(lower, c.first_prompts, mid);   // (B, E * P + T, C)
-  out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, c.mid_prompts(), plan, nullptr,
-                                    output_from);
-  return out;
-}
-
-}  // namespace
-
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention) {
-  auto upper = upper_states(backbone, state, lower, question_mask, attention);
+                          const torch::Tensor& question_mask, LayerObserver* observer) {
+  LayerRun run;
+  run.observer = observer;
+  auto upper = upper_states(backbone, state, lower, question_mask, run);
   return {backbone->classify(upper.states, state->config().mid_prompts()), upper.gate};  // (B, T, V)
 }
 
@@ -64,45 +71,65 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::T
   const auto predicts = batch.response_mask.to(lower.device()) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
   if (rows.numel() == 0) {  // no response token: loss 0
-    auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr);
+    auto upper = upper_states(backbone, state, lower, batch.question_mask, {});
     return {upper.states.sum() * 0.0, upper.gate};
   }
   // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
   const int64_t first = rows.min().item<int64_t>();
-  auto upper = upper_states(backbone, state, lower, batch.question_mask, nullptr, P + first);  // (B, T - first, C)
-  const auto kept = predicts.slice(1, first);                                                 // (B, T - 1 - first)
-  auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});                        // (N, C)
-  auto targets = batch.ids.to(lower.device()).slice(1, first + 1).index({kept});              // (N)
-  auto logits = at_least_float32(backbone->logits(states));                                     // (N, V)
-  auto loss = torch::nn::functional::cross_entropy(logits, targets);                           // ()
+  LayerRun run;
+  run.output_from = P + first;
+  auto upper = upper_states(backbone, state, lower, batch.question_mask, run);  // (B, T - first, C)
+  const auto kept = predicts.slice(1, first);                                    // (B, T - 1 - first)
+  auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});           // (N, C)
+  auto targets = batch.ids.to(lower.device()).slice(1, first + 1).index({kept}); // (N)
+  auto logits = at_least_float32(backbone->logits(states));                      // (N, V)
+  auto loss = torch::nn::functional::cross_entropy(logits, targets);             // ()
   return {loss, upper.gate};
 }
 
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
-                                std::vector<torch::Tensor>* attention) {
-  return upper_half(backbone, state, lower_half(backbone, state, batch.ids), batch.question_mask, attention);
-}
-
-PromptPlan generation_plan(Llama& backbone, PromptState& state, const TokenizedExample& prompt) {
-  torch::NoGradGuard no_grad;
-  const auto& c = state->config();
-  PromptPlan plan;
-  plan.first_prompts = state->first_prompts.detach();
-  plan.replace_layer = c.mid_layer;
-  plan.replacement = state->mid_prompts.detach();
-  if (c.method == PromptMethod::kMop) {
-    const auto batch = make_batch({prompt}, 0, 1);
-    auto gate = gate_output(state, lower_half(backbone, state, batch.ids), batch.question_mask);  // (1, E)
-    plan.weight_from_layer = c.mid_layer;
-    plan.column_weights = state->column_weights(gate);  // (1, E * P)
-  }
-  return plan;
+                                LayerObserver* observer) {
+  return upper_half(backbone, state, lower_half(backbone, state, batch.ids), batch.question_mask, observer);
 }
 
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
-  PromptPlan plan;
-  plan.first_prompts = state->first_prompts;
-  return backbone->forward(ids, plan).logits;
+  LayerRun run;
+  run.prompt_columns = state->config().first_prompts;
+  auto h = with_first_prompts(backbone, state->first_prompts, ids);  // (B, K0 + T, C)
+  return backbone->classify(backbone->run_layers(h, 0, backbone->config().n_layers, run), run.prompt_columns);
+}
+
+// ---------------------------------------------------------------- generation
+
+PromptedDecoder::PromptedDecoder(Llama backbone, PromptState state, TokenizedExample prompt)
+    : backbone_(std::move(backbone)), state_(std::move(state)), prompt_(std::move(prompt)) {
+  MOPS_CHECK(!prompt_.ids.empty(), "generation needs at least one prompt token id");
+}
+
+int64_t PromptedDecoder::prompt_length() const {
+  const auto& c = state_->config();
+  return std::max(c.first_prompts, c.mid_prompts()) + int64_t(prompt_.ids.size());
+}
+
+torch::Tensor PromptedDecoder::prefill() {
+  const auto batch = make_batch({prompt_}, 0, 1);
+  const auto lower = lower_half(backbone_, state_, batch.ids, &cache_);  // (1, K0 + T, C)
+  LayerRun run;
+  run.cache = &cache_;
+  auto upper = upper_states(backbone_, state_, lower, batch.question_mask, run);
+  gate_ = upper.gate;
+  if (gate_.defined()) column_weights_ = state_->gate->column_weights(gate_);  // (1, E * P)
+  return backbone_->classify(upper.states, state_->config().mid_prompts())[0][-1];  // (V)
+}
+
+torch::Tensor PromptedDecoder::step(int64_t id) {
+  const int mid = state_->config().mid_layer;
+  LayerRun run;
+  run.cache = &cache_;
+  auto h = backbone_->run_layers(backbone_->embed(torch::tensor({id}, torch::kLong).unsqueeze(0)), 0, mid, run);
+  run.column_weights = column_weights_;
+  h = backbone_->run_layers(h, mid, backbone_->config().n_layers, run);  // (1, 1, C)
+  return backbone_->classify(h, 0)[0][-1];                                // (V)
 }
 
 }  // namespace mops

@@ -1,15 +1,21 @@
-// A forward pass of the frozen backbone with a PromptState:
+// Where prompts enter the frozen backbone: the one module that puts them there, for training,
+// evaluation and generation alike.
 //   lower half  [0, L_mid): tokens with P0 prepended, without autograd (nothing there trains);
 //   gate        on the mean hidden state of the question tokens at the input of L_mid (MoPs);
 //   upper half  [L_mid, L): P0's positions replaced by the E * P mid prompts, the attention to
-//               them scaled by the gate, with autograd.
-// The two halves are separate calls so that the lower half's output can be computed once.
+//               them scaled by the gate's column weights (gate.h), with autograd.
+// The two halves are separate calls so that the lower half's output can be computed once
+// (activation_cache.h). Generation (PromptedDecoder) runs the same halves with a KV cache: the
+// prompt's lower half fills the cache of layers < L_mid and gives the gate, its upper half the
+// cache of the others; each new token then goes through both halves with the same weights.
 //
-// Letters: B batch, T tokens, C width, V vocabulary, K0 first prompts, E experts.
+// Letters: B batch, T tokens, C width, V vocabulary, K0 first prompts, E experts, P prompts per
+// expert.
 #pragma once
 #include <torch/torch.h>
 
 #include "example_batch.h"
+#include "generate.h"
 #include "llama.h"
 #include "prompt_state.h"
 
@@ -20,18 +26,19 @@ struct PromptedOutput {
   torch::Tensor gate;    // (B, E), MoPs only
 };
 
-// (B, T) ids -> (B, K0 + T, C) hidden states at the input of layer L_mid, no autograd.
-torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids);
+// (B, T) ids -> (B, K0 + T, C) hidden states at the input of layer L_mid, no autograd; a given
+// cache receives the keys and values of layers < L_mid.
+torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, KVCache* cache = nullptr);
 // What the gate reads of lower-half states (B, K0 + T, C): the token positions (B, T, C), in the
 // state's dtype (float32) whatever the backbone's (maybe bfloat16).
 torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower);
 // The gate's output (B, E) on lower-half states (B, K0 + T, C).
 torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask);
-// `attention`, when given, receives the attention probabilities of layers >= L_mid (llama.h).
+// `observer`, when given, sees the layers >= L_mid (llama.h).
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask, std::vector<torch::Tensor>* attention = nullptr);
+                          const torch::Tensor& question_mask, LayerObserver* observer = nullptr);
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
-                                std::vector<torch::Tensor>* attention = nullptr);
+                                LayerObserver* observer = nullptr);
 
 struct PromptedLoss {
   torch::Tensor loss;  // (): mean NLL of the batch's response tokens
@@ -42,12 +49,27 @@ struct PromptedLoss {
 // final norm and classifier only at positions that predict one.
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch);
 
-// The plan that runs `state` through the backbone's own forward (and so through generation
-// with a KV cache): P0 at layer 0, the mid prompts at L_mid and, for MoPs, the column weights
-// of the gate's choice for this prompt (its question span read at L_mid).
-PromptPlan generation_plan(Llama& backbone, PromptState& state, const TokenizedExample& prompt);
-
-// The backbone with P0 only (no mid prompts, no gate): (B, T) -> (B, T, V).
+// The backbone with P0 only (no mid prompts, no gate), with autograd to P0: (B, T) -> (B, T, V).
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);
+
+// Generation with a trained state: the gate chooses the experts from the prompt's question span.
+class PromptedDecoder : public Decoder {
+ public:
+  PromptedDecoder(Llama backbone, PromptState state, TokenizedExample prompt);
+  torch::Tensor prefill() override;
+  torch::Tensor step(int64_t id) override;
+  int64_t prompt_length() const override;
+  int64_t context_length() const override { return backbone_->config().max_seq_len; }
+  // The gate's output for the prompt (1, E) after prefill(), MoPs only.
+  const torch::Tensor& gate() const { return gate_; }
+
+ private:
+  Llama backbone_;
+  PromptState state_;
+  TokenizedExample prompt_;
+  KVCache cache_;
+  torch::Tensor gate_;            // (1, E)
+  torch::Tensor column_weights_;  // (1, E * P)
+};
 
 }  // namespace mops
