@@ -15,7 +15,7 @@
 #   machine, libraries, Open MPI  nvidia-smi; ldd of every bundled binary; mpirun -np 2 hostname
 #   generate       mops generate --device cuda on the embedded model (prints the device line)
 #   mpi-federate   one MpiFederate test on the CPU: the compiled-in paths, mpirun -> mops federate
-#   gpu-tests      mops_tests --gtest_filter='Gpu*' (tests/test_devices.cpp, GpuFederate.*)
+#   gpu-tests      mops_tests --gtest_filter='Gpu*' (tests/base/test_devices.cpp, GpuFederate.*)
 #   mpi-np2        mpirun -np 2 mops_mpi_tests (the MPI communicator)
 #   nccl-np1       MOPS_TEST_COMM=nccl mpirun -np 1 mops_mpi_tests (NCCL: one rank per GPU)
 #   bench-*        mops_step_bench --device cuda: two small shapes x mop/prompt x with/without
