@@ -66,7 +66,7 @@ void print_length_percentiles(const CommandLine& cl, const InstructionDataset& d
 void print_partition(const CommandLine& cl, const InstructionDataset& dataset) {
   std::vector<int> tasks;
   for (const auto& r : dataset.train) tasks.push_back(dataset.task_id(r.task));
-  const auto partition = partition_clients(cl, tasks, int(dataset.tasks.size()));
+  const auto partition = partition_records(tasks, int(dataset.tasks.size()), partition_options(cl));
   std::cout << "\ntraining split over " << partition.clients.size() << " clients (" << cl.get<std::string>("partition")
             << ")\n" << partition_table(partition, tasks, dataset.tasks);
 }

@@ -39,7 +39,7 @@ void add_partition_options(CommandLine& cl) {
   cl.add_number<int>("min-client-examples", 5, Range::closed(1, 1 << 30), "smallest client");
 }
 
-Partition partition_clients(const CommandLine& cl, const std::vector<int>& task_of_example, int num_tasks) {
+PartitionOptions partition_options(const CommandLine& cl) {
   PartitionOptions o;
   o.clients = cl.get<int>("clients");
   o.scheme = parse_partition_scheme(cl.get<std::string>("partition"));
@@ -48,7 +48,7 @@ Partition partition_clients(const CommandLine& cl, const std::vector<int>& task_
   o.size_exponent = cl.get<double>("size-exponent");
   o.min_examples = cl.get<int>("min-client-examples");
   o.seed = dataset_options(cl).seed;
-  return partition_records(task_of_example, num_tasks, o);
+  return o;
 }
 
 bool has_data(const CommandLine& cl) { return cl.has("data") || cl.has("source"); }
@@ -84,21 +84,10 @@ TextCorpus read_corpus_option(const CommandLine& cl, const std::string& option) 
   return corpus;
 }
 
-TokenizedSplit tokenize_dataset(const InstructionDataset& dataset, const Tokenizer& tokenizer, int max_tokens) {
-  TokenizedSplit split;
-  TruncationCounts counts;
-  for (const auto& r : dataset.train) {
-    if (auto e = tokenize_example(r, dataset.task_id(r.task), tokenizer, max_tokens, &counts)) split.train.push_back(*e);
-  }
-  for (const auto& r : dataset.test) {
-    if (auto e = tokenize_example(r, dataset.task_id(r.task), tokenizer, max_tokens, &counts)) split.test.push_back(*e);
-  }
-  if (counts.truncated || counts.dropped) {
-    std::cerr << "longer than " << max_tokens << " tokens: " << counts.truncated << " examples had their context cut, "
-              << counts.dropped << " were dropped\n";
-  }
-  if (dataset.skipped_records) std::cerr << "skipped " << dataset.skipped_records << " bad records\n";
-  return split;
+TokenizedSplit load_tokenized_data(const CommandLine& cl, int max_tokens) {
+  const auto dataset = load_instruction_dataset(dataset_options(cl));
+  const auto tokenizer = Tokenizer::load(cl.get<std::string>("tokenizer"));
+  return tokenize_dataset(dataset, tokenizer, max_tokens);
 }
 
 }  // namespace mops

@@ -2,10 +2,9 @@
 #pragma once
 #include "cli_options.h"
 #include "instruction_dataset.h"
-#include "instruction_format.h"
 #include "partition.h"
 #include "text_corpus.h"
-#include "tokenizer.h"
+#include "tokenized_split.h"
 
 namespace mops {
 
@@ -18,18 +17,15 @@ DatasetOptions dataset_options(const CommandLine& cl);
 // --partition, --alpha, --tasks-per-client, --size-exponent, --min-client-examples; each
 // command adds its own --clients.
 void add_partition_options(CommandLine& cl);
-// The partition of training examples (task_of_example[i] = task id of example i) over
-// --clients clients, seeded by --data-seed; client lists index the examples.
-Partition partition_clients(const CommandLine& cl, const std::vector<int>& task_of_example, int num_tasks);
+// The partition options: --clients clients, the options above, seeded by --data-seed.
+PartitionOptions partition_options(const CommandLine& cl);
 
 // The plain-text corpus named by `option` (--input or --corpus), read with --fields and
 // --skip-bad-records; the skipped count goes to stderr.
 TextCorpus read_corpus_option(const CommandLine& cl, const std::string& option);
 
-// Train/test records tokenised with the template; prints truncation counts to stderr.
-struct TokenizedSplit {
-  std::vector<TokenizedExample> train, test;
-};
-TokenizedSplit tokenize_dataset(const InstructionDataset& dataset, const Tokenizer& tokenizer, int max_tokens);
+// The instruction data the options name, tokenised with --tokenizer and cut to `max_tokens`
+// (tokenize_dataset, which prints its truncation counts).
+TokenizedSplit load_tokenized_data(const CommandLine& cl, int max_tokens);
 
 }  // namespace mops

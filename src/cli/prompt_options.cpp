@@ -1,15 +1,8 @@
 #include "prompt_options.h"
 
-#include <filesystem>
-#include <cmath>
-#include <iomanip>
-#include <iostream>
 #include <limits>
-#include <nlohmann/json.hpp>
 
 #include "activation_cache.h"
-#include "prompt_state_io.h"
-#include "prompted_forward.h"
 
 namespace mops {
 
@@ -52,6 +45,9 @@ void add_prompt_options(CommandLine& cl) {
        "a size in MiB, or 0 (off)");
 }
 
+namespace {
+
+// --lr, --gate-lr, --batch-size, --eval-batch-size and --seed; steps and eval_every are left to the command.
 TrainOptions optimizer_options(const CommandLine& cl) {
   TrainOptions o;
   o.lr = cl.get<double>("lr");
@@ -61,8 +57,6 @@ TrainOptions optimizer_options(const CommandLine& cl) {
   o.seed = cl.seed();
   return o;
 }
-
-namespace {
 
 std::string no_room_for_tokens(const ModelConfig& model) {
   return " leave no room for tokens in the model's max_seq_len " + std::to_string(model.max_seq_len) +
@@ -94,162 +88,31 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
   as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache"), torch::kCPU); });
 }
 
-int prompt_positions(const CommandLine& cl) {
-  return std::max(cl.get<int>("p0-prompts"), cl.get<int>("experts") * cl.get<int>("prompts-per-expert"));
+FirstPromptSettings first_prompt_settings(const CommandLine& cl) {
+  FirstPromptSettings p0;
+  p0.count = cl.get<int>("p0-prompts");
+  p0.steps = cl.get<int>("p0-steps");
+  p0.lr = cl.get<double>("p0-lr");
+  p0.batch_size = cl.get<int>("p0-batch-size");
+  if (cl.has("p0")) p0.file = cl.get<std::string>("p0");
+  return p0;
 }
 
-torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train) {
-  if (cl.has("p0")) return load_first_prompts(cl.get<std::string>("p0"), model->config().dim);
-  const int count = cl.get<int>("p0-prompts");
-  auto state = first_prompt_state(model, random_prompts(model, count, cl.seed() + 100));
-  TrainOptions o;
-  o.steps = cl.get<int>("p0-steps");
-  o.lr = cl.get<double>("p0-lr");
-  o.batch_size = cl.get<int>("p0-batch-size");
-  o.seed = cl.seed() + 101;
-  const double loss = pretrain_first_prompts(model, state, train, o);
-  std::cerr << "P0: " << count << " prompts pretrained for " << o.steps << " steps, last loss " << std::fixed
-            << std::setprecision(4) << loss << "\n";
-  return state->first_prompts.detach().clone();
-}
-
-MopConfig mop_config(const CommandLine& cl, PromptMethod method, int first_prompt_count, const ModelConfig& model) {
-  MopConfig c;
-  c.method = method;
-  c.first_prompts = first_prompt_count;
-  c.experts = cl.get<int>("experts");
-  c.prompts_per_expert = cl.get<int>("prompts-per-expert");
-  c.mid_layer = cl.get<int>("mid-layer");
-  c.gate_hidden = cl.get<int>("gate-hidden");
-  c.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
-  return c.resolved(model);
-}
-
-PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Llama& model, const torch::Tensor& p0,
-                                 const std::vector<TokenizedExample>& train) {
-  const auto config = mop_config(cl, method, int(p0.size(0)), model->config());
-  PromptState state(config, model->config().dim, cl.seed() + 11);
-  state->to(model->device());  // made on the CPU, so that the gate's start is the same on every device
-  {
-    torch::NoGradGuard no_grad;
-    state->first_prompts.copy_(p0);
-  }
-  init_mid_prompts(model, state, train, cl.get<std::string>("mid-init"), cl.seed() + 7);
-  return state;
-}
-
-void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
-                          const std::vector<TokenizedExample>& train, ActivationCache& cache) {
-  auto options = optimizer_options(cl);
-  options.lower_cache = &cache;
-  options.steps = cl.get<int>("gate-pretrain-steps");
-  options.batch_size = std::max(options.batch_size, 8);
-  const double accuracy = pretrain_gate(model, state, train, options);
-  std::cerr << "gate pretrained for " << options.steps << " steps: expert = task on " << std::fixed
-            << std::setprecision(1) << 100 * accuracy << " % of a training batch\n";
-}
-
-std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, const torch::Device& device, bool log) {
-  const auto budget = activation_cache_budget(cl.get<std::string>("activation-cache"), device);
-  auto cache = std::make_unique<ActivationCache>(budget.device_bytes, budget.host_bytes);
-  if (log) {
-    std::cerr << "activation cache: ";
-    if (cache->budget_bytes() == 0) std::cerr << "off";
-    else std::cerr << "up to " << cache->budget_bytes() / (1024 * 1024) << " MiB of lower-half states on " << device.str();
-    if (cache->host_budget_bytes() > 0) std::cerr << ", then up to " << cache->host_budget_bytes() / (1024 * 1024) << " MiB in host memory";
-    std::cerr << "\n";
-  }
-  return cache;
-}
-
-std::vector<std::pair<PromptMethod, std::string>> method_results_paths(const CommandLine& cl, const std::string& chosen,
-                                                                       const char* (*name_of)(PromptMethod)) {
-  const std::filesystem::path out = cl.get<std::string>("out");
-  std::vector<std::pair<PromptMethod, std::string>> paths;
-  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop}) {
-    const std::string name = name_of(method);
-    if (chosen == "both")
-      paths.emplace_back(method, (out.parent_path() / (out.stem().string() + "." + name + out.extension().string())).string());
-    else if (chosen == name)
-      paths.emplace_back(method, out.string());
-  }
-  return paths;
-}
-
-EvaluationReport evaluate_p0_only(Llama& model, const torch::Tensor& p0, const std::vector<TokenizedExample>& test,
-                                  const std::vector<std::string>& tasks, int batch_size) {
-  auto state = first_prompt_state(model, p0);
-  return evaluate_perplexity(test, tasks, batch_size,
-                             [&](const ExampleBatch& b) { return first_prompts_forward(model, state, b.ids); });
-}
-
-namespace {
-
-std::vector<double> values_of(const torch::Tensor& t) {
-  auto d = t.to(torch::kDouble).contiguous();
-  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
-}
-
-}  // namespace
-
-void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation) {
-  std::vector<double> ppl;
-  for (const auto& t : evaluation.report.tasks) ppl.push_back(t.perplexity);
-  const auto gate = evaluation.gate_by_task.defined() ? values_of(evaluation.gate_by_task) : std::vector<double>{};
-  results.append_eval(step, ppl, evaluation.report.overall.perplexity, gate);
-}
-
-void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
-                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
-                                  int batch_size) {
-  const auto gate = evaluate_prompted(model, state, test, tasks, batch_size).gate_by_task;  // (T, E)
-  const auto values = values_of(gate);
-  results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()),
-                      gate.sizes().vec());
-}
-
-std::string compression_attribute(const std::map<std::string, std::string>& model_metadata) {
-  const auto found = model_metadata.find("compression");
-  if (found == model_metadata.end()) return nlohmann::json{{"method", "none"}}.dump();
-  auto record = nlohmann::json::parse(found->second);
-  record.erase("matrices");
-  return record.dump();
-}
-
-void print_comparison_table(const std::string& baseline_label, const EvaluationReport* baseline,
-                            const EvaluationReport* mop, const EvaluationReport& p0_only, const EvaluationReport* dense) {
-  std::cout << "test perplexity (response tokens)\n  " << std::left << std::setw(20) << "task" << std::right;
-  if (dense) std::cout << std::setw(10) << "dense";
-  std::cout << std::setw(10) << "P0 only";
-  if (baseline) std::cout << std::setw(10) << baseline_label;
-  if (mop) std::cout << std::setw(10) << "MoPs";
-  if (baseline && mop) std::cout << std::setw(11) << "Gain (%)";
-  std::cout << "\n";
-  // A task without test examples has no perplexity: "n/a" and a note instead of nan.
-  auto cell = [](int width, double value, bool gain = false) {
-    std::ostringstream text;
-    text << std::fixed << std::setprecision(gain ? 1 : 3) << (gain ? std::showpos : std::noshowpos) << value;
-    std::cout << std::setw(width) << (std::isfinite(value) ? text.str() : "n/a");
-  };
-  auto row = [&](auto pick) {
-    std::cout << "  " << std::left << std::setw(20) << pick(p0_only).task << std::right;
-    if (dense) cell(10, pick(*dense).perplexity);
-    cell(10, pick(p0_only).perplexity);
-    if (baseline) cell(10, pick(*baseline).perplexity);
-    if (mop) cell(10, pick(*mop).perplexity);
-    if (baseline && mop) {
-      const double b = pick(*baseline).perplexity, m = pick(*mop).perplexity;
-      cell(10, 100.0 * (b - m) / b, true);
-    }
-    std::cout << "\n";
-  };
-  for (size_t t = 0; t < p0_only.tasks.size(); ++t) row([t](const EvaluationReport& r) { return r.tasks[t]; });
-  row([](const EvaluationReport& r) { return r.overall; });
-  for (const auto& task : p0_only.tasks) {
-    if (task.examples == 0)
-      std::cout << "  note: " << task.task << " has no test examples, so no perplexity (n/a); more data "
-                << "(--samples-per-source, --skills7-per-task) or a larger --test-fraction gives it some\n";
-  }
+PromptRunSettings prompt_run_settings(const CommandLine& cl) {
+  PromptRunSettings s;
+  s.p0 = first_prompt_settings(cl);
+  s.mop.experts = cl.get<int>("experts");
+  s.mop.prompts_per_expert = cl.get<int>("prompts-per-expert");
+  s.mop.mid_layer = cl.get<int>("mid-layer");
+  s.mop.gate_hidden = cl.get<int>("gate-hidden");
+  s.mop.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
+  s.mid_init = cl.get<std::string>("mid-init");
+  s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
+  s.train = optimizer_options(cl);
+  s.activation_cache = cl.get<std::string>("activation-cache");
+  s.seed = cl.seed();
+  s.config_json = cl.resolved_json();
+  return s;
 }
 
 }  // namespace mops

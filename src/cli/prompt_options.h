@@ -1,14 +1,10 @@
 // The prompt options `mops train` and `mops federate` share: P0, the MoPs shape, the mid-prompt
-// initialisation, gate pretraining and the optimizer, and the start state they build.
+// initialisation, gate pretraining, the optimizer and the activation cache; their checks against
+// the model, and the settings they fill (src/prompts/prompt_run_settings.h).
 #pragma once
-#include <map>
-#include <memory>
-#include <string>
-
-#include "activation_cache.h"
 #include "cli_options.h"
-#include "prompt_training.h"
-#include "results_file.h"
+#include "model_config.h"
+#include "prompt_run_settings.h"
 
 namespace mops {
 
@@ -20,9 +16,6 @@ void add_p0_options(CommandLine& cl);
 // --batch-size, --eval-batch-size, --activation-cache.
 void add_prompt_options(CommandLine& cl);
 
-// --lr, --gate-lr, --batch-size, --eval-batch-size and --seed; the caller sets steps.
-TrainOptions optimizer_options(const CommandLine& cl);
-
 // --p0-prompts leaving room for tokens in the model's max_seq_len; a UsageError otherwise.
 void validate_p0_options(const CommandLine& cl, const ModelConfig& model);
 
@@ -30,51 +23,11 @@ void validate_p0_options(const CommandLine& cl, const ModelConfig& model);
 // positions leaving room for tokens, a valid --activation-cache; a UsageError naming the option.
 void validate_prompt_options(const CommandLine& cl, const ModelConfig& model);
 
-// The longest prompt block either method puts in front of the tokens (K0 or E x P).
-int prompt_positions(const CommandLine& cl);
+// The P0 options (and --p0 FILE where the command has it).
+FirstPromptSettings first_prompt_settings(const CommandLine& cl);
 
-// P0 from --p0 FILE, or pretrained here (random start, then --p0-steps of Adam).
-torch::Tensor first_prompts(const CommandLine& cl, Llama& model, const std::vector<TokenizedExample>& train);
-
-MopConfig mop_config(const CommandLine& cl, PromptMethod method, int first_prompt_count, const ModelConfig& model);
-
-// P0 copied in and the mid prompts initialised by --mid-init; the gate keeps its seeded init.
-PromptState initial_prompt_state(const CommandLine& cl, PromptMethod method, Llama& model, const torch::Tensor& p0,
-                                 const std::vector<TokenizedExample>& train);
-
-// --gate-pretrain-steps of cross-entropy on task labels (MoPs only); prints the accuracy.
-void pretrain_gate_option(const CommandLine& cl, Llama& model, PromptState& state,
-                          const std::vector<TokenizedExample>& train, ActivationCache& cache);
-
-// The cache --activation-cache asks for, shared by gate pretraining and both methods' main
-// loops (they see the same P0); prints its budget when `log`.
-std::unique_ptr<ActivationCache> activation_cache_option(const CommandLine& cl, const torch::Device& device, bool log);
-
-// The results file of each method `chosen` names ("both" or one method's name), in the order the
-// methods run (the baseline, then MoPs): --out, or with both methods --out with the method's name
-// (`name_of`) before the extension (results.h5 -> results.mop.h5).
-std::vector<std::pair<PromptMethod, std::string>> method_results_paths(const CommandLine& cl, const std::string& chosen,
-                                                                       const char* (*name_of)(PromptMethod));
-
-// The reference "P0 only": the model with the first-layer prompts alone, on `test`.
-EvaluationReport evaluate_p0_only(Llama& model, const torch::Tensor& p0, const std::vector<TokenizedExample>& test,
-                                  const std::vector<std::string>& tasks, int batch_size);
-
-// An /eval row: per-task and overall perplexity, and for MoPs the gate per task.
-void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation);
-
-// /state/gate_by_task_after_pretraining (T, E): the gate per task on `test`, before training.
-void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
-                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
-                                  int batch_size);
-
-// The root attribute "compression" of a results file: the model's compression record without its
-// per-matrix rows ({"method": "none"} for an uncompressed model).
-std::string compression_attribute(const std::map<std::string, std::string>& model_metadata);
-
-// Test perplexity per task and overall: dense (when given), P0 only, the baseline (labelled
-// `baseline_label`), MoPs, and the gain of MoPs over the baseline in %, as the paper's tables.
-void print_comparison_table(const std::string& baseline_label, const EvaluationReport* baseline,
-                            const EvaluationReport* mop, const EvaluationReport& p0_only, const EvaluationReport* dense);
+// Every option add_prompt_options registers, --seed and the resolved options as JSON; the
+// command sets what only it has (train.steps and train.eval_every of `mops train`).
+PromptRunSettings prompt_run_settings(const CommandLine& cl);
 
 }  // namespace mops

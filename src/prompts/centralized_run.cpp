@@ -1,0 +1,115 @@
+#include "centralized_run.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint.h"
+#include "progress.h"
+#include "prompt_state_io.h"
+#include "run_start.h"
+
+namespace mops {
+namespace {
+
+// Terminal progress and the results file.
+class RunObserver : public TrainingObserver {
+ public:
+  RunObserver(const std::string& label, int steps, ResultsFile& results, PromptState& state)
+      : progress_(label, steps, "steps", std::cerr), results_(results), state_(state) {}
+
+  void on_step(int64_t step, double loss, int64_t tokens) override {
+    results_.append_train(step, loss);
+    std::ostringstream fields;
+    fields << "loss " << std::fixed << std::setprecision(4) << loss << " | "
+           << std::setprecision(0) << double(tokens) / std::max(progress_.elapsed_seconds(), 1e-9) << " tok/s";
+    if (last_ppl_ > 0) fields << " | test ppl " << std::setprecision(3) << last_ppl_;
+    progress_.update(step, fields.str());
+  }
+
+  void on_eval(int64_t step, const PromptEvaluation& evaluation) override {
+    append_evaluation(results_, step, evaluation);
+    write_prompt_state(results_, state_);  // the last good state, at every evaluation
+    last_ppl_ = evaluation.report.overall.perplexity;
+  }
+
+  void finish() { progress_.finish(); }
+
+ private:
+  Progress progress_;
+  ResultsFile& results_;
+  PromptState& state_;
+  double last_ppl_ = 0;
+};
+
+ResultsHeader results_header(const PromptRunSettings& s, const MopConfig& config, const std::vector<std::string>& tasks) {
+  ResultsHeader header;
+  header.config_json = s.config_json;
+  header.method = method_name(config.method);
+  header.mode = "centralized";
+  header.seed = s.seed;
+  header.tasks = tasks;
+  header.experts = config.experts;
+  header.prompts_per_expert = config.prompts_per_expert;
+  return header;
+}
+
+// One method from its start state to the end of the main loop; returns the last evaluation.
+EvaluationReport run_centralized_method(Llama& model, const PromptRunSettings& s, const MethodPath& output,
+                                        const TokenizedSplit& data, const std::string& compression,
+                                        const torch::Tensor& p0, const nlohmann::json& references,
+                                        ActivationCache& cache) {
+  const auto method = output.method;
+  auto state = initial_prompt_state(s, method, model, p0, data.train);
+  ResultsFile results(output.path, results_header(s, state->config(), data.tasks));
+  results.write_attribute("references", references.dump());
+  results.write_attribute("compression", compression);
+  if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) {
+    pretrain_gate_for_run(s, model, state, data.train, cache);
+    write_gate_after_pretraining(results, model, state, data.test, data.tasks, s.train.eval_batch_size);
+  }
+  RunObserver observer(std::string("train ") + method_name(method), s.train.steps, results, state);
+  results.write_attribute("status", "running");
+  auto options = s.train;
+  options.lower_cache = &cache;
+  const auto summary = train_prompts(model, state, data.train, data.test, data.tasks, options, observer);
+  observer.finish();
+  results.write_attribute("status", "finished");
+  results.write_attribute("tokens_per_second", std::to_string(summary.tokens_per_second));
+  results.close();
+  std::cerr << method_name(method) << ": " << std::fixed << std::setprecision(1) << summary.seconds << " s, "
+            << std::setprecision(0) << summary.tokens_per_second << " tokens/s; results in " << output.path << "\n"
+            << cache.describe() << "\n";
+  return summary.final.report;
+}
+
+EvaluationReport evaluate_dense(const DenseReference& dense, const TokenizedSplit& data, int batch_size) {
+  auto model = load_model(dense.path).model;
+  model->freeze_on(dense.compute.device, dense.compute.dtype);
+  return evaluate_perplexity(data.test, data.tasks, batch_size, backbone_logits(model));
+}
+
+}  // namespace
+
+RunReports run_centralized(Llama& model, const PromptRunSettings& settings, const std::vector<MethodPath>& outputs,
+                           const TokenizedSplit& data, const std::string& compression,
+                           const std::optional<DenseReference>& dense) {
+  RunReports reports;
+  const auto p0 = first_prompts(settings.p0, settings.seed, model, data.train);  // (K0, C)
+  reports.p0_only = evaluate_p0_only(model, p0, data.test, data.tasks, settings.train.eval_batch_size);
+  nlohmann::json references{{"p0_only", perplexity_json(reports.p0_only)}};
+  if (dense) {
+    reports.dense = evaluate_dense(*dense, data, settings.train.eval_batch_size);
+    references["dense"] = perplexity_json(*reports.dense);
+  }
+  auto cache = make_activation_cache(settings.activation_cache, model->device(), true);
+  for (const auto& output : outputs) {
+    auto final = run_centralized_method(model, settings, output, data, compression, p0, references, *cache);
+    (output.method == PromptMethod::kMop ? reports.mop : reports.baseline) = std::move(final);
+  }
+  return reports;
+}
+
+}  // namespace mops

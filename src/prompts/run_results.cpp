@@ -1,0 +1,55 @@
+#include "run_results.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+namespace mops {
+
+std::vector<MethodPath> method_results_paths(const std::string& out, const std::string& chosen,
+                                             const char* (*name_of)(PromptMethod)) {
+  const std::filesystem::path file = out;
+  std::vector<MethodPath> paths;
+  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop}) {
+    const std::string name = name_of(method);
+    if (chosen == "both")
+      paths.push_back({method, (file.parent_path() / (file.stem().string() + "." + name + file.extension().string())).string()});
+    else if (chosen == name)
+      paths.push_back({method, file.string()});
+  }
+  return paths;
+}
+
+namespace {
+
+std::vector<double> values_of(const torch::Tensor& t) {
+  auto d = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+}  // namespace
+
+void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation) {
+  std::vector<double> ppl;  // (T)
+  for (const auto& t : evaluation.report.tasks) ppl.push_back(t.perplexity);
+  const auto gate = evaluation.gate_by_task.defined() ? values_of(evaluation.gate_by_task) : std::vector<double>{};
+  results.append_eval(step, ppl, evaluation.report.overall.perplexity, gate);
+}
+
+void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
+                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                                  int batch_size) {
+  const auto gate = evaluate_prompted(model, state, test, tasks, batch_size).gate_by_task;  // (T, E)
+  const auto values = values_of(gate);
+  results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()),
+                      gate.sizes().vec());
+}
+
+std::string compression_attribute(const std::map<std::string, std::string>& model_metadata) {
+  const auto found = model_metadata.find("compression");
+  if (found == model_metadata.end()) return nlohmann::json{{"method", "none"}}.dump();
+  auto record = nlohmann::json::parse(found->second);
+  record.erase("matrices");
+  return record.dump();
+}
+
+}  // namespace mops

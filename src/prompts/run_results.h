@@ -1,0 +1,44 @@
+// The rows and attributes a prompt run adds to its results files (results_file.h; the schema is
+// the README's "Results files (HDF5)"), shared by the centralized and the federated run: which
+// file each method writes, an evaluation row, the gate after pretraining, and the model's
+// compression record.
+//
+// Letters: T tasks, E experts.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "llama.h"
+#include "prompt_state.h"
+#include "prompt_training.h"
+#include "results_file.h"
+
+namespace mops {
+
+// A method and the results file it writes.
+struct MethodPath {
+  PromptMethod method;
+  std::string path;
+};
+
+// The results file of each method `chosen` names ("both" or one method's name), in the order the
+// methods run (the baseline, then MoPs): `out`, or with both methods `out` with the method's name
+// (`name_of`) before the extension (results.h5 -> results.mop.h5).
+std::vector<MethodPath> method_results_paths(const std::string& out, const std::string& chosen,
+                                             const char* (*name_of)(PromptMethod));
+
+// An /eval row: per-task and overall perplexity, and for MoPs the gate per task (T, E).
+void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation);
+
+// /state/gate_by_task_after_pretraining (T, E): the gate per task on `test`, before training.
+void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
+                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                                  int batch_size);
+
+// The root attribute "compression" of a results file: the model's compression record without its
+// per-matrix rows ({"method": "none"} for an uncompressed model).
+std::string compression_attribute(const std::map<std::string, std::string>& model_metadata);
+
+}  // namespace mops
