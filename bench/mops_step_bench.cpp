@@ -75,7 +75,7 @@ Options parse_options(int argc, char** argv) {
       {"--hidden", &hidden},           {"--vocab", &o.model.vocab_size},
       {"--seq", &o.seq},               {"--batch", &o.batch},
       {"--experts", &o.mop.experts},   {"--prompts-per-expert", &o.mop.prompts_per_expert},
-      {"--first-prompts", &o.mop.first_prompts}, {"--steps", &o.steps},
+      {"--first-prompts", &o.mop.first_prompt_count}, {"--steps", &o.steps},
       {"--warmup", &o.warmup},         {"--threads", &o.threads}};
   for (int i = 1; i < argc; ++i) {
     const std::string name = argv[i];
@@ -93,7 +93,7 @@ Options parse_options(int argc, char** argv) {
     else MOPS_FAIL("unknown option " << name << "\n" << kUsage);
   }
   o.model.hidden_dim = hidden > 0 ? hidden : llama_hidden_dim(o.model.dim, 32);
-  o.model.max_seq_len = std::max(o.mop.first_prompts, o.mop.mid_prompts()) + o.seq;
+  o.model.max_seq_len = std::max(o.mop.first_prompt_count, o.mop.mid_prompt_count()) + o.seq;
   MOPS_CHECK(o.steps > 0 && o.seq >= 4 && o.batch > 0, "--steps, --batch must be positive and --seq >= 4");
   MOPS_CHECK(!o.cache || o.warmup > 0, "--cache measures the cache's steady state: it needs --warmup >= 1 to fill it");
   return o;

@@ -67,7 +67,7 @@ EvaluationReport share_first_prompts(FederatedSetup& s, Communicator& comm) {
   EvaluationReport p0_only;
   int64_t p0_count = 0;
   if (comm.rank() == 0) {
-    s.p0 = first_prompts(s.prompts.p0, s.prompts.seed, s.model, s.data.train);
+    s.p0 = load_or_pretrain_first_prompts(s.prompts.p0, s.prompts.seed, s.model, s.data.train);
     p0_only = evaluate_p0_only(s.model, s.p0, s.data.test, s.data.tasks, s.prompts.train.eval_batch_size);
     s.references["p0_only"] = perplexity_json(p0_only);
     p0_count = s.p0.size(0);

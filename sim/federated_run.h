@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "comparison_table.h"
 #include "communicator.h"
+#include "comparison_table.h"
 #include "partition.h"
 #include "prompt_run_settings.h"
 #include "run_results.h"

@@ -33,7 +33,7 @@ inline Llama tiny_backbone(uint64_t seed = 1, double gain = 4.0) {
 inline MopConfig tiny_mop(PromptMethod method, GateScale scale = GateScale::kExperts) {
   MopConfig c;
   c.method = method;
-  c.first_prompts = 3;
+  c.first_prompt_count = 3;
   c.experts = 4;
   c.prompts_per_expert = 2;
   c.gate_hidden = 8;

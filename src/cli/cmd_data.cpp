@@ -4,9 +4,9 @@
 #include <iomanip>
 #include <iostream>
 
+#include "command_start.h"
 #include "commands.h"
 #include "dataset_options.h"
-#include "command_start.h"
 
 namespace mops {
 namespace {

@@ -3,9 +3,9 @@
 #include <limits>
 
 #include "checkpoint.h"
+#include "command_start.h"
 #include "commands.h"
 #include "dataset_options.h"
-#include "command_start.h"
 #include "evaluation.h"
 
 namespace mops {

@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "checkpoint.h"
-#include "compute_device.h"
 #include "command_start.h"
-#include "output_files.h"
 #include "commands.h"
+#include "compute_device.h"
+#include "output_files.h"
 
 namespace mops {
 

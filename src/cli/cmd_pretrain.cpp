@@ -5,11 +5,11 @@
 #include <limits>
 
 #include "checkpoint.h"
+#include "command_start.h"
+#include "commands.h"
 #include "dataset_options.h"
 #include "evaluation.h"
 #include "output_files.h"
-#include "command_start.h"
-#include "commands.h"
 #include "pretrain.h"
 #include "progress.h"
 #include "token_streams.h"

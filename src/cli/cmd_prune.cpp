@@ -8,9 +8,9 @@
 
 #include "calibration_data.h"
 #include "checkpoint.h"
+#include "command_start.h"
 #include "commands.h"
 #include "dataset_options.h"
-#include "command_start.h"
 #include "errors.h"
 #include "evaluation.h"
 #include "model_compression.h"

@@ -2,9 +2,9 @@
 #include <iostream>
 
 #include "command_start.h"
-#include "output_files.h"
 #include "commands.h"
 #include "dataset_options.h"
+#include "output_files.h"
 #include "text_corpus.h"
 #include "tokenizer.h"
 

@@ -90,7 +90,7 @@ int run_prompts_pretrain(int argc, const char* const* argv) {
   model->freeze_on(compute.device, compute.dtype);
   const auto p0_settings = first_prompt_settings(cl);
   const auto data = load_tokenized_data(cl, model->config().max_seq_len - 1 - p0_settings.count);
-  const auto p0 = first_prompts(p0_settings, cl.seed(), model, data.train);
+  const auto p0 = load_or_pretrain_first_prompts(p0_settings, cl.seed(), model, data.train);
   const auto out = cl.get<std::string>("out");
   save_first_prompts(out, p0, {{"model", cl.get<std::string>("model")}, {"p0_config", cl.resolved_json()}});
   std::cout << "wrote " << out << " (" << p0.size(0) << " x " << p0.size(1) << ")\n";

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "allocator_settings.h"
-#include "commands.h"
 #include "cli_options.h"
+#include "commands.h"
 
 namespace {
 

@@ -48,7 +48,7 @@ torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const 
   if (budget_ == 0) return lower_half(backbone, state, make_batch(examples, indices).ids);
   empty_if_stale(backbone, state);
   if (indices.size() == 1) return states_of(backbone, state, examples[indices[0]]).unsqueeze(0);  // no padding to add
-  const int64_t K0 = state->config().first_prompts;
+  const int64_t K0 = state->config().first_prompt_count;
   int64_t longest = 0;
   for (size_t i : indices) longest = std::max<int64_t>(longest, int64_t(examples[i].ids.size()));
   const auto options = backbone->tok_embeddings->weight.options();
@@ -61,7 +61,7 @@ torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const 
 }
 
 torch::Tensor ActivationCache::states_of(Llama& backbone, PromptState& state, const TokenizedExample& example) {
-  const int64_t rows = state->config().first_prompts + int64_t(example.ids.size());
+  const int64_t rows = state->config().first_prompt_count + int64_t(example.ids.size());
   const auto found = states_.find(&example);
   const auto device = backbone->device();
   if (found != states_.end() && found->second.size(0) == rows) {

@@ -97,7 +97,7 @@ RunReports run_centralized(Llama& model, const PromptRunSettings& settings, cons
                            const TokenizedSplit& data, const std::string& compression,
                            const std::optional<DenseReference>& dense) {
   RunReports reports;
-  const auto p0 = first_prompts(settings.p0, settings.seed, model, data.train);  // (K0, C)
+  const auto p0 = load_or_pretrain_first_prompts(settings.p0, settings.seed, model, data.train);  // (K0, C)
   reports.p0_only = evaluate_p0_only(model, p0, data.test, data.tasks, settings.train.eval_batch_size);
   nlohmann::json references{{"p0_only", perplexity_json(reports.p0_only)}};
   if (dense) {

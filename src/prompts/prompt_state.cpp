@@ -18,19 +18,19 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   if (c.mid_layer < 0) c.mid_layer = L / 2;
   MOPS_CHECK(L >= 2 && c.mid_layer >= 1 && c.mid_layer <= L - 1,
              "--mid-layer " << c.mid_layer << " is outside [1, " << L - 1 << "] for a model of " << L << " layers");
-  MOPS_CHECK(c.first_prompts >= 1, "--first-prompts " << c.first_prompts << " must be at least 1");
+  MOPS_CHECK(c.first_prompt_count >= 1, "--first-prompts " << c.first_prompt_count << " must be at least 1");
   MOPS_CHECK(c.experts >= 1 && c.prompts_per_expert >= 1,
              "--experts and --prompts-per-expert must be at least 1 (got " << c.experts << ", " << c.prompts_per_expert << ")");
   MOPS_CHECK(c.gate_hidden >= 1, "--gate-hidden " << c.gate_hidden << " must be at least 1");
-  MOPS_CHECK(c.first_prompts + 1 <= backbone.max_seq_len && c.mid_prompts() + 1 <= backbone.max_seq_len,
-             "prompts (" << c.first_prompts << " first, " << c.mid_prompts() << " mid) leave no room for tokens in "
+  MOPS_CHECK(c.first_prompt_count + 1 <= backbone.max_seq_len && c.mid_prompt_count() + 1 <= backbone.max_seq_len,
+             "prompts (" << c.first_prompt_count << " first, " << c.mid_prompt_count() << " mid) leave no room for tokens in "
                          << "max_seq_len " << backbone.max_seq_len);
   return c;
 }
 
 PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t seed) : config_(config) {
-  first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompts, width}), false);
-  mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompts(), width}));
+  first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompt_count, width}), false);
+  mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompt_count(), width}));
   if (config.method == PromptMethod::kMop) {
     gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale, seed));
   }

@@ -20,14 +20,14 @@ const char* method_name(PromptMethod method);
 
 struct MopConfig {
   PromptMethod method = PromptMethod::kMop;
-  int first_prompts = 10;       // K0
+  int first_prompt_count = 10;  // K0
   int experts = 7;              // E
   int prompts_per_expert = 10;  // P
   int mid_layer = -1;           // L_mid; -1: L / 2
   int gate_hidden = 32;
   GateScale gate_scale = GateScale::kExperts;
 
-  int mid_prompts() const { return experts * prompts_per_expert; }
+  int mid_prompt_count() const { return experts * prompts_per_expert; }
   // Resolves mid_layer against the backbone and checks every field; errors name the option.
   MopConfig resolved(const ModelConfig& backbone) const;
 };

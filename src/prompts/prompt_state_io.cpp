@@ -8,7 +8,7 @@
 namespace mops {
 
 std::string mop_config_json(const MopConfig& c) {
-  return nlohmann::json{{"method", method_name(c.method)},     {"first_prompts", c.first_prompts},
+  return nlohmann::json{{"method", method_name(c.method)},     {"first_prompts", c.first_prompt_count},
                         {"experts", c.experts},                {"prompts_per_expert", c.prompts_per_expert},
                         {"mid_layer", c.mid_layer},            {"gate_hidden", c.gate_hidden},
                         {"gate_scale", gate_scale_name(c.gate_scale)}}
@@ -20,7 +20,7 @@ MopConfig mop_config_from_json(const std::string& json_text, const std::string& 
     const auto j = nlohmann::json::parse(json_text);
     MopConfig c;
     c.method = parse_prompt_method(j.at("method"));
-    c.first_prompts = j.at("first_prompts");
+    c.first_prompt_count = j.at("first_prompts");
     c.experts = j.at("experts");
     c.prompts_per_expert = j.at("prompts_per_expert");
     c.mid_layer = j.at("mid_layer");
@@ -51,7 +51,7 @@ PromptState read_prompt_state(const std::string& results_path, int width) {
     MOPS_CHECK(shape == item.value().sizes().vec(),
                results_path << ": /state/" << item.key() << " has shape " << torch::IntArrayRef(shape)
                             << " but the prompt config (E = " << config.experts << ", P = " << config.prompts_per_expert
-                            << ", K0 = " << config.first_prompts << ") and the model width " << width << " imply "
+                            << ", K0 = " << config.first_prompt_count << ") and the model width " << width << " imply "
                             << item.value().sizes());
     item.value().copy_(torch::from_blob(values.data(), {int64_t(values.size())}, torch::kFloat32).view(shape));
   }

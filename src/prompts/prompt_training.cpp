@@ -83,7 +83,7 @@ torch::Tensor random_prompts(Llama& backbone, int64_t count, uint64_t seed) {
 PromptState first_prompt_state(Llama& backbone, const torch::Tensor& first_prompts) {
   MopConfig config;
   config.method = PromptMethod::kPrompt;
-  config.first_prompts = int(first_prompts.size(0));
+  config.first_prompt_count = int(first_prompts.size(0));
   PromptState state(config.resolved(backbone->config()), backbone->config().dim);
   state->to(backbone->device());
   torch::NoGradGuard no_grad;
@@ -96,14 +96,14 @@ void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<Tok
   torch::NoGradGuard no_grad;
   const auto& c = state->config();
   if (how == "random") {
-    state->mid_prompts.copy_(random_prompts(backbone, c.mid_prompts(), seed));
+    state->mid_prompts.copy_(random_prompts(backbone, c.mid_prompt_count(), seed));
     return;
   }
   MOPS_CHECK(how == "p0", "--mid-init '" << how << "' is not one of random, p0");
   BatchSampler sampler(train.size(), seed);
   const auto batch = make_batch(train, sampler.next(16));
-  auto reached = lower_half(backbone, state, batch.ids).slice(1, 0, c.first_prompts).mean(0);  // (K0, C)
-  auto index = torch::arange(c.mid_prompts()) % c.prompts_per_expert % c.first_prompts;      // (E * P)
+  auto reached = lower_half(backbone, state, batch.ids).slice(1, 0, c.first_prompt_count).mean(0);  // (K0, C)
+  auto index = torch::arange(c.mid_prompt_count()) % c.prompts_per_expert % c.first_prompt_count;      // (E * P)
   state->mid_prompts.copy_(reached.index_select(0, index.to(reached.device())));
 }
 

@@ -33,8 +33,8 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tenso
     out.gate = gate_output(state, lower, question_mask);  // (B, E)
     run.column_weights = state->gate->column_weights(out.gate);  // (B, E * P)
   }
-  auto h = prepend(state->mid_prompts, lower.slice(1, c.first_prompts));  // (B, E * P + T, C)
-  run.prompt_columns = c.mid_prompts();
+  auto h = prepend(state->mid_prompts, lower.slice(1, c.first_prompt_count));  // (B, E * P + T, C)
+  run.prompt_columns = c.mid_prompt_count();
   out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, run);
   return out;
 }
@@ -44,14 +44,14 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tenso
 torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, KVCache* cache) {
   torch::NoGradGuard no_grad;
   LayerRun run;
-  run.prompt_columns = state->config().first_prompts;
+  run.prompt_columns = state->config().first_prompt_count;
   run.cache = cache;
   auto h = with_first_prompts(backbone, state->first_prompts.detach(), ids);  // (B, K0 + T, C)
   return backbone->run_layers(h, 0, state->config().mid_layer, run);
 }
 
 torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower) {
-  return lower.slice(1, state->config().first_prompts).to(state->mid_prompts.scalar_type());  // (B, T, C)
+  return lower.slice(1, state->config().first_prompt_count).to(state->mid_prompts.scalar_type());  // (B, T, C)
 }
 
 torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask) {
@@ -63,11 +63,11 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
   LayerRun run;
   run.observer = observer;
   auto upper = upper_states(backbone, state, lower, question_mask, run);
-  return {backbone->classify(upper.states, state->config().mid_prompts()), upper.gate};  // (B, T, V)
+  return {backbone->classify(upper.states, state->config().mid_prompt_count()), upper.gate};  // (B, T, V)
 }
 
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch) {
-  const int64_t P = state->config().mid_prompts(), T = batch.ids.size(1);
+  const int64_t P = state->config().mid_prompt_count(), T = batch.ids.size(1);
   const auto predicts = batch.response_mask.to(lower.device()) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
   if (rows.numel() == 0) {  // no response token: loss 0
@@ -94,7 +94,7 @@ PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const Examp
 
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
   LayerRun run;
-  run.prompt_columns = state->config().first_prompts;
+  run.prompt_columns = state->config().first_prompt_count;
   auto h = with_first_prompts(backbone, state->first_prompts, ids);  // (B, K0 + T, C)
   return backbone->classify(backbone->run_layers(h, 0, backbone->config().n_layers, run), run.prompt_columns);
 }
@@ -108,7 +108,7 @@ PromptedDecoder::PromptedDecoder(Llama backbone, PromptState state, TokenizedExa
 
 int64_t PromptedDecoder::prompt_length() const {
   const auto& c = state_->config();
-  return std::max(c.first_prompts, c.mid_prompts()) + int64_t(prompt_.ids.size());
+  return std::max(c.first_prompt_count, c.mid_prompt_count()) + int64_t(prompt_.ids.size());
 }
 
 torch::Tensor PromptedDecoder::prefill() {
@@ -119,7 +119,7 @@ torch::Tensor PromptedDecoder::prefill() {
   auto upper = upper_states(backbone_, state_, lower, batch.question_mask, run);
   gate_ = upper.gate;
   if (gate_.defined()) column_weights_ = state_->gate->column_weights(gate_);  // (1, E * P)
-  return backbone_->classify(upper.states, state_->config().mid_prompts())[0][-1];  // (V)
+  return backbone_->classify(upper.states, state_->config().mid_prompt_count())[0][-1];  // (V)
 }
 
 torch::Tensor PromptedDecoder::step(int64_t id) {

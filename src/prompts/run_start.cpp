@@ -13,7 +13,7 @@ int prompt_positions(const PromptRunSettings& settings) {
   return std::max(settings.p0.count, settings.mop.experts * settings.mop.prompts_per_expert);
 }
 
-torch::Tensor first_prompts(const FirstPromptSettings& p0, uint64_t seed, Llama& model,
+torch::Tensor load_or_pretrain_first_prompts(const FirstPromptSettings& p0, uint64_t seed, Llama& model,
                             const std::vector<TokenizedExample>& train) {
   if (!p0.file.empty()) return load_first_prompts(p0.file, model->config().dim);
   auto state = first_prompt_state(model, random_prompts(model, p0.count, seed + 100));
@@ -32,7 +32,7 @@ MopConfig method_config(const PromptRunSettings& settings, PromptMethod method, 
                         const ModelConfig& model) {
   MopConfig c = settings.mop;
   c.method = method;
-  c.first_prompts = first_prompt_count;
+  c.first_prompt_count = first_prompt_count;
   return c.resolved(model);
 }
 

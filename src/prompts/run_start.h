@@ -23,7 +23,7 @@ int prompt_positions(const PromptRunSettings& settings);
 
 // P0 (K0, C): from p0.file, or pretrained here (a random start, then p0.steps of Adam), which
 // prints the last loss.
-torch::Tensor first_prompts(const FirstPromptSettings& p0, uint64_t seed, Llama& model,
+torch::Tensor load_or_pretrain_first_prompts(const FirstPromptSettings& p0, uint64_t seed, Llama& model,
                             const std::vector<TokenizedExample>& train);
 
 // settings.mop for `method` with K0 = first_prompt_count, resolved against the model.

@@ -6,9 +6,9 @@
 #include <functional>
 
 #include "build_paths.h"
-#include "test_support.h"
 #include "dataset_loaders.h"
 #include "errors.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "build_paths.h"
-#include "test_support.h"
 #include "errors.h"
+#include "test_support.h"
 #include "text_corpus.h"
 #include "tokenizer.h"
 

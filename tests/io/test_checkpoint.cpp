@@ -2,8 +2,8 @@
 // Face directories and llama2.c exports written here load to the model they came from; each
 // kind of broken checkpoint gives a mops::Error naming the file and the problem.
 #include "build_paths.h"
-#include "test_support.h"
 #include "checkpoint.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 

@@ -23,7 +23,7 @@ void expect_states_of_batch(const torch::Tensor& cached, Llama& backbone, Prompt
                             const std::vector<TokenizedExample>& examples, const std::vector<size_t>& indices) {
   const auto reference = lower_half(backbone, state, make_batch(examples, indices).ids);  // (B, K0 + T, C)
   ASSERT_EQ(cached.sizes(), reference.sizes());
-  const int64_t K0 = state->config().first_prompts;
+  const int64_t K0 = state->config().first_prompt_count;
   for (size_t b = 0; b < indices.size(); ++b) {
     const int64_t own = K0 + int64_t(examples[indices[b]].ids.size());
     const auto row = cached[int64_t(b)];

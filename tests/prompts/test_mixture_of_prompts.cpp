@@ -160,7 +160,7 @@ TEST(MopForward, MidPromptsTakeOverThePromptPositionsAtLMid) {
   LayerRecorder seen(false), seen_other(false);
   const auto logits = prompted_forward(backbone, state, batch, &seen).logits;
   const auto other_logits = prompted_forward(backbone, other, batch, &seen_other).logits;
-  const int mid = state->config().mid_layer, EP = state->config().mid_prompts();
+  const int mid = state->config().mid_layer, EP = state->config().mid_prompt_count();
   const auto& input = seen.inputs.at(mid);  // (B, E * P + T, C)
   ASSERT_EQ(input.sizes(), torch::IntArrayRef({2, EP + batch.ids.size(1), tiny_config().dim}));
   EXPECT_TRUE(input[1].slice(0, 0, EP).equal(state->mid_prompts));
@@ -382,7 +382,7 @@ TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
       EXPECT_TRUE(decoder.gate().allclose(reference.gate, 0, 1e-6));
     }
     const auto& c = state->config();
-    EXPECT_EQ(decoder.prompt_length(), std::max(c.first_prompts, c.mid_prompts()) + int64_t(prompt.ids.size()));
+    EXPECT_EQ(decoder.prompt_length(), std::max(c.first_prompt_count, c.mid_prompt_count()) + int64_t(prompt.ids.size()));
   }
 }
 
