@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Is there interference to remove? The prompt baseline trained on all tasks at once against the
+same prompts trained on each task alone, per compression setting and seed.
+
+For each setting of a sweep spec (compressed once, as jobs/sweep.py does) and each seed:
+  1. P0 pretrained once (`mops prompts pretrain`) and shared by every run of that seed;
+  2. shared: `mops train --method prompt` on all tasks for `steps` steps;
+  3. alone: for every task, the same command with `--tasks TASK` and steps / (number of tasks),
+     so that the tasks together get the same number of steps as the shared run.
+Every run uses the same P0, the same mid prompts (E x P of them), the same optimizer and the same
+split (the spec's [common] must keep every record, `samples-per-source` at least the data's size,
+so that a task alone sees the examples it sees among all tasks; the script checks that the test
+examples agree).
+
+Interference of a task = 100 x (shared - alone) / shared, in test perplexity: positive when the
+task does better trained alone, i.e. when the other tasks get in its way. The method-independent
+question of issue 17: a gate can only remove interference that is there.
+
+    .venv/bin/python jobs/interference.py jobs/interference_centralized.ini --out out/interference
+    .venv/bin/python jobs/interference.py SPEC --out DIR --report-only     (tables from what is there)
+
+Finished runs are skipped; an unfinished one is run again (--overwrite). Writes DIR/interference.md
+(per setting: a row per task and their mean, mean +- sample std over seeds) and prints it.
+"""
+import argparse
+import json
+import math
+import os
+import shlex
+import statistics
+import sys
+import time
+
+import h5py
+
+import sweep
+
+
+def p0_command(spec, mops, model, seed, out):
+    return ([mops, "prompts", "pretrain", "--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"],
+             "--seed", str(seed), "--out", out, "--overwrite"] + sweep.command_options(spec["options"]["common"]))
+
+
+def train_command(spec, mops, model, seed, p0, steps, out, task=None):
+    return ([mops, "train", "--method", "prompt", "--model", model, "--tokenizer", spec["tokenizer"], "--data",
+             spec["data"], "--seed", str(seed), "--p0", p0, "--steps", str(steps), "--eval-every", str(steps),
+             "--out", out, "--overwrite"] + (["--tasks", task] if task else [])
+            + sweep.command_options(spec["options"]["common"]) + sweep.command_options(spec["options"]["prompt"]))
+
+
+def last_eval(path):
+    """{task: test perplexity} of the file's last /eval row, and its test example count per task."""
+    with h5py.File(path, "r") as f:
+        tasks = [t.decode() if isinstance(t, bytes) else str(t) for t in f["tasks"][()]]
+        ppl = f["eval/ppl"][-1]
+        return {task: float(p) for task, p in zip(tasks, ppl)}
+
+
+def tasks_of(path):
+    with h5py.File(path, "r") as f:
+        return [t.decode() if isinstance(t, bytes) else str(t) for t in f["tasks"][()]]
+
+
+class Runner:
+    """Runs mops commands into their logs, skipping finished results; prints progress with an ETA."""
+
+    def __init__(self, args, total):
+        self.args, self.total, self.done, self.ran, self.started = args, total, 0, 0, time.time()
+        self.env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+    def run(self, label, command, result, log):
+        """Runs COMMAND unless RESULT is finished (an .h5) or exists (a P0 file)."""
+        self.done += 1
+        finished = sweep.status_of(result) == "finished" if result.endswith(".h5") else os.path.exists(result)
+        tag = f"[{self.done}/{self.total}] {label}"
+        if finished:
+            print(f"{tag}: complete, skipped", flush=True)
+            return
+        if self.args.report_only:
+            print(f"{tag}: missing", flush=True)
+            return
+        os.makedirs(os.path.dirname(result), exist_ok=True)
+        start = time.time()
+        print(f"{tag}: running (log {log})", flush=True)
+        if sweep.run_logged(command, log, self.env) != 0:
+            raise RuntimeError(f"{label} failed; last lines of {log}:\n{sweep.tail(log)}")
+        self.ran += 1
+        left = (time.time() - self.started) / self.ran * (self.total - self.done)
+        print(f"{tag}: finished in {time.time() - start:.0f} s; about {sweep.duration(left)} left", flush=True)
+
+
+def run_seed(spec, args, runner, setting, model, seed, steps):
+    """P0, the shared run and the per-task runs of one setting and seed; returns (shared, {task: file})."""
+    base = os.path.join(args.out, setting, f"seed{seed}")
+    log = os.path.join(args.out, "logs", f"{setting}-seed{seed}.log")
+    p0 = base + "-p0.safetensors"
+    runner.run(f"{setting} seed {seed} P0", p0_command(spec, args.mops, model, seed, p0), p0, log)
+    shared = base + "-shared.h5"
+    runner.run(f"{setting} seed {seed} all tasks ({steps} steps)",
+               train_command(spec, args.mops, model, seed, p0, steps, shared), shared, log)
+    if not os.path.exists(shared):
+        return shared, {}
+    tasks = tasks_of(shared)
+    alone_steps = steps // len(tasks)
+    alone = {}
+    for task in tasks:
+        alone[task] = f"{base}-alone-{task}.h5"
+        runner.run(f"{setting} seed {seed} {task} alone ({alone_steps} steps)",
+                   train_command(spec, args.mops, model, seed, p0, alone_steps, alone[task], task), alone[task], log)
+    return shared, alone
+
+
+def p0_only(path):
+    """{task: perplexity} of the reference "P0 only" the run wrote into its file."""
+    with h5py.File(path, "r") as f:
+        references = f.attrs["references"]
+        return json.loads(references.decode() if isinstance(references, bytes) else references)["p0_only"]
+
+
+def check_same_test_examples(shared, alone):
+    """A task alone must be evaluated on the examples it has among all tasks: with the same model
+    and P0, its "P0 only" perplexity is then the shared run's for that task."""
+    reference = p0_only(shared)
+    for task, path in alone.items():
+        mine = p0_only(path)[task]
+        if not math.isclose(mine, reference[task], rel_tol=1e-6):
+            raise RuntimeError(f"{path}: P0-only perplexity of {task} is {mine}, {reference[task]} among all tasks: "
+                               "the test examples differ; keep every record ([common] samples-per-source)")
+
+
+def mean_std(values):
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def gain_text(values):
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:+.1f}"
+    return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
+
+
+def setting_table(setting, seeds_results, steps):
+    """Markdown rows of one setting: per task shared, alone, interference; then their mean."""
+    tasks = []
+    for shared, alone in seeds_results:
+        for task in alone:
+            if task not in tasks:
+                tasks.append(task)
+    lines = [f"### {setting}", "",
+             f"{len(seeds_results)} seed(s); shared: {steps} steps on all tasks; alone: {steps // max(1, len(tasks))} "
+             "steps on one task", "",
+             "| task | shared ppl | alone ppl | interference (%) |", "|---|---|---|---|"]
+    per_seed_mean = [[] for _ in seeds_results]
+    for task in tasks:
+        shared_ppl, alone_ppl, gaps = [], [], []
+        for i, (shared, alone) in enumerate(seeds_results):
+            if task not in alone or not math.isfinite(shared.get(task, math.nan)):
+                continue
+            s, a = shared[task], alone[task][task]
+            shared_ppl.append(s)
+            alone_ppl.append(a)
+            gaps.append(100 * (s - a) / s)
+            per_seed_mean[i].append(gaps[-1])
+        lines.append(f"| {task} | {mean_std(shared_ppl)} | {mean_std(alone_ppl)} | {gain_text(gaps)} |")
+    means = [statistics.mean(g) for g in per_seed_mean if g]
+    lines.append(f"| mean over tasks | | | {gain_text(means)} |")
+    return lines + [""]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("spec", help="sweep spec (INI) whose settings, seeds and [common]/[prompt]/[prune] are used")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--mops", default=os.environ.get("MOPS", "build/mops"), help="the mops binary (default build/mops)")
+    parser.add_argument("--steps", type=int, help="steps of the shared run (default: the spec's [train] steps)")
+    parser.add_argument("--report-only", action="store_true", help="run nothing; tables from the finished files")
+    args = parser.parse_args()
+    args.printed, args.dry_run = set(), False
+    try:
+        spec = sweep.read_spec(args.spec)
+        steps = args.steps or int(spec["options"]["train"].get("steps", "0"))
+        if steps < 1:
+            raise sweep.SpecError(f"{args.spec}: give [train] steps = N or --steps N (at least 1)")
+        if not args.report_only and not os.access(args.mops, os.X_OK):
+            raise sweep.SpecError(f"--mops {args.mops} is not an executable (build it: bash scripts/build.sh)")
+        os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
+        os.makedirs(os.path.join(args.out, "models"), exist_ok=True)
+        # P0, shared and 7 tasks alone per seed (the task count is known once a shared run ends).
+        runner = Runner(args, len(spec["settings"]) * len(spec["seeds"]) * 9)
+        lines = [f"# Interference: {spec['description']}", "",
+                 "interference = 100 x (shared - alone) / shared, test perplexity; positive: the task does "
+                 "better alone (the other tasks get in its way). Mean ± sample std over seeds.", ""]
+        for setting in spec["settings"]:
+            model = os.path.join(args.out, "models", setting + ".safetensors")
+            if not args.report_only:
+                model = sweep.compressed_model(spec, args, setting, runner.env)
+            results = []
+            for seed in spec["seeds"]:
+                shared, alone = (run_seed(spec, args, runner, setting, model, seed, steps) if os.path.exists(model)
+                                 else (None, {}))
+                finished = {t: p for t, p in alone.items() if sweep.status_of(p) == "finished"}
+                if shared and sweep.status_of(shared) == "finished" and finished:
+                    check_same_test_examples(shared, finished)
+                    results.append((last_eval(shared), {t: last_eval(p) for t, p in finished.items()}))
+            lines += setting_table(setting, results, steps)
+    except (sweep.SpecError, RuntimeError) as error:
+        print(f"interference: {error}", file=sys.stderr)
+        return 1
+    report = os.path.join(args.out, "interference.md")
+    with open(report + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(report + ".tmp", report)
+    print("\n".join(lines))
+    print(f"written: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
