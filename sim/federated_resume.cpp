@@ -76,10 +76,13 @@ std::vector<EvalRow> read_evaluations(const std::string& path, int up_to, bool g
   const auto ppl = read_dataset(path, "/eval/ppl", &ppl_shape);
   const auto all = read_dataset(path, "/eval/ppl_all");
   const auto by_task = gate ? read_dataset(path, "/gate/by_task", &gate_shape) : std::vector<double>{};
+  const auto entropy = gate ? read_dataset(path, "/gate/entropy") : std::vector<double>{};
+  const auto used = gate ? read_dataset(path, "/gate/experts_used") : std::vector<double>{};
   std::vector<EvalRow> rows;
   for (size_t i = 0; i < step.size() && step[i] <= up_to; ++i) {
-    EvalRow r{int64_t(step[i]), row<double>(ppl, i, width_of(ppl_shape)), all[i], {}};
-    if (gate) r.gate = row<double>(by_task, i, width_of(gate_shape));
+    const size_t T = width_of(ppl_shape);
+    EvalRow r{int64_t(step[i]), row<double>(ppl, i, T), all[i], {}};
+    if (gate) r.gate = {row<double>(by_task, i, width_of(gate_shape)), row<double>(entropy, i, T), row<double>(used, i, T)};
     rows.push_back(std::move(r));
   }
   return rows;

@@ -22,7 +22,7 @@ struct EvalRow {
   int64_t step = 0;
   std::vector<double> ppl;   // (T)
   double ppl_all = 0;
-  std::vector<double> gate;  // (T, E) for "mop"
+  GateEvaluation gate;       // for "mop"
 };
 
 struct ResumePoint {

@@ -73,7 +73,7 @@ inline std::vector<TokenizedExample> tiny_examples(size_t count, uint64_t seed) 
 // Keeps the losses and evaluations training reports.
 class NullObserver : public TrainingObserver {
  public:
-  void on_step(int64_t, double loss, int64_t) override { losses.push_back(loss); }
+  void on_step(int64_t, double loss, int64_t, const torch::Tensor&) override { losses.push_back(loss); }
   void on_eval(int64_t, const PromptEvaluation& e) override { evaluations.push_back(e); }
   std::vector<double> losses;
   std::vector<PromptEvaluation> evaluations;

@@ -308,8 +308,18 @@ void ResultsFile::create_empty_series() {
   create_series<int64_t>(file_, path_, "/eval/step", {});
   create_series<double>(file_, path_, "/eval/ppl", {T});
   create_series<double>(file_, path_, "/eval/ppl_all", {});
-  if (has_gate_) create_series<double>(file_, path_, "/gate/by_task", {T, E});
-  if (clients_ == 0) return;
+  if (has_gate_) {
+    create_series<double>(file_, path_, "/gate/by_task", {T, E});
+    create_series<double>(file_, path_, "/gate/entropy", {T});
+    create_series<double>(file_, path_, "/gate/experts_used", {T});
+  }
+  if (clients_ == 0) {
+    if (has_gate_) {
+      create_series<double>(file_, path_, "/train/gate_load", {E});
+      create_series<double>(file_, path_, "/train/gate_entropy", {});
+    }
+    return;
+  }
   create_series<int64_t>(file_, path_, "/fed/round", {});
   create_series<double>(file_, path_, "/fed/ppl", {T});
   create_series<int64_t>(file_, path_, "/fed/clients", {A});
@@ -322,26 +332,41 @@ void ResultsFile::create_empty_series() {
   create_series<double>(file_, path_, "/fed/wait_seconds", {});
 }
 
-void ResultsFile::append_train(int64_t step, double loss) {
+void ResultsFile::append_train(int64_t step, double loss, const GateStep& gate) {
   check_open("append_train");
+  const bool gate_rows = has_gate_ && clients_ == 0;
+  check_size(path_, "append_train: gate load", gate.load.size(), gate_rows ? size_t(experts_) : 0,
+             gate_rows ? "one per expert" : "no gate rows in this file");
   append_row(file_, path_, "/train/step", &step);
   append_row(file_, path_, "/train/loss", &loss);
+  if (gate_rows) {
+    append_row(file_, path_, "/train/gate_load", gate.load.data());
+    append_row(file_, path_, "/train/gate_entropy", &gate.entropy);
+  }
   train_pending_ = true;
   if (std::chrono::steady_clock::now() - last_snapshot_ >= kTrainSnapshotInterval)
     write_snapshot();
 }
 
 void ResultsFile::append_eval(int64_t step, const std::vector<double>& ppl_per_task,
-                              double ppl_all, const std::vector<double>& gate_by_task) {
+                              double ppl_all, const GateEvaluation& gate) {
   check_open("append_eval");
   check_size(path_, "append_eval: ppl_per_task", ppl_per_task.size(), tasks_, "one per task");
-  check_size(path_, "append_eval: gate_by_task", gate_by_task.size(),
-             has_gate_ ? size_t(tasks_) * experts_ : 0,
-             has_gate_ ? "tasks x experts" : "no gate for this method");
+  const char* absent = "no gate for this method";
+  check_size(path_, "append_eval: gate_by_task", gate.by_task.size(), has_gate_ ? size_t(tasks_) * experts_ : 0,
+             has_gate_ ? "tasks x experts" : absent);
+  check_size(path_, "append_eval: gate entropy", gate.entropy.size(), has_gate_ ? size_t(tasks_) : 0,
+             has_gate_ ? "one per task" : absent);
+  check_size(path_, "append_eval: experts used", gate.experts_used.size(), has_gate_ ? size_t(tasks_) : 0,
+             has_gate_ ? "one per task" : absent);
   append_row(file_, path_, "/eval/step", &step);
   append_row(file_, path_, "/eval/ppl", ppl_per_task.data());
   append_row(file_, path_, "/eval/ppl_all", &ppl_all);
-  if (has_gate_) append_row(file_, path_, "/gate/by_task", gate_by_task.data());
+  if (has_gate_) {
+    append_row(file_, path_, "/gate/by_task", gate.by_task.data());
+    append_row(file_, path_, "/gate/entropy", gate.entropy.data());
+    append_row(file_, path_, "/gate/experts_used", gate.experts_used.data());
+  }
   write_snapshot();
 }
 

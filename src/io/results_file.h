@@ -7,8 +7,9 @@
 //   /tasks           (T) variable-length UTF-8 strings
 //   /experts         (2) int64 = [E, P], also as its attributes "E" and "P"
 //   /train/step      (S) int64        /train/loss     (S) float64
+//   /train/gate_load (S, E), /train/gate_entropy (S)    method "mop", mode "centralized" only
 //   /eval/step       (V) int64        /eval/ppl       (V, T)    /eval/ppl_all (V)
-//   /gate/by_task    (V, T, E)                          method "mop" only
+//   /gate/by_task    (V, T, E), /gate/entropy (V, T), /gate/experts_used (V, T)   method "mop" only
 //   /fed/round (R) int64, /fed/ppl (R, T) (NaN in rounds without evaluation),
 //   /fed/clients (R, A) int64, /fed/client_gate (R, A, E) ("mop" only),
 //   /fed/client_examples (R, A) int64, /fed/client_loss (R, A), /fed/bytes_reduced (R),
@@ -58,6 +59,19 @@ struct ResultsHeader {
   int active_clients = 0;          // A: > 0 exactly when mode is "federated"
 };
 
+// What the gate did at one evaluation, per task (method "mop"; empty vectors otherwise).
+struct GateEvaluation {
+  std::vector<double> by_task;       // (T, E) row-major: the mean gate vector
+  std::vector<double> entropy;       // (T): the mean per-example gate entropy (nats)
+  std::vector<double> experts_used;  // (T): the mean per-example number of experts with mass > 0.1
+};
+
+// What the gate did in one training step (method "mop", mode "centralized"; empty otherwise).
+struct GateStep {
+  std::vector<double> load;  // (E): the gate averaged over the step's batch
+  double entropy = 0;        // the batch's mean per-example gate entropy (nats)
+};
+
 // One federated round (A active clients, E experts, T tasks).
 struct RoundRecord {
   int64_t round = 0;
@@ -81,10 +95,11 @@ class ResultsFile {
   ResultsFile(const ResultsFile&) = delete;
   ResultsFile& operator=(const ResultsFile&) = delete;
 
-  void append_train(int64_t step, double loss);
-  // ppl_per_task (T); gate_by_task (T, E) row-major for method "mop", empty otherwise.
+  // `gate` is required exactly where /train/gate_load exists (centralized MoPs).
+  void append_train(int64_t step, double loss, const GateStep& gate = {});
+  // ppl_per_task (T); `gate` required for method "mop", empty otherwise.
   void append_eval(int64_t step, const std::vector<double>& ppl_per_task, double ppl_all,
-                   const std::vector<double>& gate_by_task);
+                   const GateEvaluation& gate = {});
   void append_round(const RoundRecord& record);
   // /fed/NAME as int64 with the given shape, written once (federated runs only).
   void write_table(const std::string& name, const std::vector<int64_t>& values,

@@ -20,8 +20,8 @@ class RunObserver : public TrainingObserver {
   RunObserver(const std::string& label, int steps, ResultsFile& results, PromptState& state)
       : progress_(label, steps, "steps", std::cerr), results_(results), state_(state) {}
 
-  void on_step(int64_t step, double loss, int64_t tokens) override {
-    results_.append_train(step, loss);
+  void on_step(int64_t step, double loss, int64_t tokens, const torch::Tensor& gate) override {
+    results_.append_train(step, loss, gate_step(gate));
     std::ostringstream fields;
     fields << "loss " << std::fixed << std::setprecision(4) << loss << " | "
            << std::setprecision(0) << double(tokens) / std::max(progress_.elapsed_seconds(), 1e-9) << " tok/s";

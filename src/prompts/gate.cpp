@@ -42,6 +42,14 @@ torch::Tensor GateImpl::column_weights(const torch::Tensor& gate) const {
   return scale_ == GateScale::kExperts ? weights * double(experts_) : weights;
 }
 
+torch::Tensor gate_entropy(const torch::Tensor& gate) {
+  return -torch::xlogy(gate, gate).sum(1);  // (B); 0 ln 0 = 0
+}
+
+torch::Tensor experts_used(const torch::Tensor& gate, double mass) {
+  return (gate > mass).sum(1).to(gate.scalar_type());  // (B)
+}
+
 torch::Tensor question_mean(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
   auto mask = question_mask.to(hidden.device(), hidden.scalar_type());  // (B, T)
   auto counts = mask.sum(1, /*keepdim=*/true);             // (B, 1)

@@ -37,6 +37,13 @@ class GateImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Gate);
 
+// What the gate did, per example, from its outputs (B, E) -> (B): the entropy -sum_e G_e ln G_e
+// in nats (0: one expert; ln E: all alike), and the number of experts holding more than `mass`
+// of the weight ("experts used").
+torch::Tensor gate_entropy(const torch::Tensor& gate);
+constexpr double kExpertUsedMass = 0.1;
+torch::Tensor experts_used(const torch::Tensor& gate, double mass = kExpertUsedMass);
+
 // Mean of hidden (B, T, C) over the positions where question_mask (B, T) is 1 -> (B, C).
 // An example with no question token is an error (the gate would have nothing to read).
 torch::Tensor question_mean(const torch::Tensor& hidden, const torch::Tensor& question_mask);

@@ -129,21 +129,28 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
 PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
                                    const std::vector<std::string>& tasks, int batch_size) {
   const int64_t T = int64_t(tasks.size()), E = state->config().experts;
+  // Per task: sums of the gate vectors, their entropies, the experts used, and the example count.
   auto gate_sum = torch::zeros({T, E}, torch::kDouble);
-  auto gate_count = torch::zeros({T, 1}, torch::kDouble);
+  auto statistics_sum = torch::zeros({T, 3}, torch::kDouble);  // entropy, experts used, examples
   auto logits_of = [&](const ExampleBatch& batch) {
     auto out = prompted_forward(backbone, state, batch);
     if (out.gate.defined()) {
       auto task = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end()));  // (B)
-      gate_sum.index_add_(0, task, out.gate.to(torch::kCPU, torch::kDouble));
-      gate_count.index_add_(0, task, torch::ones({task.size(0), 1}, torch::kDouble));
+      auto gate = out.gate.to(torch::kCPU, torch::kDouble);                                        // (B, E)
+      gate_sum.index_add_(0, task, gate);
+      statistics_sum.index_add_(0, task, torch::stack({gate_entropy(gate), experts_used(gate), torch::ones_like(gate.select(1, 0))}, 1));
     }
     return out.logits;
   };
   PromptEvaluation evaluation;
   evaluation.report = evaluate_perplexity(test, tasks, batch_size, logits_of);
   // Tasks without test examples get NaN rows.
-  if (state->config().method == PromptMethod::kMop) evaluation.gate_by_task = gate_sum / gate_count;
+  if (state->config().method == PromptMethod::kMop) {
+    const auto count = statistics_sum.slice(1, 2, 3);  // (T, 1)
+    evaluation.gate_by_task = gate_sum / count;
+    evaluation.gate_entropy_by_task = statistics_sum.select(1, 0) / count.squeeze(1);
+    evaluation.experts_used_by_task = statistics_sum.select(1, 1) / count.squeeze(1);
+  }
   return evaluation;
 }
 
@@ -213,9 +220,9 @@ TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::ve
   for (int step = 1; step <= options.steps; ++step) {
     const auto indices = sampler.next(options.batch_size);
     const auto batch = make_batch(train, indices);
-    const double loss = main_loop_step(backbone, state, optimizer, train, indices, batch, options, step).loss;
+    const auto done = main_loop_step(backbone, state, optimizer, train, indices, batch, options, step);
     tokens += batch.ids.numel();
-    observer.on_step(step, loss, tokens);
+    observer.on_step(step, done.loss, tokens, done.gate);
     if (step % options.eval_every == 0 || step == options.steps) {
       summary.final = evaluate_prompted(backbone, state, test, tasks, options.eval_batch_size);
       observer.on_eval(step, summary.final);

@@ -43,14 +43,18 @@ struct TrainOptions {
 
 struct PromptEvaluation {
   EvaluationReport report;
-  torch::Tensor gate_by_task;  // (T, E) mean gate vector per task, MoPs only
+  // MoPs only, per task over its test examples (NaN for a task without any):
+  torch::Tensor gate_by_task;          // (T, E) the mean gate vector
+  torch::Tensor gate_entropy_by_task;  // (T) the mean per-example gate entropy (gate_entropy)
+  torch::Tensor experts_used_by_task;  // (T) the mean per-example number of experts used (experts_used)
 };
 
 // Receives what training measures (terminal, results file).
 class TrainingObserver {
  public:
   virtual ~TrainingObserver() = default;
-  virtual void on_step(int64_t step, double loss, int64_t tokens) = 0;
+  // gate: the step's gate outputs (B, E), MoPs only (undefined for the baseline)
+  virtual void on_step(int64_t step, double loss, int64_t tokens, const torch::Tensor& gate) = 0;
   virtual void on_eval(int64_t step, const PromptEvaluation& evaluation) = 0;
 };
 

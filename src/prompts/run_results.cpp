@@ -31,8 +31,19 @@ std::vector<double> values_of(const torch::Tensor& t) {
 void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation) {
   std::vector<double> ppl;  // (T)
   for (const auto& t : evaluation.report.tasks) ppl.push_back(t.perplexity);
-  const auto gate = evaluation.gate_by_task.defined() ? values_of(evaluation.gate_by_task) : std::vector<double>{};
+  GateEvaluation gate;
+  if (evaluation.gate_by_task.defined()) {
+    gate.by_task = values_of(evaluation.gate_by_task);
+    gate.entropy = values_of(evaluation.gate_entropy_by_task);
+    gate.experts_used = values_of(evaluation.experts_used_by_task);
+  }
   results.append_eval(step, ppl, evaluation.report.overall.perplexity, gate);
+}
+
+GateStep gate_step(const torch::Tensor& gate) {
+  if (!gate.defined()) return {};
+  const auto g = gate.to(torch::kCPU, torch::kDouble);  // (B, E)
+  return {values_of(g.mean(0)), gate_entropy(g).mean().item<double>()};
 }
 
 void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,

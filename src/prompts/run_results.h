@@ -29,8 +29,13 @@ struct MethodPath {
 std::vector<MethodPath> method_results_paths(const std::string& out, const std::string& chosen,
                                              const char* (*name_of)(PromptMethod));
 
-// An /eval row: per-task and overall perplexity, and for MoPs the gate per task (T, E).
+// An /eval row: per-task and overall perplexity, and for MoPs the gate per task (T, E), its mean
+// entropy and experts used per task (T).
 void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation);
+
+// A training step's gate row: the load per expert and the mean entropy of gate outputs (B, E);
+// empty for an undefined gate (the baseline).
+GateStep gate_step(const torch::Tensor& gate);
 
 // /state/gate_by_task_after_pretraining (T, E): the gate per task on `test`, before training.
 void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,

@@ -39,13 +39,24 @@ ResultsHeader mop_header(const std::string& mode) {
   return header;
 }
 
-// The values written at step s: ppl (T) = s + t, gate (T, E) = s + 0.01 (t E + e),
-// state (2, 3) = s + j (j the flat index).
+// The values written at step s: ppl (T) = s + t, gate (T, E) = s + 0.01 (t E + e), gate
+// entropy (T) = s + 0.5 t, experts used (T) = 1 + t, a train step's gate load (E) = s + 0.1 e and
+// entropy s / 8; state (2, 3) = s + j (j the flat index).
 std::vector<double> eval_ppl(int64_t step) { return {double(step), step + 1.0, step + 2.0}; }
 
-std::vector<double> eval_gate(int64_t step) {
-  std::vector<double> gate;
-  for (int i = 0; i < kTasks * kExperts; ++i) gate.push_back(step + 0.01 * i);
+GateEvaluation eval_gate(int64_t step) {
+  GateEvaluation gate;
+  for (int i = 0; i < kTasks * kExperts; ++i) gate.by_task.push_back(step + 0.01 * i);
+  for (int t = 0; t < kTasks; ++t) {
+    gate.entropy.push_back(step + 0.5 * t);
+    gate.experts_used.push_back(1 + t);
+  }
+  return gate;
+}
+
+GateStep train_gate(int64_t step) {
+  GateStep gate{{}, step / 8.0};
+  for (int e = 0; e < kExperts; ++e) gate.load.push_back(step + 0.1 * e);
   return gate;
 }
 
@@ -130,6 +141,10 @@ TEST(ResultsFile, WritesEveryDatasetAndAttributeOfTheSchema) {
   const auto gate = read_dataset(path, "/gate/by_task", &gate_shape);  // (V, T, E)
   EXPECT_EQ(gate_shape, (std::vector<int64_t>{2, kTasks, kExperts}));
   EXPECT_DOUBLE_EQ(gate[1 * kTasks * kExperts + 2 * kExperts + 3], 4 + 0.01 * 11);
+  EXPECT_EQ(shape_of(path, "/gate/entropy"), (std::vector<int64_t>{2, kTasks}));
+  EXPECT_EQ(read_dataset(path, "/gate/entropy"), (std::vector<double>{2, 2.5, 3, 4, 4.5, 5}));
+  EXPECT_EQ(read_dataset(path, "/gate/experts_used"), (std::vector<double>{1, 2, 3, 1, 2, 3}));
+  EXPECT_FALSE(has_object(path, "/train/gate_load")) << "a federated file has no per-step gate rows";
 
   EXPECT_EQ(read_dataset(path, "/fed/round"), (std::vector<double>{0, 1, 2}));
   EXPECT_EQ(shape_of(path, "/fed/ppl"), (std::vector<int64_t>{3, kTasks}));
@@ -160,9 +175,11 @@ TEST(ResultsFile, PromptRunHasNoGateAndCentralizedRunNoFedGroup) {
   header.method = "prompt";
   header.experts = 1;
   ResultsFile results(path, header);
-  results.append_eval(0, eval_ppl(0), 1.0, {});
+  results.append_eval(0, eval_ppl(0), 1.0);
+  results.append_train(1, 0.5);
   EXPECT_EQ(shape_of(path, "/eval/ppl"), (std::vector<int64_t>{1, kTasks}));
   EXPECT_FALSE(has_object(path, "/gate"));
+  EXPECT_FALSE(has_object(path, "/train/gate_load"));
   EXPECT_FALSE(has_object(path, "/fed"));
   const auto check = h5py_check(path);
   EXPECT_EQ(check.exit_code, 0) << check.output;
@@ -172,9 +189,12 @@ TEST(ResultsFile, TrainRowsPendingAtCloseAreWritten) {
   const std::string path = (fresh_test_dir("results") / "train.h5").string();
   {
     ResultsFile results(path, mop_header("centralized"));
-    for (int64_t step = 0; step < 3; ++step) results.append_train(step, 1.0);
+    for (int64_t step = 0; step < 3; ++step) results.append_train(step, 1.0, train_gate(step));
   }  // the destructor writes the rows (append_train writes at most once a second)
   EXPECT_EQ(read_dataset(path, "/train/step"), (std::vector<double>{0, 1, 2}));
+  EXPECT_EQ(shape_of(path, "/train/gate_load"), (std::vector<int64_t>{3, kExperts}));
+  EXPECT_DOUBLE_EQ(read_dataset(path, "/train/gate_load").back(), 2 + 0.1 * (kExperts - 1));
+  EXPECT_EQ(read_dataset(path, "/train/gate_entropy"), (std::vector<double>{0, 0.125, 0.25}));
 }
 
 TEST(ResultsFile, StateRoundTripAndReplace) {
@@ -203,8 +223,15 @@ TEST(ResultsFile, BadInputGivesClearErrors) {
   EXPECT_NE(error_of([&] { results.append_eval(0, {1, 2}, 1, eval_gate(0)); })
                 .find("ppl_per_task has 2 values, expected 3 (one per task)"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { results.append_eval(0, eval_ppl(0), 1, {0.5}); })
+  EXPECT_NE(error_of([&] { results.append_eval(0, eval_ppl(0), 1, GateEvaluation{{0.5}, {}, {}}); })
                 .find("gate_by_task has 1 values, expected 12 (tasks x experts)"),
+            std::string::npos);
+  auto no_entropy = eval_gate(0);
+  no_entropy.entropy.pop_back();
+  EXPECT_NE(error_of([&] { results.append_eval(0, eval_ppl(0), 1, no_entropy); })
+                .find("gate entropy has 2 values, expected 3 (one per task)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { results.append_train(0, 1); }).find("gate load has 0 values, expected 4 (one per expert)"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
               results.append_round(fed_round(0));
@@ -219,13 +246,13 @@ TEST(ResultsFile, BadInputGivesClearErrors) {
                 .find(path + ": HDF5 cannot open dataset '/eval/missing'"),
             std::string::npos);
   results.close();
-  EXPECT_NE(error_of([&] { results.append_train(0, 1); }).find("append_train after close()"),
+  EXPECT_NE(error_of([&] { results.append_train(0, 1, train_gate(0)); }).find("append_train after close()"),
             std::string::npos);
 
   ResultsHeader prompt = mop_header("centralized");
   prompt.method = "prompt";
   ResultsFile prompt_results((dir / "prompt.h5").string(), prompt);
-  EXPECT_NE(error_of([&] { prompt_results.append_eval(0, eval_ppl(0), 1, {0.5}); })
+  EXPECT_NE(error_of([&] { prompt_results.append_eval(0, eval_ppl(0), 1, GateEvaluation{{0.5}, {}, {}}); })
                 .find("expected 0 (no gate for this method)"),
             std::string::npos);
 
@@ -265,7 +292,7 @@ TEST(ResultsFile, H5pyCheckRejectsAFileWithoutTheSchema) {
     const char ready = 1;
     if (write(ready_fd, &ready, 1) != 1) _exit(2);
     for (int64_t step = 0;; ++step) {
-      results.append_train(step, 0.5 * step);
+      results.append_train(step, 0.5 * step, train_gate(step));
       if (step % 5 == 0) results.append_eval(step, eval_ppl(step), step + 0.25, eval_gate(step));
       if (step % 10 == 0) results.write_state("prompts", state_values(step), {2, 3});
     }
@@ -294,7 +321,7 @@ void expect_consistent_prefix(const std::string& path) {
     ASSERT_EQ(std::vector<double>(ppl.begin() + v * kTasks, ppl.begin() + (v + 1) * kTasks),
               eval_ppl(step));
     ASSERT_EQ(ppl_all[v], step + 0.25);
-    ASSERT_EQ(gate[(v + 1) * kTasks * kExperts - 1], eval_gate(step).back());
+    ASSERT_EQ(gate[(v + 1) * kTasks * kExperts - 1], eval_gate(step).by_task.back());
   }
   if (V == 0) return;
   const int64_t last_eval = 5 * (V - 1);

@@ -3,6 +3,8 @@
 // errors for impossible settings and non-finite losses.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "prompt_state_io.h"
 #include "prompt_training.h"
 #include "prompted_forward.h"
@@ -96,6 +98,49 @@ TEST(Gate, OneHotGateZeroesTheOtherExpertsAttention) {
       EXPECT_TRUE(probs.slice(3, 2 * P, 3 * P).gt(0).any().item<bool>()) << gate_scale_name(scale) << " layer " << l;
     }
   }
+}
+
+// Entropy in nats and experts above 0.1 of mass, per example, against a hand calculation:
+// one-hot 0 and 1; uniform over 4: ln 4 and 4; (0.5, 0.45, 0.05, 0): -(0.5 ln 0.5 + 0.45 ln 0.45 + 0.05 ln 0.05) = 0.8556887 and 2.
+TEST(Gate, EntropyAndExpertsUsedMatchAHandCalculation) {
+  const auto gate = torch::tensor({{1.0, 0.0, 0.0, 0.0}, {0.25, 0.25, 0.25, 0.25}, {0.5, 0.45, 0.05, 0.0}},
+                                  torch::kDouble);  // (3, 4)
+  const auto entropy = gate_entropy(gate), used = experts_used(gate);
+  EXPECT_DOUBLE_EQ(entropy[0].item<double>(), 0.0);
+  EXPECT_NEAR(entropy[1].item<double>(), std::log(4.0), 1e-12);
+  EXPECT_NEAR(entropy[2].item<double>(), 0.8556887, 1e-7);
+  EXPECT_EQ(used[0].item<double>(), 1);
+  EXPECT_EQ(used[1].item<double>(), 4);
+  EXPECT_EQ(used[2].item<double>(), 2);
+}
+
+// The evaluation's per-task gate entropy and experts used are the means over each task's test
+// examples of the per-example values, computed here from one prompted forward per example.
+TEST(MopEvaluation, GateStatisticsPerTaskAreMeansOverTheTasksExamples) {
+  auto backbone = tiny_backbone();
+  auto state = random_state(tiny_mop(PromptMethod::kMop), 17);
+  {
+    torch::NoGradGuard no_grad;
+    state->gate->w2->weight.mul_(20);  // gates far from uniform, so that the statistics differ per example
+  }
+  const auto examples = tiny_examples(10, 18);
+  const std::vector<std::string> tasks = {"a", "b", "c", "d"};
+  const auto evaluation = evaluate_prompted(backbone, state, examples, tasks, 3);
+  std::vector<double> entropy(4, 0), used(4, 0), count(4, 0);
+  for (const auto& e : examples) {
+    torch::NoGradGuard no_grad;
+    const auto gate = prompted_forward(backbone, state, make_batch({e}, 0, 1)).gate.to(torch::kDouble);  // (1, E)
+    entropy[e.task] += gate_entropy(gate).item<double>();
+    used[e.task] += experts_used(gate).item<double>();
+    count[e.task] += 1;
+  }
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_NEAR(evaluation.gate_entropy_by_task[t].item<double>(), entropy[t] / count[t], 1e-6) << t;
+    EXPECT_NEAR(evaluation.experts_used_by_task[t].item<double>(), used[t] / count[t], 1e-12) << t;
+  }
+  EXPECT_GT(evaluation.gate_entropy_by_task.max().item<double>(), evaluation.gate_entropy_by_task.min().item<double>());
+  auto baseline = random_state(tiny_mop(PromptMethod::kPrompt), 17);
+  EXPECT_FALSE(evaluate_prompted(backbone, baseline, examples, tasks, 3).gate_entropy_by_task.defined());
 }
 
 // The training loss classifies only the response positions: the same loss and gradients as the

@@ -58,9 +58,12 @@ def check(f):
     E, P = (int(v) for v in dataset(f, "experts", (2,), "iu")[()])
     gate = method == "mop"
 
-    S = series_length(f, [("train/step", (), "i"), ("train/loss", (), "f")])
+    S = series_length(f, [("train/step", (), "i"), ("train/loss", (), "f")]
+                      + ([("train/gate_load", (E,), "f"), ("train/gate_entropy", (), "f")]
+                         if gate and mode == "centralized" else []))
     V = series_length(f, [("eval/step", (), "i"), ("eval/ppl", (T,), "f"), ("eval/ppl_all", (), "f")]
-                      + ([("gate/by_task", (T, E), "f")] if gate else []))
+                      + ([("gate/by_task", (T, E), "f"), ("gate/entropy", (T,), "f"),
+                          ("gate/experts_used", (T,), "f")] if gate else []))
     summary = f"ok: method {method}, mode {mode}, T={T} E={E} P={P} S={S} V={V}"
     if mode == "federated":
         A = dataset(f, "fed/clients", (None, None), "i").shape[1]
