@@ -205,7 +205,8 @@ def main():
                 shared, alone = (run_seed(spec, args, runner, setting, model, seed, steps) if os.path.exists(model)
                                  else (None, {}))
                 finished = {t: p for t, p in alone.items() if sweep.status_of(p) == "finished"}
-                if shared and sweep.status_of(shared) == "finished" and finished:
+                # A seed counts once all its runs have finished (a partial seed would bias the mean).
+                if shared and sweep.status_of(shared) == "finished" and finished and len(finished) == len(alone):
                     check_same_test_examples(shared, finished)
                     results.append((last_eval(shared), {t: last_eval(p) for t, p in finished.items()}))
             lines += setting_table(setting, results, steps)
