@@ -33,6 +33,11 @@ void add_prompt_options(CommandLine& cl) {
                 "(where P0 reaches L_mid)");
   cl.add_number<int>("gate-pretrain-steps", 200, Range::closed(0, kMaxInt), "gate pretraining on task labels (0: none)");
   cl.add_number<double>("lr", 1e-3, Range::closed(0, 10), "learning rate (Adam; paper: 1e-3)");
+  cl.add_number<double>("gate-temperature", 1.0, Range::open_closed(0, 100),
+                        "tau of the gate's softmax, softmax(logits / tau): 1 as in the paper, > 1 softer routing");
+  cl.add_number<double>("gate-balance", 0.0, Range::closed(0, 100),
+                        "weight of SMoP's load-balancing term (squared coefficient of variation of the experts' load "
+                        "over a batch) in the main loop's loss; 0: none, as in the paper (SMoP: 0.01)");
   cl.add_number<double>("gate-lr", std::nullopt, Range::closed(0, 10),
                         "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)",
                         "LR");
@@ -52,6 +57,7 @@ TrainOptions optimizer_options(const CommandLine& cl) {
   TrainOptions o;
   o.lr = cl.get<double>("lr");
   if (cl.has("gate-lr")) o.gate_lr = cl.get<double>("gate-lr");
+  o.gate_balance = cl.get<double>("gate-balance");
   o.batch_size = cl.get<int>("batch-size");
   o.eval_batch_size = cl.get<int>("eval-batch-size");
   o.seed = cl.seed();
@@ -106,6 +112,7 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.mid_layer = cl.get<int>("mid-layer");
   s.mop.gate_hidden = cl.get<int>("gate-hidden");
   s.mop.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
+  s.mop.gate_temperature = cl.get<double>("gate-temperature");
   s.mid_init = cl.get<std::string>("mid-init");
   s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
   s.train = optimizer_options(cl);

@@ -12,7 +12,7 @@ namespace mops {
 void add_p0_options(CommandLine& cl);
 
 // The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer,
-// --gate-hidden, --gate-scale, --mid-init, --gate-pretrain-steps, --lr, --gate-lr,
+// --gate-hidden, --gate-scale, --gate-temperature, --gate-balance, --mid-init, --gate-pretrain-steps, --lr, --gate-lr,
 // --batch-size, --eval-batch-size, --activation-cache.
 void add_prompt_options(CommandLine& cl);
 

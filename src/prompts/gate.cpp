@@ -16,8 +16,10 @@ GateScale parse_gate_scale(const std::string& name) {
 
 const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper ? "paper" : "experts"; }
 
-GateImpl::GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, uint64_t seed)
-    : experts_(experts), prompts_per_expert_(prompts_per_expert), scale_(scale) {
+GateImpl::GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, double temperature,
+                   uint64_t seed)
+    : experts_(experts), prompts_per_expert_(prompts_per_expert), scale_(scale), temperature_(temperature) {
+  MOPS_CHECK(temperature > 0, "--gate-temperature " << temperature << " must be positive");
   w1 = register_module("w1", torch::nn::Linear(width, hidden));
   w2 = register_module("w2", torch::nn::Linear(hidden, experts));
   torch::NoGradGuard no_grad;
@@ -34,7 +36,8 @@ torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor&
 }
 
 torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
-  return torch::softmax(logits(hidden, question_mask), -1);  // (B, E)
+  auto scores = logits(hidden, question_mask);  // (B, E)
+  return torch::softmax(temperature_ == 1.0 ? scores : scores / temperature_, -1);
 }
 
 torch::Tensor GateImpl::column_weights(const torch::Tensor& gate) const {
@@ -48,6 +51,11 @@ torch::Tensor gate_entropy(const torch::Tensor& gate) {
 
 torch::Tensor experts_used(const torch::Tensor& gate, double mass) {
   return (gate > mass).sum(1).to(gate.scalar_type());  // (B)
+}
+
+torch::Tensor load_balance_loss(const torch::Tensor& gate) {
+  const auto load = gate.sum(0);                          // (E)
+  return load.var() / (load.mean().pow(2) + 1e-10);      // ()
 }
 
 torch::Tensor question_mean(const torch::Tensor& hidden, const torch::Tensor& question_mask) {

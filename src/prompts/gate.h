@@ -1,7 +1,8 @@
 // The MoPs gate, all of it: what it reads, what it computes and how it acts.
 //   reads:    x, the mean of the layer-L_mid hidden states over an example's question tokens
 //             (instruction + context; prompted_forward.h hands them over);
-//   computes: G = softmax(W2 relu(W1 x + b1) + b2) over E experts;
+//   computes: G = softmax((W2 relu(W1 x + b1) + b2) / tau) over E experts, tau the temperature
+//             (1 as in the paper; > 1 softer, < 1 sharper routing);
 //   acts:     as one weight per mid prompt column, G_e on each of expert e's P columns (`paper`,
 //             as Algorithm 1 writes it) or E * G_e (`experts`: a uniform gate is then exactly the
 //             prompt baseline). The backbone multiplies the attention probabilities of those
@@ -22,10 +23,11 @@ const char* gate_scale_name(GateScale scale);
 class GateImpl : public torch::nn::Module {
  public:
   // Weights and biases uniform in +-1/sqrt(fan-in) (PyTorch's default), from `seed`.
-  GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, uint64_t seed);
+  GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, double temperature,
+           uint64_t seed);
   // hidden: (B, T, C) token hidden states; question_mask: (B, T) -> (B, E), rows sum to 1
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& question_mask);
-  // The same before the softmax: (B, E)
+  // The same before the temperature and the softmax: (B, E) (gate pretraining's cross-entropy reads these)
   torch::Tensor logits(const torch::Tensor& hidden, const torch::Tensor& question_mask);
   // Gate output (B, E) -> the weights of the E * P mid prompt columns (B, E * P).
   torch::Tensor column_weights(const torch::Tensor& gate) const;
@@ -34,6 +36,7 @@ class GateImpl : public torch::nn::Module {
  private:
   int experts_, prompts_per_expert_;
   GateScale scale_;
+  double temperature_;
 };
 TORCH_MODULE(Gate);
 
@@ -43,6 +46,12 @@ TORCH_MODULE(Gate);
 torch::Tensor gate_entropy(const torch::Tensor& gate);
 constexpr double kExpertUsedMass = 0.1;
 torch::Tensor experts_used(const torch::Tensor& gate, double mass = kExpertUsedMass);
+
+// The load-balancing term of SMoP (after Shazeer et al. 2017): the squared coefficient of
+// variation of the experts' load, load_e = sum over the batch of G_e, for gate outputs (B, E):
+// var(load) / mean(load)^2 (sample variance), 0 when every expert carries the same load. The
+// main loop adds it, times --gate-balance, to the training loss.
+torch::Tensor load_balance_loss(const torch::Tensor& gate);
 
 // Mean of hidden (B, T, C) over the positions where question_mask (B, T) is 1 -> (B, C).
 // An example with no question token is an error (the gate would have nothing to read).

@@ -22,6 +22,7 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MOPS_CHECK(c.experts >= 1 && c.prompts_per_expert >= 1,
              "--experts and --prompts-per-expert must be at least 1 (got " << c.experts << ", " << c.prompts_per_expert << ")");
   MOPS_CHECK(c.gate_hidden >= 1, "--gate-hidden " << c.gate_hidden << " must be at least 1");
+  MOPS_CHECK(c.gate_temperature > 0, "--gate-temperature " << c.gate_temperature << " must be positive");
   MOPS_CHECK(c.first_prompt_count + 1 <= backbone.max_seq_len && c.mid_prompt_count() + 1 <= backbone.max_seq_len,
              "prompts (" << c.first_prompt_count << " first, " << c.mid_prompt_count() << " mid) leave no room for tokens in "
                          << "max_seq_len " << backbone.max_seq_len);
@@ -32,7 +33,8 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t se
   first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompt_count, width}), false);
   mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompt_count(), width}));
   if (config.method == PromptMethod::kMop) {
-    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale, seed));
+    gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale,
+                                     config.gate_temperature, seed));
   }
 }
 

@@ -26,6 +26,7 @@ struct MopConfig {
   int mid_layer = -1;           // L_mid; -1: L / 2
   int gate_hidden = 32;
   GateScale gate_scale = GateScale::kExperts;
+  double gate_temperature = 1.0;  // tau of the gate's softmax (gate.h)
 
   int mid_prompt_count() const { return experts * prompts_per_expert; }
   // Resolves mid_layer against the backbone and checks every field; errors name the option.

@@ -180,8 +180,11 @@ StepResult main_loop_step(Llama& backbone, PromptState& state, torch::optim::Ada
   const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache);  // (B, K0 + T, C)
   auto out = upper_half_loss(backbone, state, lower, batch);
   check_finite(out.loss, step, "training");
+  // The response loss is what is reported; a load-balancing term joins it only in the gradient.
+  auto objective = out.loss;
+  if (options.gate_balance > 0 && out.gate.defined()) objective = objective + options.gate_balance * load_balance_loss(out.gate);
   optimizer.zero_grad();
-  out.loss.backward();
+  objective.backward();
   optimizer.step();
   return {out.loss.item<double>(), out.gate.defined() ? out.gate.detach() : torch::Tensor()};
 }

@@ -34,6 +34,7 @@ struct TrainOptions {
   int steps = 1000;
   double lr = 1e-3;
   double gate_lr = -1;  // the gate's learning rate in the main loop; < 0: lr, 0: the gate stays frozen
+  double gate_balance = 0;  // weight of the load-balancing term (gate.h) in the main loop's loss; 0: none (the paper)
   int batch_size = 1;
   int eval_every = 200;      // and at the end
   int eval_batch_size = 16;

@@ -302,6 +302,56 @@ TEST(MopTraining, GateLearningRateZeroKeepsTheGateAndTrainsThePrompts) {
   }
 }
 
+// --gate-temperature tau: the gate's output is softmax(logits / tau); tau = 1 is the paper's.
+TEST(Gate, TemperatureDividesTheLogitsBeforeTheSoftmax) {
+  auto backbone = tiny_backbone();
+  torch::NoGradGuard no_grad;
+  auto config = tiny_mop(PromptMethod::kMop);
+  auto paper = random_state(config, 31);
+  config.gate_temperature = 2.5;
+  auto soft = random_state(config, 31);
+  const auto batch = make_batch(tiny_examples(3, 32), 0, 3);
+  const auto lower = lower_half(backbone, paper, batch.ids);
+  const auto logits = paper->gate->logits(gate_states(paper, lower), batch.question_mask);  // (B, E)
+  EXPECT_TRUE(gate_output(paper, lower, batch.question_mask).allclose(torch::softmax(logits, -1), 0, 1e-7));
+  EXPECT_TRUE(gate_output(soft, lower, batch.question_mask).allclose(torch::softmax(logits / 2.5, -1), 0, 1e-7));
+  EXPECT_GT(gate_entropy(gate_output(soft, lower, batch.question_mask)).sum().item<double>(),
+            gate_entropy(gate_output(paper, lower, batch.question_mask)).sum().item<double>());
+}
+
+// SMoP's term by hand: loads (2, 0): mean 1, sample variance 2, so 2; equal loads: 0.
+TEST(Gate, LoadBalanceLossIsTheSquaredCoefficientOfVariationOfTheLoad) {
+  EXPECT_NEAR(load_balance_loss(torch::tensor({{1.0, 0.0}, {1.0, 0.0}}, torch::kDouble)).item<double>(), 2.0, 1e-9);
+  EXPECT_NEAR(load_balance_loss(torch::tensor({{0.9, 0.1}, {0.1, 0.9}}, torch::kDouble)).item<double>(), 0.0, 1e-9);
+  // loads (1.2, 0.5, 0.3): mean 2/3, sample variance 0.22333..., / (4/9) = 0.5025
+  const auto three = torch::tensor({{0.7, 0.2, 0.1}, {0.5, 0.3, 0.2}}, torch::kDouble);
+  EXPECT_NEAR(load_balance_loss(three).item<double>(), 0.5025, 1e-9);
+}
+
+// --gate-balance adds the term to the gradient only: the reported loss and the mid prompts after
+// a step are the same (the term depends on the gate alone), the gate moves differently; 0 is
+// exactly the plain loop.
+TEST(MopTraining, GateBalanceActsOnTheGateOnly) {
+  const auto train = tiny_examples(8, 33);
+  std::vector<PromptState> states;
+  std::vector<double> losses;
+  for (double balance : {0.0, 0.0, 1.0}) {
+    auto backbone = tiny_backbone();
+    auto state = random_state(tiny_mop(PromptMethod::kMop), 34);
+    TrainOptions options;
+    options.steps = 1;
+    options.batch_size = 4;
+    options.lr = 1e-2;
+    options.gate_balance = balance;
+    losses.push_back(train_local(backbone, state, train, options).mean_loss);
+    states.push_back(state);
+  }
+  EXPECT_EQ(losses[2], losses[0]);
+  EXPECT_TRUE(states[1]->gate->w1->weight.equal(states[0]->gate->w1->weight));
+  EXPECT_TRUE(states[2]->mid_prompts.equal(states[0]->mid_prompts));
+  EXPECT_FALSE(states[2]->gate->w1->weight.equal(states[0]->gate->w1->weight));
+}
+
 TEST(MopTraining, NonFiniteLossStopsBeforeChangingTheState) {
   auto backbone = tiny_backbone();
   {
