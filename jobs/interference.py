@@ -12,6 +12,11 @@ split (the spec's [common] must keep every record, `samples-per-source` at least
 so that a task alone sees the examples it sees among all tasks; the script checks that the test
 examples agree).
 
+An [alone] section in the spec adds its options to the runs alone only (over [prompt]'s) (for example
+`experts = 1` and `prompts-per-expert = 10`: a task alone with the 10 prompts MoPs routes it to,
+which tells interference from capacity); their files are then named after those options, so the
+shared runs and the other runs alone in the same --out are reused.
+
 Interference of a task = 100 x (shared - alone) / shared, in test perplexity: positive when the
 task does better trained alone, i.e. when the other tasks get in its way. The method-independent
 question of issue 17: a gate can only remove interference that is there.
@@ -23,6 +28,7 @@ Finished runs are skipped; an unfinished one is run again (--overwrite). Writes 
 (per setting: a row per task and their mean, mean +- sample std over seeds) and prints it.
 """
 import argparse
+import configparser
 import json
 import math
 import os
@@ -42,10 +48,24 @@ def p0_command(spec, mops, model, seed, out):
 
 
 def train_command(spec, mops, model, seed, p0, steps, out, task=None):
+    prompt = dict(spec["options"]["prompt"], **(spec["alone"] if task else {}))  # [alone] overrides [prompt]
     return ([mops, "train", "--method", "prompt", "--model", model, "--tokenizer", spec["tokenizer"], "--data",
              spec["data"], "--seed", str(seed), "--p0", p0, "--steps", str(steps), "--eval-every", str(steps),
              "--out", out, "--overwrite"] + (["--tasks", task] if task else [])
-            + sweep.command_options(spec["options"]["common"]) + sweep.command_options(spec["options"]["prompt"]))
+            + sweep.command_options(spec["options"]["common"]) + sweep.command_options(prompt))
+
+
+def read_alone_options(path):
+    """The spec's [alone] section: options of the runs alone only ({} without one)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(path)
+    return dict(parser["alone"]) if "alone" in parser else {}
+
+
+def alone_tag(spec):
+    """'' or '-experts1-prompts-per-expert10': the [alone] options in the runs' file names."""
+    return "".join(f"-{name}{value.replace(' ', '')}" for name, value in spec["alone"].items())
 
 
 def last_eval(path):
@@ -104,7 +124,7 @@ def run_seed(spec, args, runner, setting, model, seed, steps):
     alone_steps = steps // len(tasks)
     alone = {}
     for task in tasks:
-        alone[task] = f"{base}-alone-{task}.h5"
+        alone[task] = f"{base}-alone{alone_tag(spec)}-{task}.h5"
         runner.run(f"{setting} seed {seed} {task} alone ({alone_steps} steps)",
                    train_command(spec, args.mops, model, seed, p0, alone_steps, alone[task], task), alone[task], log)
     return shared, alone
@@ -144,7 +164,7 @@ def gain_text(values):
     return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
-def setting_table(setting, seeds_results, steps):
+def setting_table(setting, seeds_results, steps, alone_options):
     """Markdown rows of one setting: per task shared, alone, interference; then their mean."""
     tasks = []
     for shared, alone in seeds_results:
@@ -153,7 +173,7 @@ def setting_table(setting, seeds_results, steps):
                 tasks.append(task)
     lines = [f"### {setting}", "",
              f"{len(seeds_results)} seed(s); shared: {steps} steps on all tasks; alone: {steps // max(1, len(tasks))} "
-             "steps on one task", "",
+             "steps on one task" + (f" with {' '.join(sweep.command_options(alone_options))}" if alone_options else ""), "",
              "| task | shared ppl | alone ppl | interference (%) |", "|---|---|---|---|"]
     per_seed_mean = [[] for _ in seeds_results]
     for task in tasks:
@@ -184,6 +204,7 @@ def main():
     args.printed, args.dry_run = set(), False
     try:
         spec = sweep.read_spec(args.spec)
+        spec["alone"] = read_alone_options(args.spec)
         steps = args.steps or int(spec["options"]["train"].get("steps", "0"))
         if steps < 1:
             raise sweep.SpecError(f"{args.spec}: give [train] steps = N or --steps N (at least 1)")
@@ -209,7 +230,7 @@ def main():
                 if shared and sweep.status_of(shared) == "finished" and finished and len(finished) == len(alone):
                     check_same_test_examples(shared, finished)
                     results.append((last_eval(shared), {t: last_eval(p) for t, p in finished.items()}))
-            lines += setting_table(setting, results, steps)
+            lines += setting_table(setting, results, steps, spec["alone"])
     except (sweep.SpecError, RuntimeError) as error:
         print(f"interference: {error}", file=sys.stderr)
         return 1

@@ -68,6 +68,20 @@ def main():
     require(code == 0 and again.count("complete, skipped") == 9 and "running" not in again,
             "a second run must skip P0, the shared run and the 7 runs alone", again)
 
+    # [alone] options reach the runs alone only, named after them; P0 and the shared run are reused.
+    with open(SPEC) as f:
+        capacity = f.read() + "\n[alone]\nexperts = 1\nprompts-per-expert = 3\n"
+    spec = os.path.join(args.work, "capacity.ini")
+    with open(spec, "w") as f:
+        f.write(capacity)
+    code, controlled = interference(args, spec, out)
+    require(code == 0 and controlled.count("complete, skipped") == 2 and controlled.count(": running") == 7,
+            "with [alone] only the 7 runs alone may run, P0 and the shared run reused", controlled)
+    require("with --experts 1 --prompts-per-expert 3" in controlled, "the table must name the [alone] options", controlled)
+    for task in shared:
+        with h5py.File(f"{base}-alone-experts1-prompts-per-expert3-{task}.h5", "r") as f:
+            require(f["state/mid_prompts"].shape[0] == 3, f"{task}: {f['state/mid_prompts'].shape[0]} mid prompts, expected 3")
+
     # Records sampled out of the source: a task alone keeps all of its records, so its test
     # examples differ from those it has among all tasks. The run must say so, not report.
     with open(SPEC) as f:
@@ -78,7 +92,8 @@ def main():
     code, refused = interference(args, spec, os.path.join(args.work, "sampled"))
     require(code == 1 and "the test examples differ" in refused and "samples-per-source" in refused,
             "a sampled spec must be refused with the reason", refused)
-    print("interference: 9 runs, table cells equal the files' values, second run skipped all, sampled spec refused")
+    print("interference: 9 runs, table cells equal the files' values, second run skipped all, [alone] options "
+          "reach only the runs alone, sampled spec refused")
 
 
 if __name__ == "__main__":
