@@ -157,19 +157,6 @@ class FederatedObserver : public RoundObserver {
   EvaluationReport final_;
 };
 
-ResultsHeader results_header(const FederatedSetup& s, const MopConfig& config) {
-  ResultsHeader h;
-  h.config_json = s.prompts.config_json;
-  h.method = federated_method_name(config.method);
-  h.mode = "federated";
-  h.seed = s.prompts.seed;
-  h.tasks = s.data.tasks;
-  h.experts = config.experts;
-  h.prompts_per_expert = config.prompts_per_expert;
-  h.active_clients = s.federated.clients_per_round;
-  return h;
-}
-
 // /fed/partition (C, T) training examples per client and task, /fed/client_rank (C).
 void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
   const int64_t C = int64_t(s.partition.clients.size()), T = int64_t(s.data.tasks.size());
@@ -215,7 +202,8 @@ EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& outpu
   std::unique_ptr<ResultsFile> results;
   PromptState global(config, width);
   if (comm.rank() == 0) {
-    results = std::make_unique<ResultsFile>(path, results_header(s, config));
+    results = std::make_unique<ResultsFile>(path, prompt_results_header(s.prompts, config, s.data.tasks, federated_method_name(config.method),
+                                                                      s.federated.clients_per_round));
     write_partition(*results, s, comm.size());
     results->write_attribute("compression", s.compression);
     if (first_round > 1) {

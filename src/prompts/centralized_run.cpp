@@ -44,18 +44,6 @@ class RunObserver : public TrainingObserver {
   double last_ppl_ = 0;
 };
 
-ResultsHeader results_header(const PromptRunSettings& s, const MopConfig& config, const std::vector<std::string>& tasks) {
-  ResultsHeader header;
-  header.config_json = s.config_json;
-  header.method = method_name(config.method);
-  header.mode = "centralized";
-  header.seed = s.seed;
-  header.tasks = tasks;
-  header.experts = config.experts;
-  header.prompts_per_expert = config.prompts_per_expert;
-  return header;
-}
-
 // One method from its start state to the end of the main loop; returns the last evaluation.
 EvaluationReport run_centralized_method(Llama& model, const PromptRunSettings& s, const MethodPath& output,
                                         const TokenizedSplit& data, const std::string& compression,
@@ -63,7 +51,7 @@ EvaluationReport run_centralized_method(Llama& model, const PromptRunSettings& s
                                         ActivationCache& cache) {
   const auto method = output.method;
   auto state = initial_prompt_state(s, method, model, p0, data.train);
-  ResultsFile results(output.path, results_header(s, state->config(), data.tasks));
+  ResultsFile results(output.path, prompt_results_header(s, state->config(), data.tasks, method_name(state->config().method)));
   results.write_attribute("references", references.dump());
   results.write_attribute("compression", compression);
   if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) {

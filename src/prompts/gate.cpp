@@ -36,8 +36,7 @@ torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor&
 }
 
 torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
-  auto scores = logits(hidden, question_mask);  // (B, E)
-  return torch::softmax(temperature_ == 1.0 ? scores : scores / temperature_, -1);
+  return torch::softmax(logits(hidden, question_mask) / temperature_, -1);  // (B, E)
 }
 
 torch::Tensor GateImpl::column_weights(const torch::Tensor& gate) const {

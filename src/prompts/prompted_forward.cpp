@@ -18,10 +18,11 @@ torch::Tensor with_first_prompts(Llama& backbone, const torch::Tensor& first_pro
 }
 
 // The upper half's final states (B, E * P + T - output_from, C): the rows from `output_from`
-// on, and, for MoPs, the gate.
+// on, and, for MoPs, the gate and the column weights it gave.
 struct UpperStates {
   torch::Tensor states;
-  torch::Tensor gate;
+  torch::Tensor gate;            // (B, E)
+  torch::Tensor column_weights;  // (B, E * P)
 };
 
 // The layers [L_mid, L) on lower-half states (B, K0 + T, C) with the mid prompts in P0's place.
@@ -31,7 +32,8 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tenso
   UpperStates out;
   if (c.method == PromptMethod::kMop) {
     out.gate = gate_output(state, lower, question_mask);  // (B, E)
-    run.column_weights = state->gate->column_weights(out.gate);  // (B, E * P)
+    out.column_weights = state->gate->column_weights(out.gate);
+    run.column_weights = out.column_weights;
   }
   auto h = prepend(state->mid_prompts, lower.slice(1, c.first_prompt_count));  // (B, E * P + T, C)
   run.prompt_columns = c.mid_prompt_count();
@@ -118,7 +120,7 @@ torch::Tensor PromptedDecoder::prefill() {
   run.cache = &cache_;
   auto upper = upper_states(backbone_, state_, lower, batch.question_mask, run);
   gate_ = upper.gate;
-  if (gate_.defined()) column_weights_ = state_->gate->column_weights(gate_);  // (1, E * P)
+  column_weights_ = upper.column_weights;
   return backbone_->classify(upper.states, state_->config().mid_prompt_count())[0][-1];  // (V)
 }
 

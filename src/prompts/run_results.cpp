@@ -28,6 +28,21 @@ std::vector<double> values_of(const torch::Tensor& t) {
 
 }  // namespace
 
+ResultsHeader prompt_results_header(const PromptRunSettings& settings, const MopConfig& config,
+                                    const std::vector<std::string>& tasks, const std::string& method,
+                                    int active_clients) {
+  ResultsHeader header;
+  header.config_json = settings.config_json;
+  header.method = method;
+  header.mode = active_clients > 0 ? "federated" : "centralized";
+  header.seed = settings.seed;
+  header.tasks = tasks;
+  header.experts = config.experts;
+  header.prompts_per_expert = config.prompts_per_expert;
+  header.active_clients = active_clients;
+  return header;
+}
+
 void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluation& evaluation) {
   std::vector<double> ppl;  // (T)
   for (const auto& t : evaluation.report.tasks) ppl.push_back(t.perplexity);

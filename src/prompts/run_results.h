@@ -12,6 +12,7 @@
 
 #include "llama.h"
 #include "prompt_state.h"
+#include "prompt_run_settings.h"
 #include "prompt_training.h"
 #include "results_file.h"
 
@@ -28,6 +29,12 @@ struct MethodPath {
 // (`name_of`) before the extension (results.h5 -> results.mop.h5).
 std::vector<MethodPath> method_results_paths(const std::string& out, const std::string& chosen,
                                              const char* (*name_of)(PromptMethod));
+
+// The header of a prompt run's results file: `method` as the file names it (method_name, or
+// federated_method_name), mode "federated" exactly when `active_clients` > 0.
+ResultsHeader prompt_results_header(const PromptRunSettings& settings, const MopConfig& config,
+                                    const std::vector<std::string>& tasks, const std::string& method,
+                                    int active_clients = 0);
 
 // An /eval row: per-task and overall perplexity, and for MoPs the gate per task (T, E), its mean
 // entropy and experts used per task (T).
