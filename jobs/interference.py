@@ -28,7 +28,6 @@ Finished runs are skipped; an unfinished one is run again (--overwrite). Writes 
 (per setting: a row per task and their mean, mean +- sample std over seeds) and prints it.
 """
 import argparse
-import configparser
 import json
 import math
 import os
@@ -48,37 +47,32 @@ def p0_command(spec, mops, model, seed, out):
 
 
 def train_command(spec, mops, model, seed, p0, steps, out, task=None):
-    prompt = dict(spec["options"]["prompt"], **(spec["alone"] if task else {}))  # [alone] overrides [prompt]
+    prompt = dict(spec["options"]["prompt"], **(spec["options"]["alone"] if task else {}))  # [alone] over [prompt]
     return ([mops, "train", "--method", "prompt", "--model", model, "--tokenizer", spec["tokenizer"], "--data",
              spec["data"], "--seed", str(seed), "--p0", p0, "--steps", str(steps), "--eval-every", str(steps),
              "--out", out, "--overwrite"] + (["--tasks", task] if task else [])
             + sweep.command_options(spec["options"]["common"]) + sweep.command_options(prompt))
 
 
-def read_alone_options(path):
-    """The spec's [alone] section: options of the runs alone only ({} without one)."""
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str
-    parser.read(path)
-    return dict(parser["alone"]) if "alone" in parser else {}
-
-
 def alone_tag(spec):
     """'' or '-experts1-prompts-per-expert10': the [alone] options in the runs' file names."""
-    return "".join(f"-{name}{value.replace(' ', '')}" for name, value in spec["alone"].items())
+    return "".join(f"-{name}{value.replace(' ', '')}" for name, value in spec["options"]["alone"].items())
+
+
+def tasks_in(f):
+    """The task names of an open results file."""
+    return [t.decode() if isinstance(t, bytes) else str(t) for t in f["tasks"][()]]
 
 
 def last_eval(path):
-    """{task: test perplexity} of the file's last /eval row, and its test example count per task."""
+    """{task: test perplexity} of the file's last /eval row."""
     with h5py.File(path, "r") as f:
-        tasks = [t.decode() if isinstance(t, bytes) else str(t) for t in f["tasks"][()]]
-        ppl = f["eval/ppl"][-1]
-        return {task: float(p) for task, p in zip(tasks, ppl)}
+        return {task: float(p) for task, p in zip(tasks_in(f), f["eval/ppl"][-1])}
 
 
 def tasks_of(path):
     with h5py.File(path, "r") as f:
-        return [t.decode() if isinstance(t, bytes) else str(t) for t in f["tasks"][()]]
+        return tasks_in(f)
 
 
 class Runner:
@@ -86,7 +80,7 @@ class Runner:
 
     def __init__(self, args, total):
         self.args, self.total, self.done, self.ran, self.started = args, total, 0, 0, time.time()
-        self.env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        self.env = dict(os.environ)  # nothing runs under mpirun
 
     def run(self, label, command, result, log):
         """Runs COMMAND unless RESULT is finished (an .h5) or exists (a P0 file)."""
@@ -204,7 +198,6 @@ def main():
     args.printed, args.dry_run = set(), False
     try:
         spec = sweep.read_spec(args.spec)
-        spec["alone"] = read_alone_options(args.spec)
         steps = args.steps or int(spec["options"]["train"].get("steps", "0"))
         if steps < 1:
             raise sweep.SpecError(f"{args.spec}: give [train] steps = N or --steps N (at least 1)")
@@ -230,7 +223,7 @@ def main():
                 if shared and sweep.status_of(shared) == "finished" and finished and len(finished) == len(alone):
                     check_same_test_examples(shared, finished)
                     results.append((last_eval(shared), {t: last_eval(p) for t, p in finished.items()}))
-            lines += setting_table(setting, results, steps, spec["alone"])
+            lines += setting_table(setting, results, steps, spec["options"]["alone"])
     except (sweep.SpecError, RuntimeError) as error:
         print(f"interference: {error}", file=sys.stderr)
         return 1

@@ -8,7 +8,8 @@ mpirun), compressing the base model once per setting, skipping points whose resu
 SPEC is an INI file (jobs/*.ini): a [sweep] section with the grid, and sections whose
 `option = value` lines go to mops commands as --option value (an empty value gives a bare
 flag): [common] to prune, train and federate; [prompt] to train and federate; [prune], [train]
-and [federate] to that command alone. Paths in the spec are relative to the directory the sweep is
+and [federate] to that command alone ([alone] is read for jobs/interference.py, which adds it to its
+runs of one task; the sweep ignores it). Paths in the spec are relative to the directory the sweep is
 started from (the repository root). Layout of DIR:
 
     models/<setting>.safetensors              the compressed model of each setting
@@ -62,7 +63,7 @@ def read_spec(path):
         "base_model": sweep["base_model"], "tokenizer": sweep["tokenizer"], "data": sweep["data"],
         "settings": sweep["settings"].split(), "modes": sweep["modes"].split(),
         "methods": sweep.get("methods", "both"), "ranks": sweep.getint("ranks", 1),
-        "options": {name: dict(parser[name]) if name in parser else {} for name in ("common", "prompt", "prune", "train", "federate")},
+        "options": {name: dict(parser[name]) if name in parser else {} for name in ("common", "prompt", "prune", "train", "federate", "alone")},
     }
     for setting in spec["settings"]:
         if not SETTING.match(setting):
