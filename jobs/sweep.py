@@ -9,7 +9,7 @@ SPEC is an INI file (jobs/*.ini): a [sweep] section with the grid, and sections 
 `option = value` lines go to mops commands as --option value (an empty value gives a bare
 flag): [common] to prune, train and federate; [prompt] to train and federate; [prune], [train]
 and [federate] to that command alone ([alone] is read for jobs/interference.py, which adds it to its
-runs of one task; the sweep ignores it). Paths in the spec are relative to the directory the sweep is
+runs of one task, and [variant NAME] sections for jobs/gate_settings.py; the sweep ignores both). Paths in the spec are relative to the directory the sweep is
 started from (the repository root). Layout of DIR:
 
     models/<setting>.safetensors              the compressed model of each setting
@@ -64,6 +64,9 @@ def read_spec(path):
         "settings": sweep["settings"].split(), "modes": sweep["modes"].split(),
         "methods": sweep.get("methods", "both"), "ranks": sweep.getint("ranks", 1),
         "options": {name: dict(parser[name]) if name in parser else {} for name in ("common", "prompt", "prune", "train", "federate", "alone")},
+        # [variant NAME] sections, for jobs/gate_settings.py: NAME -> its options, in the spec's order
+        "variants": {name.split(None, 1)[1]: dict(parser[name]) for name in parser.sections()
+                     if name.startswith("variant ") and len(name.split(None, 1)) == 2},
     }
     for setting in spec["settings"]:
         if not SETTING.match(setting):

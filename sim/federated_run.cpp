@@ -108,9 +108,11 @@ EvaluationReport report_from_row(const EvalRow& row, const std::vector<std::stri
 class FederatedObserver : public RoundObserver {
  public:
   // `last`: the latest evaluation before first_round (a resumed run's), or an empty report.
-  FederatedObserver(int rounds, int first_round, const std::string& label, ResultsFile* results,
-                    EvaluationReport last)
+  // held_out: the split the evaluations are on ("test" | "validation")
+  FederatedObserver(int rounds, int first_round, const std::string& label, const std::string& held_out,
+                    ResultsFile* results, EvaluationReport last)
       : progress_(label, rounds - first_round + 1, "rounds", std::cerr),
+        held_out_(held_out),
         first_round_(first_round),
         results_(results),
         last_ppl_(last.overall.perplexity),
@@ -144,13 +146,14 @@ class FederatedObserver : public RoundObserver {
     const auto& r = outcome.record;
     std::ostringstream fields;
     fields << r.clients.size() << " clients | loss " << std::fixed << std::setprecision(4) << outcome.mean_loss;
-    if (last_ppl_ > 0) fields << " | test ppl " << std::setprecision(3) << last_ppl_;
+    if (last_ppl_ > 0) fields << " | " << held_out_ << " ppl " << std::setprecision(3) << last_ppl_;
     fields << " | round " << std::setprecision(1) << r.round_seconds << " s (comm " << std::setprecision(3)
            << r.comm_seconds << " s, waiting " << r.wait_seconds << " s)";
     progress_.update(r.round - first_round_ + 1, fields.str());
   }
 
   Progress progress_;
+  std::string held_out_;
   int first_round_;
   ResultsFile* results_;
   double last_ppl_ = 0;
@@ -202,7 +205,7 @@ EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& outpu
   std::unique_ptr<ResultsFile> results;
   PromptState global(config, width);
   if (comm.rank() == 0) {
-    results = std::make_unique<ResultsFile>(path, prompt_results_header(s.prompts, config, s.data.tasks, federated_method_name(config.method),
+    results = std::make_unique<ResultsFile>(path, prompt_results_header(s.prompts, config, s.data, federated_method_name(config.method),
                                                                       s.federated.clients_per_round));
     write_partition(*results, s, comm.size());
     results->write_attribute("compression", s.compression);
@@ -220,7 +223,7 @@ EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& outpu
   auto options = federated_options(s);
   options.local.lower_cache = &cache;
   FederatedObserver observer(options.rounds, int(first_round), std::string("federate ") + federated_method_name(method),
-                             results.get(), last);
+                             s.data.held_out, results.get(), last);
   run_federated(s.model, global, s.my_clients, int(s.partition.clients.size()), s.data.test, s.data.tasks, options,
                 int(first_round), comm, observer);
   if (comm.rank() == 0) {
@@ -240,6 +243,7 @@ RunReports run_federated_methods(Communicator& comm, Llama& model, const PromptR
   FederatedSetup setup{prompts, federated, model, data, compression, {}, {}, {}, {}};
   place_clients(setup, comm);
   RunReports reports;
+  reports.held_out = data.held_out;
   reports.p0_only = share_first_prompts(setup, comm);
   auto cache = make_activation_cache(prompts.activation_cache, model->device(), comm.rank() == 0);
   for (const auto& output : outputs) {

@@ -23,7 +23,7 @@ void print_task_counts(const InstructionDataset& dataset) {
   std::vector<size_t> train(dataset.tasks.size()), test(dataset.tasks.size());
   for (const auto& r : dataset.train) ++train[dataset.task_id(r.task)];
   for (const auto& r : dataset.test) ++test[dataset.task_id(r.task)];
-  std::cout << std::left << std::setw(52) << "task" << std::right << std::setw(8) << "train" << std::setw(8) << "test"
+  std::cout << std::left << std::setw(52) << "task" << std::right << std::setw(8) << "train" << std::setw(8) << dataset.held_out
             << std::setw(8) << "total" << "\n";
   for (size_t t = 0; t < dataset.tasks.size(); ++t) {
     std::cout << std::left << std::setw(52) << dataset.tasks[t] << std::right << std::setw(8) << train[t]

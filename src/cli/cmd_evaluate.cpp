@@ -34,7 +34,7 @@ int run_evaluate(int argc, const char* const* argv) {
   const auto examples = tokenize_dataset(dataset, tokenizer, model->config().max_seq_len);
   const auto report = evaluate_test_split(model, tokenizer, dataset, examples.test, cl.get<int>("batch-size"),
                                           size_t(cl.get<int>("exact-match-per-task")), cl.get<int>("max-new-tokens"));
-  std::cout << "test split (" << examples.test.size() << " examples; a uniform model has perplexity "
+  std::cout << examples.held_out << " split (" << examples.test.size() << " examples; a uniform model has perplexity "
             << model->config().vocab_size << ")\n"
             << format_report(report);
   return 0;

@@ -23,7 +23,7 @@ std::string compression_summary(const std::string& record_json) {
        << ", " << std::fixed << std::setprecision(2) << 100.0 * record.value("achieved_sparsity", 0.0)
        << " % of block weights zero";
   if (record.contains("perplexity_before") && record.contains("perplexity_after")) {
-    text << ", test perplexity " << std::setprecision(3) << record["perplexity_before"].value("overall", 0.0) << " -> "
+    text << ", " << record.value("perplexity_split", std::string("test")) << " perplexity " << std::setprecision(3) << record["perplexity_before"].value("overall", 0.0) << " -> "
          << record["perplexity_after"].value("overall", 0.0);
   }
   return text.str();

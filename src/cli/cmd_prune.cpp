@@ -78,13 +78,13 @@ torch::Tensor calibration_tokens(const CommandLine& cl, const std::vector<Tokeni
   return calibration_windows(examples, samples, length, options.seed);
 }
 
-void print_perplexity_change(const EvaluationReport& before, const EvaluationReport& after) {
+void print_perplexity_change(const std::string& held_out, const EvaluationReport& before, const EvaluationReport& after) {
   auto row = [](const TaskMetrics& b, const TaskMetrics& a) {
     std::cout << "  " << std::left << std::setw(24) << b.task << std::right << std::fixed << std::setprecision(3)
               << std::setw(10) << b.perplexity << std::setw(10) << a.perplexity << std::setw(9) << std::setprecision(1)
               << 100.0 * (a.perplexity / b.perplexity - 1) << "%\n";
   };
-  std::cout << "test perplexity (response tokens)\n  " << std::left << std::setw(24) << "task" << std::right
+  std::cout << held_out << " perplexity (response tokens)\n  " << std::left << std::setw(24) << "task" << std::right
             << std::setw(10) << "dense" << std::setw(10) << "pruned" << std::setw(10) << "change" << "\n";
   for (size_t t = 0; t < before.tasks.size(); ++t) row(before.tasks[t], after.tasks[t]);
   row(before.overall, after.overall);
@@ -126,13 +126,14 @@ int run_prune(int argc, const char* const* argv) {
   record["calibration"] = {{"samples", calibration.size(0)}, {"seqlen", calibration.size(1)}};
   record["perplexity_before"] = perplexity_json(before);
   record["perplexity_after"] = perplexity_json(after);
+  record["perplexity_split"] = split.held_out;
   const auto out = cl.get<std::string>("out");
   save_model(model, out, {{"compression", record.dump()}, {"compressed_from", model_path},
                           {"prune_config", cl.resolved_json()}},
              result.int8_weights);
 
   std::cout << format_matrix_table(result) << "\n";
-  print_perplexity_change(before, after);
+  print_perplexity_change(split.held_out, before, after);
   std::cout << "\n" << prune_method_name(options.method) << " " << options.pattern.describe()
             << (options.int8 ? " + int8" : "") << ": " << result.zeros() << " of " << result.weights()
             << " block weights are zero; " << std::fixed << std::setprecision(1) << result.seconds

@@ -24,6 +24,9 @@ void add_dataset_options(CommandLine& cl, bool required) {
   cl.add_number<int64_t>("samples-per-source", 5000, Range::closed(1, kMaxInt64),
                          "records kept per source (seeded hash sample)");
   cl.add_number<double>("test-fraction", 0.1, Range::open(0, 1), "share of records in the test split");
+  cl.add_number<double>("validation-fraction", 0.0, Range::half_open(0, 1),
+                        "share of the training records held out as a validation split, evaluated on in place of "
+                        "the test split (which is then not read): for choosing settings; 0: none");
   cl.add_number<int64_t>("skills7-per-task", 800, Range::closed(1, 100000), "records the skills7 generator makes per task");
   cl.add_number<int64_t>("data-seed", -1, Range::closed(-1, kMaxInt64),
                          "seed of the skills7 generator, the sampling, the train/test split and the client partition "
@@ -69,6 +72,7 @@ DatasetOptions dataset_options(const CommandLine& cl) {
   o.loader.response_field = cl.get<std::string>("response-field");
   o.samples_per_source = size_t(cl.get<int64_t>("samples-per-source"));
   o.test_fraction = cl.get<double>("test-fraction");
+  o.validation_fraction = cl.get<double>("validation-fraction");
   o.skills7_per_task = size_t(cl.get<int64_t>("skills7-per-task"));
   const int64_t data_seed = cl.get<int64_t>("data-seed");
   o.seed = data_seed >= 0 ? uint64_t(data_seed) : cl.has("seed") ? cl.seed() : 0;

@@ -35,6 +35,12 @@ void add_prompt_options(CommandLine& cl) {
   cl.add_number<double>("lr", 1e-3, Range::closed(0, 10), "learning rate (Adam; paper: 1e-3)");
   cl.add_number<double>("gate-temperature", 1.0, Range::open_closed(0, 100),
                         "tau of the gate's softmax, softmax(logits / tau): 1 as in the paper, > 1 softer routing");
+  cl.add_number<int>("gate-top-k", 0, Range::closed(0, 4096),
+                     "noisy top-k routing (Shazeer et al. 2017): only the k largest gate logits enter the softmax, "
+                     "the other experts get weight 0, in training and at test time; 0: all experts (the paper)", "K");
+  cl.add_number<double>("gate-noise", 0.0, Range::closed(0, 100),
+                        "standard deviation of Gaussian noise added to the gate's logits in each training step "
+                        "(a fixed scale, not Shazeer's learned one); never at test time; 0: none (the paper)");
   cl.add_number<double>("gate-balance", 0.0, Range::closed(0, 100),
                         "weight of SMoP's load-balancing term (squared coefficient of variation of the experts' load "
                         "over a batch) in the main loop's loss; 0: none, as in the paper (SMoP: 0.01)");
@@ -58,6 +64,7 @@ TrainOptions optimizer_options(const CommandLine& cl) {
   o.lr = cl.get<double>("lr");
   if (cl.has("gate-lr")) o.gate_lr = cl.get<double>("gate-lr");
   o.gate_balance = cl.get<double>("gate-balance");
+  o.gate_noise = cl.get<double>("gate-noise");
   o.batch_size = cl.get<int>("batch-size");
   o.eval_batch_size = cl.get<int>("eval-batch-size");
   o.seed = cl.seed();
@@ -91,6 +98,9 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
                                           " x --prompts-per-expert " + std::to_string(cl.get<int>("prompts-per-expert")) +
                                           " = " + std::to_string(mid_positions) + " mid prompt positions" +
                                           no_room_for_tokens(model));
+  const int top_k = cl.get<int>("gate-top-k");
+  cl.require(top_k <= cl.get<int>("experts"), "--gate-top-k " + std::to_string(top_k) + " is more than the --experts " +
+                                                  std::to_string(cl.get<int>("experts")) + " (0: all of them)");
   as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache"), torch::kCPU); });
 }
 
@@ -113,6 +123,7 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.gate_hidden = cl.get<int>("gate-hidden");
   s.mop.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
   s.mop.gate_temperature = cl.get<double>("gate-temperature");
+  s.mop.gate_top_k = cl.get<int>("gate-top-k");
   s.mid_init = cl.get<std::string>("mid-init");
   s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
   s.train = optimizer_options(cl);

@@ -11,6 +11,12 @@ namespace mops {
 namespace {
 
 constexpr uint64_t kSplitSalt = 0x51EC7E57ULL;  // the split uses another hash than the sampling
+constexpr uint64_t kValidationSalt = 0x7A11DA7EULL;  // and the validation split a third one
+
+// Whether a record's seeded hash falls in the lowest `fraction` of the range.
+bool in_lowest(const InstructionRecord& r, uint64_t seed, double fraction) {
+  return double(record_hash(r, seed) % 1000000) < fraction * 1e6;
+}
 
 // The `limit` records with the smallest hash, in their original order.
 std::vector<InstructionRecord> sample(std::vector<InstructionRecord> records, size_t limit, uint64_t seed) {
@@ -72,20 +78,30 @@ InstructionDataset load_instruction_dataset(const DatasetOptions& options) {
   MOPS_CHECK(!options.sources.empty(), "no data source given (--data skills7, dolly:FILE, sni:DIR or jsonl:FILE)");
   MOPS_CHECK(options.test_fraction > 0 && options.test_fraction < 1,
              "--test-fraction = " << options.test_fraction << " is outside (0, 1)");
+  MOPS_CHECK(options.validation_fraction >= 0 && options.validation_fraction < 1,
+             "--validation-fraction = " << options.validation_fraction << " is outside [0, 1)");
   MOPS_CHECK(options.samples_per_source > 0, "--samples-per-source must be positive");
+  const bool validation = options.validation_fraction > 0;
   InstructionDataset dataset;
+  if (validation) dataset.held_out = "validation";
   for (const auto& spec : options.sources) {
     auto set = load_source(spec, options);
     dataset.skipped_records += set.skipped;
     for (auto& r : sample(std::move(set.records), options.samples_per_source, options.seed)) {
       if (std::find(dataset.tasks.begin(), dataset.tasks.end(), r.task) == dataset.tasks.end()) dataset.tasks.push_back(r.task);
-      const bool test = double(record_hash(r, options.seed ^ kSplitSalt) % 1000000) < options.test_fraction * 1e6;
-      (test ? dataset.test : dataset.train).push_back(std::move(r));
+      if (in_lowest(r, options.seed ^ kSplitSalt, options.test_fraction)) {
+        if (!validation) dataset.test.push_back(std::move(r));  // under validation, never looked at
+      } else if (validation && in_lowest(r, options.seed ^ kValidationSalt, options.validation_fraction)) {
+        dataset.test.push_back(std::move(r));
+      } else {
+        dataset.train.push_back(std::move(r));
+      }
     }
   }
   MOPS_CHECK(!dataset.train.empty() && !dataset.test.empty(),
-             "the split left " << dataset.train.size() << " training and " << dataset.test.size()
-                               << " test records: use more data or another --test-fraction");
+             "the split left " << dataset.train.size() << " training and " << dataset.test.size() << " "
+                               << dataset.held_out << " records: use more data or another --"
+                               << dataset.held_out << "-fraction");
   return dataset;
 }
 

@@ -7,6 +7,9 @@
 // seeded hash of their content), then every record goes to the test split when another
 // seeded hash of its content falls in the lowest `test_fraction` of the range. Hashes are of
 // the text, not of paths or positions, so the split does not depend on where files live.
+// With `validation_fraction` > 0, a third hash carves a validation split out of the training
+// records, and it is held out in place of the test split, which is then not kept at all: the
+// data a run chooses its settings on (the test split stays the same records either way).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,13 +25,16 @@ struct DatasetOptions {
   LoaderOptions loader;
   size_t samples_per_source = 5000;
   double test_fraction = 0.1;
+  double validation_fraction = 0;  // of the training records; > 0: hold out validation instead of test
   size_t skills7_per_task = 800;  // records the generator makes per task
   uint64_t seed = 0;
 };
 
 struct InstructionDataset {
   std::vector<std::string> tasks;  // task id = index, in order of first appearance
-  std::vector<InstructionRecord> train, test;
+  std::vector<InstructionRecord> train;
+  std::vector<InstructionRecord> test;  // the held-out records: the test split, or the validation split
+  std::string held_out = "test";       // which of the two `test` holds: "test" | "validation"
   size_t skipped_records = 0;
   int task_id(const std::string& task) const;  // error if unknown
 };

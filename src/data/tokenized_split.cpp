@@ -7,6 +7,7 @@ namespace mops {
 TokenizedSplit tokenize_dataset(const InstructionDataset& dataset, const Tokenizer& tokenizer, int max_tokens) {
   TokenizedSplit split;
   split.tasks = dataset.tasks;
+  split.held_out = dataset.held_out;
   TruncationCounts counts;
   for (const auto& r : dataset.train) {
     if (auto e = tokenize_example(r, dataset.task_id(r.task), tokenizer, max_tokens, &counts)) split.train.push_back(*e);

@@ -13,7 +13,9 @@ namespace mops {
 
 struct TokenizedSplit {
   std::vector<std::string> tasks;              // (T) the dataset's tasks; example.task indexes them
-  std::vector<TokenizedExample> train, test;
+  std::vector<TokenizedExample> train;
+  std::vector<TokenizedExample> test;  // held out: the test split, or the validation split
+  std::string held_out = "test";       // "test" | "validation" (InstructionDataset::held_out)
 };
 
 // Train/test records tokenised with the template and cut to `max_tokens` (instruction_format.h);

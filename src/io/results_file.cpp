@@ -278,6 +278,7 @@ void ResultsFile::write_header(const ResultsHeader& header) {
   write_string_attribute(file_, path_, "config", header.config_json);
   write_string_attribute(file_, path_, "method", header.method);
   write_string_attribute(file_, path_, "mode", header.mode);
+  write_string_attribute(file_, path_, "held_out_split", header.held_out);
   write_scalar_attribute<uint64_t>(file_, path_, "seed", header.seed);
   write_string_attribute(file_, path_, "git_commit", source_git_commit());
 

@@ -54,6 +54,7 @@ struct ResultsHeader {
   std::string mode;         // "centralized" | "federated"
   uint64_t seed = 0;
   std::vector<std::string> tasks;  // (T)
+  std::string held_out = "test";   // the split /eval is on: "test" | "validation"
   int experts = 0;                 // E (> 0 for method "mop")
   int prompts_per_expert = 0;      // P
   int active_clients = 0;          // A: > 0 exactly when mode is "federated"

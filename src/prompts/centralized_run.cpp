@@ -17,15 +17,16 @@ namespace {
 // Terminal progress and the results file.
 class RunObserver : public TrainingObserver {
  public:
-  RunObserver(const std::string& label, int steps, ResultsFile& results, PromptState& state)
-      : progress_(label, steps, "steps", std::cerr), results_(results), state_(state) {}
+  // held_out: the split the evaluations are on ("test" | "validation")
+  RunObserver(const std::string& label, int steps, const std::string& held_out, ResultsFile& results, PromptState& state)
+      : progress_(label, steps, "steps", std::cerr), held_out_(held_out), results_(results), state_(state) {}
 
   void on_step(int64_t step, double loss, int64_t tokens, const torch::Tensor& gate) override {
     results_.append_train(step, loss, gate_step(gate));
     std::ostringstream fields;
     fields << "loss " << std::fixed << std::setprecision(4) << loss << " | "
            << std::setprecision(0) << double(tokens) / std::max(progress_.elapsed_seconds(), 1e-9) << " tok/s";
-    if (last_ppl_ > 0) fields << " | test ppl " << std::setprecision(3) << last_ppl_;
+    if (last_ppl_ > 0) fields << " | " << held_out_ << " ppl " << std::setprecision(3) << last_ppl_;
     progress_.update(step, fields.str());
   }
 
@@ -39,6 +40,7 @@ class RunObserver : public TrainingObserver {
 
  private:
   Progress progress_;
+  std::string held_out_;
   ResultsFile& results_;
   PromptState& state_;
   double last_ppl_ = 0;
@@ -51,14 +53,14 @@ EvaluationReport run_centralized_method(Llama& model, const PromptRunSettings& s
                                         ActivationCache& cache) {
   const auto method = output.method;
   auto state = initial_prompt_state(s, method, model, p0, data.train);
-  ResultsFile results(output.path, prompt_results_header(s, state->config(), data.tasks, method_name(state->config().method)));
+  ResultsFile results(output.path, prompt_results_header(s, state->config(), data, method_name(state->config().method)));
   results.write_attribute("references", references.dump());
   results.write_attribute("compression", compression);
   if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) {
     pretrain_gate_for_run(s, model, state, data.train, cache);
     write_gate_after_pretraining(results, model, state, data.test, data.tasks, s.train.eval_batch_size);
   }
-  RunObserver observer(std::string("train ") + method_name(method), s.train.steps, results, state);
+  RunObserver observer(std::string("train ") + method_name(method), s.train.steps, data.held_out, results, state);
   results.write_attribute("status", "running");
   auto options = s.train;
   options.lower_cache = &cache;
@@ -85,6 +87,7 @@ RunReports run_centralized(Llama& model, const PromptRunSettings& settings, cons
                            const TokenizedSplit& data, const std::string& compression,
                            const std::optional<DenseReference>& dense) {
   RunReports reports;
+  reports.held_out = data.held_out;
   const auto p0 = load_or_pretrain_first_prompts(settings.p0, settings.seed, model, data.train);  // (K0, C)
   reports.p0_only = evaluate_p0_only(model, p0, data.test, data.tasks, settings.train.eval_batch_size);
   nlohmann::json references{{"p0_only", perplexity_json(reports.p0_only)}};

@@ -12,7 +12,7 @@ void print_comparison_table(std::ostream& out, const std::string& baseline_label
   const EvaluationReport* baseline = reports.baseline ? &*reports.baseline : nullptr;
   const EvaluationReport* mop = reports.mop ? &*reports.mop : nullptr;
   const EvaluationReport& p0_only = reports.p0_only;
-  out << "test perplexity (response tokens)\n  " << std::left << std::setw(20) << "task" << std::right;
+  out << reports.held_out << " perplexity (response tokens)\n  " << std::left << std::setw(20) << "task" << std::right;
   if (dense) out << std::setw(10) << "dense";
   out << std::setw(10) << "P0 only";
   if (baseline) out << std::setw(10) << baseline_label;
@@ -41,8 +41,8 @@ void print_comparison_table(std::ostream& out, const std::string& baseline_label
   row([](const EvaluationReport& r) { return r.overall; });
   for (const auto& task : p0_only.tasks) {
     if (task.examples == 0)
-      out << "  note: " << task.task << " has no test examples, so no perplexity (n/a); more data "
-          << "(--samples-per-source, --skills7-per-task) or a larger --test-fraction gives it some\n";
+      out << "  note: " << task.task << " has no " << reports.held_out << " examples, so no perplexity (n/a); more data "
+          << "(--samples-per-source, --skills7-per-task) or a larger --" << reports.held_out << "-fraction gives it some\n";
   }
 }
 

@@ -9,8 +9,9 @@
 
 namespace mops {
 
-// The final test reports of a run, one column each in the table.
+// The final reports of a run on its held-out split, one column each in the table.
 struct RunReports {
+  std::string held_out = "test";             // the split they are on: "test" | "validation" (TokenizedSplit)
   EvaluationReport p0_only;                  // the model with P0 alone
   std::optional<EvaluationReport> dense;     // the uncompressed model, when it was given
   std::optional<EvaluationReport> baseline;  // the prompt baseline (FedPrompt when federated), when it ran
@@ -18,7 +19,7 @@ struct RunReports {
 };
 
 // Columns dense (when given), P0 only, the baseline (headed `baseline_label`), MoPs, and
-// Gain (%) when both methods ran; a task without test examples shows n/a and a note.
+// Gain (%) when both methods ran; a task without held-out examples shows n/a and a note.
 void print_comparison_table(std::ostream& out, const std::string& baseline_label, const RunReports& reports);
 
 }  // namespace mops

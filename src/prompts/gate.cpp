@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <limits>
 
 #include "errors.h"
 
@@ -17,9 +18,10 @@ GateScale parse_gate_scale(const std::string& name) {
 const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper ? "paper" : "experts"; }
 
 GateImpl::GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, double temperature,
-                   uint64_t seed)
-    : experts_(experts), prompts_per_expert_(prompts_per_expert), scale_(scale), temperature_(temperature) {
+                   int top_k, uint64_t seed)
+    : experts_(experts), prompts_per_expert_(prompts_per_expert), scale_(scale), temperature_(temperature), top_k_(top_k) {
   MOPS_CHECK(temperature > 0, "--gate-temperature " << temperature << " must be positive");
+  MOPS_CHECK(top_k >= 0 && top_k <= experts, "--gate-top-k " << top_k << " is outside [0, " << experts << "] (0: all experts)");
   w1 = register_module("w1", torch::nn::Linear(width, hidden));
   w2 = register_module("w2", torch::nn::Linear(hidden, experts));
   torch::NoGradGuard no_grad;
@@ -35,8 +37,15 @@ torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor&
   return w2(torch::relu(w1(question_mean(hidden, question_mask))));  // (B, E)
 }
 
-torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
-  return torch::softmax(logits(hidden, question_mask) / temperature_, -1);  // (B, E)
+torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask,
+                                const torch::Tensor& logit_noise) {
+  auto z = logits(hidden, question_mask);             // (B, E)
+  if (logit_noise.defined()) z = z + logit_noise.to(z.device(), z.scalar_type());
+  if (top_k_ > 0 && top_k_ < experts_) {
+    const auto kept = std::get<1>(z.topk(top_k_, 1));  // (B, k)
+    z = torch::full_like(z, -std::numeric_limits<double>::infinity()).scatter(1, kept, z.gather(1, kept));
+  }
+  return torch::softmax(z / temperature_, -1);  // (B, E); experts outside the top k: exactly 0
 }
 
 torch::Tensor GateImpl::column_weights(const torch::Tensor& gate) const {

@@ -1,8 +1,11 @@
 // The MoPs gate, all of it: what it reads, what it computes and how it acts.
 //   reads:    x, the mean of the layer-L_mid hidden states over an example's question tokens
 //             (instruction + context; prompted_forward.h hands them over);
-//   computes: G = softmax((W2 relu(W1 x + b1) + b2) / tau) over E experts, tau the temperature
-//             (1 as in the paper; > 1 softer, < 1 sharper routing);
+//   computes: z = W2 relu(W1 x + b1) + b2, the logits over E experts, and G = softmax(z / tau),
+//             tau the temperature (1 as in the paper; > 1 softer, < 1 sharper routing); with top-k
+//             routing (k < E; Shazeer et al. 2017) only the k largest logits enter the softmax and
+//             the other experts get 0; in training, Gaussian noise may be added to z first
+//             (prompt_training.h, TrainOptions::gate_noise; fixed scale, not Shazeer's learned one);
 //   acts:     as one weight per mid prompt column, G_e on each of expert e's P columns (`paper`,
 //             as Algorithm 1 writes it) or E * G_e (`experts`: a uniform gate is then exactly the
 //             prompt baseline). The backbone multiplies the attention probabilities of those
@@ -23,10 +26,13 @@ const char* gate_scale_name(GateScale scale);
 class GateImpl : public torch::nn::Module {
  public:
   // Weights and biases uniform in +-1/sqrt(fan-in) (PyTorch's default), from `seed`.
+  // top_k: experts kept per example, 0 for all of them (the paper).
   GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, double temperature,
-           uint64_t seed);
-  // hidden: (B, T, C) token hidden states; question_mask: (B, T) -> (B, E), rows sum to 1
-  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& question_mask);
+           int top_k, uint64_t seed);
+  // hidden: (B, T, C) token hidden states; question_mask: (B, T) -> (B, E), rows sum to 1;
+  // logit_noise, when given: (B, E), added to the logits (training only).
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& question_mask,
+                        const torch::Tensor& logit_noise = {});
   // The same before the temperature and the softmax: (B, E) (gate pretraining's cross-entropy reads these)
   torch::Tensor logits(const torch::Tensor& hidden, const torch::Tensor& question_mask);
   // Gate output (B, E) -> the weights of the E * P mid prompt columns (B, E * P).
@@ -37,6 +43,7 @@ class GateImpl : public torch::nn::Module {
   int experts_, prompts_per_expert_;
   GateScale scale_;
   double temperature_;
+  int top_k_;
 };
 TORCH_MODULE(Gate);
 

@@ -23,6 +23,9 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
              "--experts and --prompts-per-expert must be at least 1 (got " << c.experts << ", " << c.prompts_per_expert << ")");
   MOPS_CHECK(c.gate_hidden >= 1, "--gate-hidden " << c.gate_hidden << " must be at least 1");
   MOPS_CHECK(c.gate_temperature > 0, "--gate-temperature " << c.gate_temperature << " must be positive");
+  MOPS_CHECK(c.gate_top_k >= 0 && c.gate_top_k <= c.experts,
+             "--gate-top-k " << c.gate_top_k << " is outside [0, " << c.experts << "] for " << c.experts
+                             << " experts (0: all)");
   MOPS_CHECK(c.first_prompt_count + 1 <= backbone.max_seq_len && c.mid_prompt_count() + 1 <= backbone.max_seq_len,
              "prompts (" << c.first_prompt_count << " first, " << c.mid_prompt_count() << " mid) leave no room for tokens in "
                          << "max_seq_len " << backbone.max_seq_len);
@@ -34,7 +37,7 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t se
   mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompt_count(), width}));
   if (config.method == PromptMethod::kMop) {
     gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale,
-                                     config.gate_temperature, seed));
+                                     config.gate_temperature, config.gate_top_k, seed));
   }
 }
 

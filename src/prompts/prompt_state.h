@@ -27,6 +27,7 @@ struct MopConfig {
   int gate_hidden = 32;
   GateScale gate_scale = GateScale::kExperts;
   double gate_temperature = 1.0;  // tau of the gate's softmax (gate.h)
+  int gate_top_k = 0;             // experts kept per example (gate.h); 0: all (the paper)
 
   int mid_prompt_count() const { return experts * prompts_per_expert; }
   // Resolves mid_layer against the backbone and checks every field; errors name the option.

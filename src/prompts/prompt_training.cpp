@@ -1,5 +1,7 @@
 #include "prompt_training.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <chrono>
 #include <cmath>
 
@@ -168,6 +170,26 @@ torch::optim::Adam main_loop_optimizer(PromptState& state, const TrainOptions& o
   return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(options.lr));
 }
 
+// The noise of the gate's logits in each main-loop step (TrainOptions::gate_noise): one seeded
+// stream per loop, so a run (and a client's local training) draws the same noise every time.
+class GateNoise {
+ public:
+  GateNoise(PromptState& state, const TrainOptions& options)
+      : scale_(state->gate ? options.gate_noise : 0.0),
+        experts_(state->config().experts),
+        generator_(at::detail::createCPUGenerator(options.seed + 13)) {}
+  // (batch, E) noise, or undefined without noise.
+  torch::Tensor next(int64_t batch) {
+    if (scale_ == 0) return {};
+    return torch::randn({batch, experts_}, generator_, torch::kFloat32) * scale_;
+  }
+
+ private:
+  double scale_;
+  int64_t experts_;
+  at::Generator generator_;
+};
+
 struct StepResult {
   double loss;
   torch::Tensor gate;  // (B, E), MoPs only
@@ -176,9 +198,9 @@ struct StepResult {
 // One optimizer step of the main loop on examples[indices], batched as `batch`.
 StepResult main_loop_step(Llama& backbone, PromptState& state, torch::optim::Adam& optimizer,
                           const std::vector<TokenizedExample>& examples, const std::vector<size_t>& indices,
-                          const ExampleBatch& batch, const TrainOptions& options, int64_t step) {
+                          const ExampleBatch& batch, const TrainOptions& options, int64_t step, GateNoise& noise) {
   const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache);  // (B, K0 + T, C)
-  auto out = upper_half_loss(backbone, state, lower, batch);
+  auto out = upper_half_loss(backbone, state, lower, batch, noise.next(batch.ids.size(0)));
   check_finite(out.loss, step, "training");
   // The response loss is what is reported; a load-balancing term joins it only in the gradient.
   auto objective = out.loss;
@@ -195,12 +217,13 @@ LocalTraining train_local(Llama& backbone, PromptState& state, const std::vector
                           const TrainOptions& options) {
   auto optimizer = main_loop_optimizer(state, options);
   BatchSampler sampler(examples.size(), options.seed);
+  GateNoise noise(state, options);
   LocalTraining result;
   torch::Tensor gate_sum;  // (E)
   for (int step = 1; step <= options.steps; ++step) {
     const auto indices = sampler.next(options.batch_size);
     const auto batch = make_batch(examples, indices);
-    const auto done = main_loop_step(backbone, state, optimizer, examples, indices, batch, options, step);
+    const auto done = main_loop_step(backbone, state, optimizer, examples, indices, batch, options, step, noise);
     result.mean_loss += done.loss / options.steps;
     result.tokens += batch.ids.numel();
     if (done.gate.defined()) {
@@ -217,13 +240,14 @@ TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::ve
                               const TrainOptions& options, TrainingObserver& observer) {
   auto optimizer = main_loop_optimizer(state, options);
   BatchSampler sampler(train.size(), options.seed);
+  GateNoise noise(state, options);
   const auto started = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   TrainingSummary summary;
   for (int step = 1; step <= options.steps; ++step) {
     const auto indices = sampler.next(options.batch_size);
     const auto batch = make_batch(train, indices);
-    const auto done = main_loop_step(backbone, state, optimizer, train, indices, batch, options, step);
+    const auto done = main_loop_step(backbone, state, optimizer, train, indices, batch, options, step, noise);
     tokens += batch.ids.numel();
     observer.on_step(step, done.loss, tokens, done.gate);
     if (step % options.eval_every == 0 || step == options.steps) {

@@ -35,6 +35,9 @@ struct TrainOptions {
   double lr = 1e-3;
   double gate_lr = -1;  // the gate's learning rate in the main loop; < 0: lr, 0: the gate stays frozen
   double gate_balance = 0;  // weight of the load-balancing term (gate.h) in the main loop's loss; 0: none (the paper)
+  // Standard deviation of the Gaussian noise added to the gate's logits in each main-loop step
+  // (noisy top-k routing, gate.h), drawn from seed + 13; 0: none (the paper). Never in evaluation.
+  double gate_noise = 0;
   int batch_size = 1;
   int eval_every = 200;      // and at the end
   int eval_batch_size = 16;

@@ -27,11 +27,11 @@ struct UpperStates {
 
 // The layers [L_mid, L) on lower-half states (B, K0 + T, C) with the mid prompts in P0's place.
 UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                         const torch::Tensor& question_mask, LayerRun run) {
+                         const torch::Tensor& question_mask, LayerRun run, const torch::Tensor& gate_noise = {}) {
   const auto& c = state->config();
   UpperStates out;
   if (c.method == PromptMethod::kMop) {
-    out.gate = gate_output(state, lower, question_mask);  // (B, E)
+    out.gate = gate_output(state, lower, question_mask, gate_noise);  // (B, E)
     out.column_weights = state->gate->column_weights(out.gate);
     run.column_weights = out.column_weights;
   }
@@ -56,8 +56,9 @@ torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower) {
   return lower.slice(1, state->config().first_prompt_count).to(state->mid_prompts.scalar_type());  // (B, T, C)
 }
 
-torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask) {
-  return state->gate(gate_states(state, lower), question_mask);  // (B, E)
+torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask,
+                          const torch::Tensor& logit_noise) {
+  return state->gate(gate_states(state, lower), question_mask, logit_noise);  // (B, E)
 }
 
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
@@ -68,19 +69,20 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tens
   return {backbone->classify(upper.states, state->config().mid_prompt_count()), upper.gate};  // (B, T, V)
 }
 
-PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch) {
+PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch,
+                             const torch::Tensor& gate_noise) {
   const int64_t P = state->config().mid_prompt_count(), T = batch.ids.size(1);
   const auto predicts = batch.response_mask.to(lower.device()) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
   if (rows.numel() == 0) {  // no response token: loss 0
-    auto upper = upper_states(backbone, state, lower, batch.question_mask, {});
+    auto upper = upper_states(backbone, state, lower, batch.question_mask, {}, gate_noise);
     return {upper.states.sum() * 0.0, upper.gate};
   }
   // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
   const int64_t first = rows.min().item<int64_t>();
   LayerRun run;
   run.output_from = P + first;
-  auto upper = upper_states(backbone, state, lower, batch.question_mask, run);  // (B, T - first, C)
+  auto upper = upper_states(backbone, state, lower, batch.question_mask, run, gate_noise);  // (B, T - first, C)
   const auto kept = predicts.slice(1, first);                                    // (B, T - 1 - first)
   auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});           // (N, C)
   auto targets = batch.ids.to(lower.device()).slice(1, first + 1).index({kept}); // (N)

@@ -32,8 +32,10 @@ torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tenso
 // What the gate reads of lower-half states (B, K0 + T, C): the token positions (B, T, C), in the
 // state's dtype (float32) whatever the backbone's (maybe bfloat16).
 torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower);
-// The gate's output (B, E) on lower-half states (B, K0 + T, C).
-torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask);
+// The gate's output (B, E) on lower-half states (B, K0 + T, C); logit_noise (B, E), when given,
+// joins its logits (training, gate.h).
+torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask,
+                          const torch::Tensor& logit_noise = {});
 // `observer`, when given, sees the layers >= L_mid (llama.h).
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
                           const torch::Tensor& question_mask, LayerObserver* observer = nullptr);
@@ -46,8 +48,10 @@ struct PromptedLoss {
 };
 // The training loss, response_loss(upper_half(...).logits, batch), computing only what it reads:
 // the last layer's outputs from the first position that predicts a response token on, and the
-// final norm and classifier only at positions that predict one.
-PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch);
+// final norm and classifier only at positions that predict one. gate_noise (B, E), when given,
+// joins the gate's logits (MoPs).
+PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch,
+                             const torch::Tensor& gate_noise = {});
 
 // The backbone with P0 only (no mid prompts, no gate), with autograd to P0: (B, T) -> (B, T, V).
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);

@@ -29,14 +29,15 @@ std::vector<double> values_of(const torch::Tensor& t) {
 }  // namespace
 
 ResultsHeader prompt_results_header(const PromptRunSettings& settings, const MopConfig& config,
-                                    const std::vector<std::string>& tasks, const std::string& method,
+                                    const TokenizedSplit& data, const std::string& method,
                                     int active_clients) {
   ResultsHeader header;
   header.config_json = settings.config_json;
   header.method = method;
   header.mode = active_clients > 0 ? "federated" : "centralized";
   header.seed = settings.seed;
-  header.tasks = tasks;
+  header.tasks = data.tasks;
+  header.held_out = data.held_out;
   header.experts = config.experts;
   header.prompts_per_expert = config.prompts_per_expert;
   header.active_clients = active_clients;

@@ -15,6 +15,7 @@
 #include "prompt_run_settings.h"
 #include "prompt_training.h"
 #include "results_file.h"
+#include "tokenized_split.h"
 
 namespace mops {
 
@@ -31,9 +32,10 @@ std::vector<MethodPath> method_results_paths(const std::string& out, const std::
                                              const char* (*name_of)(PromptMethod));
 
 // The header of a prompt run's results file: `method` as the file names it (method_name, or
-// federated_method_name), mode "federated" exactly when `active_clients` > 0.
+// federated_method_name), mode "federated" exactly when `active_clients` > 0, the tasks and the
+// held-out split of `data`.
 ResultsHeader prompt_results_header(const PromptRunSettings& settings, const MopConfig& config,
-                                    const std::vector<std::string>& tasks, const std::string& method,
+                                    const TokenizedSplit& data, const std::string& method,
                                     int active_clients = 0);
 
 // An /eval row: per-task and overall perplexity, and for MoPs the gate per task (T, E), its mean

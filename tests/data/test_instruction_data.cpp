@@ -182,6 +182,35 @@ TEST(DatasetSplit, DeterministicDisjointAndAboutTheAskedFraction) {
   EXPECT_EQ(a.tasks, skills7_tasks());
 }
 
+// A validation split comes out of the training records only: the test records are the same with
+// or without it (and not held out under it), validation and the remaining training records
+// together are the training records without it, and validation is about the asked share of them.
+TEST(DatasetSplit, ValidationIsCarvedFromTheTrainingRecordsAndReplacesTheTestSplit) {
+  DatasetOptions o;
+  o.skills7_per_task = 300;
+  o.seed = 5;
+  const auto plain = load_instruction_dataset(o);
+  o.validation_fraction = 0.2;
+  const auto carved = load_instruction_dataset(o);
+  EXPECT_EQ(plain.held_out, "test");
+  EXPECT_EQ(carved.held_out, "validation");
+  auto hashes = [](const std::vector<InstructionRecord>& records) {
+    std::set<uint64_t> out;
+    for (const auto& r : records) out.insert(record_hash(r, 0));
+    return out;
+  };
+  const auto train = hashes(plain.train), test = hashes(plain.test);
+  const auto rest = hashes(carved.train), validation = hashes(carved.test);
+  std::set<uint64_t> together = rest;
+  together.insert(validation.begin(), validation.end());
+  EXPECT_EQ(together, train);
+  for (auto h : validation) EXPECT_EQ(test.count(h), 0u) << "a test record held out as validation";
+  EXPECT_EQ(rest.size() + validation.size(), train.size());
+  EXPECT_NEAR(double(validation.size()) / double(train.size()), 0.2, 0.03);
+  o.validation_fraction = 1.0;
+  EXPECT_THROW(load_instruction_dataset(o), Error);
+}
+
 TEST(DatasetSplit, SamplingKeepsTheSameRecordsWhateverTheirOrder) {
   DatasetOptions o;
   o.skills7_per_task = 200;

@@ -36,6 +36,7 @@ ResultsHeader mop_header(const std::string& mode) {
   header.experts = kExperts;
   header.prompts_per_expert = 5;
   header.active_clients = mode == "federated" ? kClients : 0;
+  header.held_out = mode == "federated" ? "validation" : "test";
   return header;
 }
 
@@ -125,6 +126,7 @@ TEST(ResultsFile, WritesEveryDatasetAndAttributeOfTheSchema) {
   EXPECT_EQ(read_string_attribute(path, "config"), R"({"method": "mop", "steps": 10})");
   EXPECT_EQ(read_string_attribute(path, "method"), "mop");
   EXPECT_EQ(read_string_attribute(path, "mode"), "federated");
+  EXPECT_EQ(read_string_attribute(path, "held_out_split"), "validation");
   EXPECT_EQ(read_string_attribute(path, "git_commit"), source_git_commit());
   EXPECT_EQ(read_string_attribute(path, "status"), "finished");
   EXPECT_EQ(read_seed(path), 18446744073709551557ull);

@@ -3,6 +3,7 @@
 // errors for impossible settings and non-finite losses.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "prompt_state_io.h"
@@ -319,6 +320,68 @@ TEST(Gate, TemperatureDividesTheLogitsBeforeTheSoftmax) {
             gate_entropy(gate_output(paper, lower, batch.question_mask)).sum().item<double>());
 }
 
+// --gate-top-k k: the k largest logits of each example go through the softmax (at the temperature),
+// the other experts get exactly 0; 0 and k = E are the dense gate. Logit noise joins the logits
+// before the top k is taken. Checked against the logits by hand, with ranks from std::sort.
+TEST(Gate, TopKKeepsTheLargestLogitsAndNoiseJoinsThemFirst) {
+  auto backbone = tiny_backbone();
+  torch::NoGradGuard no_grad;
+  auto config = tiny_mop(PromptMethod::kMop);  // E = 4
+  config.gate_temperature = 0.7;
+  auto dense = random_state(config, 35);
+  config.gate_top_k = 4;
+  auto all = random_state(config, 35);
+  config.gate_top_k = 2;
+  auto top2 = random_state(config, 35);
+  const auto batch = make_batch(tiny_examples(5, 36), 0, 5);
+  const auto lower = lower_half(backbone, dense, batch.ids);
+  const auto mask = batch.question_mask;
+  const auto noise = torch::randn({5, 4}) * 3.0;
+  EXPECT_TRUE(gate_output(all, lower, mask).equal(gate_output(dense, lower, mask)));
+  for (bool noisy : {false, true}) {
+    SCOPED_TRACE(noisy);
+    auto z = top2->gate->logits(gate_states(top2, lower), mask).to(torch::kDouble);  // (B, E)
+    if (noisy) z = z + noise.to(torch::kDouble);
+    const auto gate = gate_output(top2, lower, mask, noisy ? noise : torch::Tensor()).to(torch::kDouble);
+    for (int64_t b = 0; b < 5; ++b) {
+      std::vector<std::pair<double, int64_t>> ranked;
+      for (int64_t e = 0; e < 4; ++e) ranked.emplace_back(z[b][e].item<double>(), e);
+      std::sort(ranked.rbegin(), ranked.rend());
+      const double first = ranked[0].first / 0.7, second = ranked[1].first / 0.7;
+      const double top = 1.0 / (1.0 + std::exp(second - first));
+      EXPECT_NEAR(gate[b][ranked[0].second].item<double>(), top, 1e-6);
+      EXPECT_NEAR(gate[b][ranked[1].second].item<double>(), 1.0 - top, 1e-6);
+      EXPECT_EQ(gate[b][ranked[2].second].item<double>(), 0.0);
+      EXPECT_EQ(gate[b][ranked[3].second].item<double>(), 0.0);
+    }
+  }
+  config.gate_top_k = 5;
+  EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--gate-top-k 5 is outside [0, 4]"), std::string::npos);
+}
+
+// --gate-noise: the main loop's noise comes from one seeded stream (the same run twice is the same
+// run), changes what the gate learns, and is never drawn without MoPs' gate or at scale 0.
+TEST(MopTraining, GateNoiseIsSeededAndChangesTheTraining) {
+  const auto train = tiny_examples(8, 37);
+  std::vector<PromptState> states;
+  for (double scale : {0.0, 2.0, 2.0}) {
+    auto backbone = tiny_backbone();
+    auto config = tiny_mop(PromptMethod::kMop);
+    config.gate_top_k = 2;
+    auto state = random_state(config, 38);
+    TrainOptions options;
+    options.steps = 3;
+    options.batch_size = 4;
+    options.lr = 1e-2;
+    options.gate_noise = scale;
+    train_local(backbone, state, train, options);
+    states.push_back(state);
+  }
+  EXPECT_TRUE(states[2]->gate->w1->weight.equal(states[1]->gate->w1->weight));
+  EXPECT_TRUE(states[2]->mid_prompts.equal(states[1]->mid_prompts));
+  EXPECT_FALSE(states[1]->gate->w1->weight.equal(states[0]->gate->w1->weight));
+}
+
 // SMoP's term by hand: loads (2, 0): mean 1, sample variance 2, so 2; equal loads: 0.
 TEST(Gate, LoadBalanceLossIsTheSquaredCoefficientOfVariationOfTheLoad) {
   EXPECT_NEAR(load_balance_loss(torch::tensor({{1.0, 0.0}, {1.0, 0.0}}, torch::kDouble)).item<double>(), 2.0, 1e-9);
@@ -386,7 +449,10 @@ TEST(MopConfig, ImpossibleSettingsAreClearErrors) {
 
 TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   const auto dir = fresh_test_dir("mop");
-  auto state = random_state(tiny_mop(PromptMethod::kMop, GateScale::kPaper), 24);
+  auto config = tiny_mop(PromptMethod::kMop, GateScale::kPaper);
+  config.gate_top_k = 3;
+  config.gate_temperature = 0.5;
+  auto state = random_state(config, 24);
   ResultsHeader header;
   header.method = "mop";
   header.mode = "centralized";
@@ -400,6 +466,8 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   }
   auto loaded = read_prompt_state(path, tiny_config().dim);
   EXPECT_EQ(loaded->config().gate_scale, GateScale::kPaper);
+  EXPECT_EQ(loaded->config().gate_top_k, 3);
+  EXPECT_EQ(loaded->config().gate_temperature, 0.5);
   for (const auto& item : state->named_parameters()) {
     EXPECT_TRUE(loaded->named_parameters()[item.key()].equal(item.value())) << item.key();
   }

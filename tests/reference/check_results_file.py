@@ -44,13 +44,14 @@ def series_length(f, series):
 
 def check(f):
     attrs = f.attrs
-    for name in ("schema", "config", "method", "mode", "seed", "git_commit"):
+    for name in ("schema", "config", "method", "mode", "held_out_split", "seed", "git_commit"):
         require(name in attrs, f"missing root attribute '{name}'")
     require(attrs["schema"] == "mops-results/1", f"schema is {attrs['schema']!r}")
     json.loads(attrs["config"])
     method, mode = attrs["method"], attrs["mode"]
     require(method in ("mop", "prompt", "fedprompt"), f"unknown method {method!r}")
     require(mode in ("centralized", "federated"), f"unknown mode {mode!r}")
+    require(attrs["held_out_split"] in ("test", "validation"), f"unknown held_out_split {attrs['held_out_split']!r}")
     require(np.issubdtype(np.asarray(attrs["seed"]).dtype, np.integer), "seed is not an integer")
 
     T = dataset(f, "tasks", (None,), "OS").shape[0]

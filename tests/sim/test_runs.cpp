@@ -75,12 +75,14 @@ TEST(CentralizedRun, BothMethodsReportTheLastEvaluationOfTheirFiles) {
   auto backbone = tiny_backbone();
   const auto dense_path = (dir / "dense.safetensors").string();
   save_model(backbone, dense_path);
-  const auto data = tiny_split();
+  auto data = tiny_split();
+  data.held_out = "validation";  // what the run reports its evaluations on
   const auto settings = tiny_run_settings();
   const auto outputs = method_results_paths((dir / "run.h5").string(), "both", method_name);
   const auto reports = run_centralized(backbone, settings, outputs, data, compression_attribute({}),
                                        DenseReference{dense_path, ComputeDevice{}});
   ASSERT_TRUE(reports.baseline && reports.mop && reports.dense);
+  EXPECT_EQ(reports.held_out, "validation");
   // The dense model here is the backbone itself.
   const auto direct = evaluate_perplexity(data.test, kTasks, 8, backbone_logits(backbone));
   EXPECT_DOUBLE_EQ(reports.dense->overall.perplexity, direct.overall.perplexity);
@@ -89,6 +91,7 @@ TEST(CentralizedRun, BothMethodsReportTheLastEvaluationOfTheirFiles) {
     SCOPED_TRACE(path);
     EXPECT_EQ(read_string_attribute(path, "status"), "finished");
     EXPECT_EQ(read_string_attribute(path, "method"), method_name(method));
+    EXPECT_EQ(read_string_attribute(path, "held_out_split"), "validation");
     EXPECT_EQ(read_string_attribute(path, "compression"), R"({"method":"none"})");
     EXPECT_EQ(read_dataset(path, "/eval/step"), (std::vector<double>{2, 4}));
     EXPECT_EQ(read_dataset(path, "/train/step").size(), 4u);
@@ -127,11 +130,13 @@ TEST(ComparisonTable, ShowsTheColumnsThatRanAndNaForATaskWithoutExamples) {
             "--skills7-per-task) or a larger --test-fraction gives it some\n");
   reports.baseline.reset();
   reports.dense = report(1.25, 1.25);
+  reports.held_out = "validation";
   std::ostringstream mop_only;
   print_comparison_table(mop_only, "Baseline", reports);
   EXPECT_NE(mop_only.str().find("  task                     dense   P0 only      MoPs\n"), std::string::npos)
       << mop_only.str();
   EXPECT_EQ(mop_only.str().find("Gain"), std::string::npos);
+  EXPECT_EQ(mop_only.str().rfind("validation perplexity (response tokens)\n", 0), 0u) << mop_only.str();
 }
 
 // A job whose allreduce fails at its `failing_call`-th use, as when a rank dies in that round.
