@@ -135,7 +135,7 @@ struct StepInput {
 double train_step(Llama& model, PromptState& state, torch::optim::Adam& optimizer, const StepInput& in) {
   const auto& batch = in.batch;
   const auto lower = in.cache ? in.cache->lower(model, state, in.examples, in.indices)
-                              : lower_half(model, state, batch.ids);  // (B, K0 + T, C)
+                              : lower_half(model, state, batch.ids, gate_question_mask(state, batch));
   auto loss = upper_half_loss(model, state, lower, batch).loss;  // ()
   optimizer.zero_grad();
   loss.backward();

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -172,19 +173,24 @@ void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
   results.write_table("client_rank", owner, {C});
 }
 
-// The start state on rank 0: P0, mid prompts, gate pretraining; its references in `results`.
-PromptState fresh_state(FederatedSetup& s, PromptMethod method, ResultsFile& results, ActivationCache& cache) {
+// The start state on rank 0: P0, mid prompts, gate pretraining; its references and evaluation
+// in `results` (written also without gate pretraining: a resumed run copies them,
+// federated_resume.h); `start` receives its overall perplexity.
+PromptState fresh_state(FederatedSetup& s, PromptMethod method, ResultsFile& results, ActivationCache& cache,
+                        double& start) {
   auto state = initial_prompt_state(s.prompts, method, s.model, s.p0, s.data.train);
-  results.write_attribute("references", s.references.dump());
-  if (method != PromptMethod::kMop) return state;
-  if (s.prompts.gate_pretrain_steps > 0) pretrain_gate_for_run(s.prompts, s.model, state, s.data.train, cache);
-  // Written also without pretraining: a resumed run copies it (federated_resume.h).
-  write_gate_after_pretraining(results, s.model, state, s.data.test, s.data.tasks, s.prompts.train.eval_batch_size);
+  if (method == PromptMethod::kMop && s.prompts.gate_pretrain_steps > 0) {
+    pretrain_gate_for_run(s.prompts, s.model, state, s.data.train, cache);
+  }
+  start = write_start_state(results, s.references, s.model, state, s.data.test, s.data.tasks,
+                            s.prompts.train.eval_batch_size)
+              .overall.perplexity;
   return state;
 }
 
-// One method from start (or from its checkpoint) to the end; rank 0 returns the final report.
-EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& output, Communicator& comm,
+// One method from start (or from its checkpoint) to the end; rank 0 returns the final report and
+// the start's.
+MethodOutcome run_federated_method(FederatedSetup& s, const MethodPath& output, Communicator& comm,
                                       ActivationCache& cache) {
   const auto& [method, path] = output;
   const int width = s.model->config().dim;
@@ -197,9 +203,11 @@ EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& outpu
   }
   comm.broadcast(&first_round, sizeof first_round, 0);
   const auto last = point.evaluations.empty() ? EvaluationReport{} : report_from_row(point.evaluations.back(), s.data.tasks);
+  double start = comm.rank() == 0 && !point.references.empty() ? start_perplexity(point.references)
+                                                                 : std::numeric_limits<double>::quiet_NaN();
   if (first_round < 0) {
     if (comm.rank() == 0) std::cerr << path << ": finished already; its last evaluation goes into the table\n";
-    return last;
+    return {last, start};
   }
   const auto config = method_config(s.prompts, method, int(s.p0.size(0)), s.model->config());
   std::unique_ptr<ResultsFile> results;
@@ -214,7 +222,7 @@ EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& outpu
       global = point.state;
       std::cerr << path << ": resuming after round " << point.checkpoint_round << "\n";
     } else {
-      global = fresh_state(s, method, *results, cache);
+      global = fresh_state(s, method, *results, cache, start);
     }
     results->write_attribute("status", "running");
   }
@@ -232,7 +240,7 @@ EvaluationReport run_federated_method(FederatedSetup& s, const MethodPath& outpu
     results->close();
     std::cerr << federated_method_name(method) << ": results in " << path << "\n" << cache.describe() << " (rank 0)\n";
   }
-  return observer.final_report();
+  return {observer.final_report(), start};
 }
 
 }  // namespace
@@ -247,8 +255,7 @@ RunReports run_federated_methods(Communicator& comm, Llama& model, const PromptR
   reports.p0_only = share_first_prompts(setup, comm);
   auto cache = make_activation_cache(prompts.activation_cache, model->device(), comm.rank() == 0);
   for (const auto& output : outputs) {
-    auto final = run_federated_method(setup, output, comm, *cache);
-    (output.method == PromptMethod::kMop ? reports.mop : reports.baseline) = std::move(final);
+    add_method_outcome(reports, output.method == PromptMethod::kMop, run_federated_method(setup, output, comm, *cache));
   }
   return reports;
 }

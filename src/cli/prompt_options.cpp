@@ -25,6 +25,9 @@ void add_prompt_options(CommandLine& cl) {
                      "P: prompts per expert (E x P must be fewer than the model's max_seq_len)");
   cl.add_number<int>("mid-layer", -1, Range::closed(-1, kMaxInt),
                      "L_mid where the mid prompts enter: 1 to L-1 for a model of L layers, or -1 for L/2");
+  cl.add_number<int>("gate-layer", -1, Range::closed(-1, kMaxInt),
+                     "the layer whose input the gate reads (the mean over the question tokens): 0 (the token "
+                     "embeddings) to L_mid, or -1 for L_mid as in the paper");
   cl.add_number<int>("gate-hidden", 32, Range::closed(1, 1 << 20), "gate MLP hidden width");
   cl.add_choice("gate-scale", "experts", {"experts", "paper"},
                 "experts: attention x E G_e (a uniform gate = the baseline); paper: attention x G_e");
@@ -92,6 +95,11 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
                  "] for this model of " + std::to_string(layers) + " layers (or -1 for L/2 = " +
                  std::to_string(layers / 2) + ")");
   cl.require(mid != 0, "--mid-layer 0 would replace P0 itself; give 1 to " + std::to_string(layers - 1) + " or -1");
+  const int resolved_mid = mid == -1 ? layers / 2 : mid;
+  const int gate_layer = cl.get<int>("gate-layer");
+  cl.require(gate_layer <= resolved_mid, "--gate-layer " + std::to_string(gate_layer) + " is above L_mid = " +
+                                             std::to_string(resolved_mid) + ": the gate reads a layer from 0 to L_mid "
+                                             "(or -1 for L_mid)");
   validate_p0_options(cl, model);
   const int64_t mid_positions = int64_t(cl.get<int>("experts")) * cl.get<int>("prompts-per-expert");
   cl.require(mid_positions < model.max_seq_len, "--experts " + std::to_string(cl.get<int>("experts")) +
@@ -120,6 +128,7 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.experts = cl.get<int>("experts");
   s.mop.prompts_per_expert = cl.get<int>("prompts-per-expert");
   s.mop.mid_layer = cl.get<int>("mid-layer");
+  s.mop.gate_layer = cl.get<int>("gate-layer");
   s.mop.gate_hidden = cl.get<int>("gate-hidden");
   s.mop.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
   s.mop.gate_temperature = cl.get<double>("gate-temperature");

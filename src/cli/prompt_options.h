@@ -11,7 +11,7 @@ namespace mops {
 // --p0-prompts, --p0-steps, --p0-lr, --p0-batch-size.
 void add_p0_options(CommandLine& cl);
 
-// The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer,
+// The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer, --gate-layer,
 // --gate-hidden, --gate-scale, --gate-temperature, --gate-top-k, --gate-noise, --gate-balance, --mid-init,
 // --gate-pretrain-steps, --lr, --gate-lr,
 // --batch-size, --eval-batch-size, --activation-cache.
@@ -20,7 +20,8 @@ void add_prompt_options(CommandLine& cl);
 // --p0-prompts leaving room for tokens in the model's max_seq_len; a UsageError otherwise.
 void validate_p0_options(const CommandLine& cl, const ModelConfig& model);
 
-// The prompt options that depend on the model: --mid-layer in [1, L-1] (or -1), the prompt
+// The prompt options that depend on the model: --mid-layer in [1, L-1] (or -1), --gate-layer in
+// [0, L_mid] (or -1), the prompt
 // positions leaving room for tokens, --gate-top-k at most --experts, a valid --activation-cache;
 // a UsageError naming the option.
 void validate_prompt_options(const CommandLine& cl, const ModelConfig& model);

@@ -21,60 +21,82 @@ ActivationCache::ActivationCache(int64_t budget_bytes, int64_t host_bytes)
 
 void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
   const auto& p0 = state->first_prompts;
-  if (backbone_ == backbone.get() && mid_layer_ == state->config().mid_layer && first_prompts_.defined() &&
-      first_prompts_.sizes() == p0.sizes() && torch::equal(first_prompts_, p0)) {
+  const auto& c = state->config();
+  if (backbone_ == backbone.get() && mid_layer_ == c.mid_layer && gate_layer_ == c.gate_layer &&
+      first_prompts_.defined() && first_prompts_.sizes() == p0.sizes() && torch::equal(first_prompts_, p0)) {
     return;
   }
   states_.clear();
   bytes_ = host_bytes_ = 0;
   backbone_ = backbone.get();
-  mid_layer_ = state->config().mid_layer;
+  mid_layer_ = c.mid_layer;
+  gate_layer_ = c.gate_layer;
   first_prompts_ = p0.detach().clone();
 }
 
-void ActivationCache::store(const TokenizedExample* example, const torch::Tensor& states) {
-  const int64_t size = int64_t(states.nbytes());
+namespace {
+
+int64_t bytes_of(const LowerHalf& lower) { return int64_t(lower.states.nbytes() + lower.gate_input.nbytes()); }
+
+// The same tensors on `device` (non-blocking from pinned memory).
+LowerHalf on_device(const LowerHalf& lower, const torch::Device& device) {
+  auto to = [&](const torch::Tensor& t) { return t.to(device, t.scalar_type(), /*non_blocking=*/true); };
+  return {to(lower.states), to(lower.gate_input)};
+}
+
+}  // namespace
+
+void ActivationCache::store(const TokenizedExample* example, const LowerHalf& lower) {
+  const int64_t size = bytes_of(lower);
   if (bytes_ + size <= budget_) {
-    states_.emplace(example, states);
+    states_.emplace(example, lower);
     bytes_ += size;
-  } else if (!states.is_cpu() && host_bytes_ + size <= host_budget_) {
-    states_.emplace(example, states.to(torch::kCPU).pin_memory());  // pinned: the copy back is asynchronous
+  } else if (!lower.states.is_cpu() && host_bytes_ + size <= host_budget_) {
+    // pinned: the copy back is asynchronous
+    states_.emplace(example, LowerHalf{lower.states.to(torch::kCPU).pin_memory(), lower.gate_input.to(torch::kCPU).pin_memory()});
     host_bytes_ += size;
   }
 }
 
-torch::Tensor ActivationCache::lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
-                                     const std::vector<size_t>& indices) {
-  if (budget_ == 0) return lower_half(backbone, state, make_batch(examples, indices).ids);
+LowerHalf ActivationCache::lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                                 const std::vector<size_t>& indices) {
+  if (budget_ == 0) {
+    const auto batch = make_batch(examples, indices);
+    return lower_half(backbone, state, batch.ids, batch.question_mask);
+  }
   empty_if_stale(backbone, state);
-  if (indices.size() == 1) return states_of(backbone, state, examples[indices[0]]).unsqueeze(0);  // no padding to add
+  if (indices.size() == 1) return states_of(backbone, state, examples[indices[0]]);  // no padding to add
   const int64_t K0 = state->config().first_prompt_count;
   int64_t longest = 0;
   for (size_t i : indices) longest = std::max<int64_t>(longest, int64_t(examples[i].ids.size()));
   const auto options = backbone->tok_embeddings->weight.options();
-  auto out = torch::zeros({int64_t(indices.size()), K0 + longest, int64_t(backbone->config().dim)}, options);  // (B, K0 + T, C)
+  LowerHalf out;
+  out.states = torch::zeros({int64_t(indices.size()), K0 + longest, int64_t(backbone->config().dim)}, options);  // (B, K0 + T, C)
+  std::vector<torch::Tensor> gate_inputs;  // (1, C) each
   for (size_t b = 0; b < indices.size(); ++b) {
-    const auto own = states_of(backbone, state, examples[indices[b]]);  // (K0 + T_i, C)
-    out[int64_t(b)].slice(0, 0, own.size(0)).copy_(own);
+    const auto own = states_of(backbone, state, examples[indices[b]]);  // (1, K0 + T_i, C), (1, C)
+    out.states[int64_t(b)].slice(0, 0, own.states.size(1)).copy_(own.states[0]);
+    gate_inputs.push_back(own.gate_input);
   }
+  out.gate_input = torch::cat(gate_inputs, 0);  // (B, C)
   return out;
 }
 
-torch::Tensor ActivationCache::states_of(Llama& backbone, PromptState& state, const TokenizedExample& example) {
+LowerHalf ActivationCache::states_of(Llama& backbone, PromptState& state, const TokenizedExample& example) {
   const int64_t rows = state->config().first_prompt_count + int64_t(example.ids.size());
   const auto found = states_.find(&example);
   const auto device = backbone->device();
-  if (found != states_.end() && found->second.size(0) == rows) {
+  if (found != states_.end() && found->second.states.size(1) == rows) {
     ++hits_;
-    return found->second.to(device, found->second.scalar_type(), /*non_blocking=*/true);
+    return on_device(found->second, device);
   }
   if (found != states_.end()) {  // another example now lives at this address
-    (found->second.device() == device ? bytes_ : host_bytes_) -= int64_t(found->second.nbytes());
+    (found->second.states.device() == device ? bytes_ : host_bytes_) -= bytes_of(found->second);
     states_.erase(found);
   }
   // Alone and unpadded, so that its states never depend on which examples it was first seen with.
-  const auto ids = torch::tensor(example.ids, torch::kLong).unsqueeze(0);  // (1, T_i)
-  auto computed = lower_half(backbone, state, ids)[0];                      // (K0 + T_i, C)
+  const auto batch = make_batch({example}, 0, 1);
+  auto computed = lower_half(backbone, state, batch.ids, batch.question_mask);  // (1, K0 + T_i, C), (1, C)
   ++computed_;
   store(&example, computed);
   return computed;

@@ -1,5 +1,6 @@
 // Lower-half activation cache. The hidden states a training example reaches at the input of
-// L_mid depend only on the frozen backbone and the frozen P0, so they are computed once and
+// L_mid, and the gate's input (prompted_forward.h), depend only on the frozen backbone and the
+// frozen P0, so they are computed once and
 // reused by every later step, epoch, round and method that sees the example; only the upper
 // half (with autograd) runs again. Memory is bounded: states are kept on the backbone's device
 // up to a budget, then (on a GPU) in host memory up to a second budget, from which they are
@@ -17,6 +18,7 @@
 #include "example_batch.h"
 #include "llama.h"
 #include "prompt_state.h"
+#include "prompted_forward.h"
 
 namespace mops {
 
@@ -26,15 +28,16 @@ class ActivationCache {
   // when that is full and the device is not the CPU, at most `host_bytes` more in host memory.
   explicit ActivationCache(int64_t budget_bytes, int64_t host_bytes = 0);
 
-  // (B, K0 + T, C) lower-half states of examples[indices], batched as make_batch(examples,
-  // indices): each example's own positions, zeros at its padding (which no real position
-  // attends to). An example not held is computed alone and unpadded, so the states never
-  // depend on the cache's history, budget or batch-mates; only with budget 0 is the batch
+  // The lower half of examples[indices], batched as make_batch(examples, indices): states
+  // (B, K0 + T, C), each example's own positions, zeros at its padding (which no real position
+  // attends to), and the gate's input (B, C), kept for both methods so that the baseline and
+  // MoPs share the cache. An example not held is computed alone and unpadded, so the states
+  // never depend on the cache's history, budget or batch-mates; only with budget 0 is the batch
   // computed as one padded pass, as without a cache. Examples are told apart by their address
   // (and length), so `examples` must not change while the cache is in use. A different
-  // backbone, P0 or L_mid empties it.
-  torch::Tensor lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
-                      const std::vector<size_t>& indices);
+  // backbone, P0, L_mid or gate layer empties it.
+  LowerHalf lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                  const std::vector<size_t>& indices);
 
   int64_t budget_bytes() const { return budget_; }
   int64_t host_budget_bytes() const { return host_budget_; }
@@ -47,8 +50,9 @@ class ActivationCache {
 
  private:
   void empty_if_stale(Llama& backbone, PromptState& state);
-  torch::Tensor states_of(Llama& backbone, PromptState& state, const TokenizedExample& example);  // (K0 + T_i, C)
-  void store(const TokenizedExample* example, const torch::Tensor& states);
+  // One example's lower half: states (1, K0 + T_i, C), gate input (1, C).
+  LowerHalf states_of(Llama& backbone, PromptState& state, const TokenizedExample& example);
+  void store(const TokenizedExample* example, const LowerHalf& lower);
 
   int64_t budget_, host_budget_;
   int64_t bytes_ = 0, host_bytes_ = 0;
@@ -56,8 +60,9 @@ class ActivationCache {
   int64_t computed_ = 0;
   const void* backbone_ = nullptr;  // the backbone the states came from
   int mid_layer_ = -1;              // the layer they were taken at
+  int gate_layer_ = -1;             // and the gate's input
   torch::Tensor first_prompts_;     // (K0, C): the P0 they came from
-  std::unordered_map<const TokenizedExample*, torch::Tensor> states_;  // (K0 + T_i, C) each
+  std::unordered_map<const TokenizedExample*, LowerHalf> states_;  // (1, K0 + T_i, C) and (1, C) each
 };
 
 struct CacheBudget {

@@ -46,20 +46,18 @@ class RunObserver : public TrainingObserver {
   double last_ppl_ = 0;
 };
 
-// One method from its start state to the end of the main loop; returns the last evaluation.
-EvaluationReport run_centralized_method(Llama& model, const PromptRunSettings& s, const MethodPath& output,
+// One method from its start state to the end of the main loop; returns the last evaluation and
+// that of the start state.
+MethodOutcome run_centralized_method(Llama& model, const PromptRunSettings& s, const MethodPath& output,
                                         const TokenizedSplit& data, const std::string& compression,
                                         const torch::Tensor& p0, const nlohmann::json& references,
                                         ActivationCache& cache) {
   const auto method = output.method;
   auto state = initial_prompt_state(s, method, model, p0, data.train);
   ResultsFile results(output.path, prompt_results_header(s, state->config(), data, method_name(state->config().method)));
-  results.write_attribute("references", references.dump());
   results.write_attribute("compression", compression);
-  if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) {
-    pretrain_gate_for_run(s, model, state, data.train, cache);
-    write_gate_after_pretraining(results, model, state, data.test, data.tasks, s.train.eval_batch_size);
-  }
+  if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) pretrain_gate_for_run(s, model, state, data.train, cache);
+  const auto start = write_start_state(results, references, model, state, data.test, data.tasks, s.train.eval_batch_size);
   RunObserver observer(std::string("train ") + method_name(method), s.train.steps, data.held_out, results, state);
   results.write_attribute("status", "running");
   auto options = s.train;
@@ -72,7 +70,7 @@ EvaluationReport run_centralized_method(Llama& model, const PromptRunSettings& s
   std::cerr << method_name(method) << ": " << std::fixed << std::setprecision(1) << summary.seconds << " s, "
             << std::setprecision(0) << summary.tokens_per_second << " tokens/s; results in " << output.path << "\n"
             << cache.describe() << "\n";
-  return summary.final.report;
+  return {summary.final.report, start.overall.perplexity};
 }
 
 EvaluationReport evaluate_dense(const DenseReference& dense, const TokenizedSplit& data, int batch_size) {
@@ -97,8 +95,8 @@ RunReports run_centralized(Llama& model, const PromptRunSettings& settings, cons
   }
   auto cache = make_activation_cache(settings.activation_cache, model->device(), true);
   for (const auto& output : outputs) {
-    auto final = run_centralized_method(model, settings, output, data, compression, p0, references, *cache);
-    (output.method == PromptMethod::kMop ? reports.mop : reports.baseline) = std::move(final);
+    add_method_outcome(reports, output.method == PromptMethod::kMop,
+                       run_centralized_method(model, settings, output, data, compression, p0, references, *cache));
   }
   return reports;
 }

@@ -2,10 +2,47 @@
 
 #include <cmath>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 
 namespace mops {
+
+void add_method_outcome(RunReports& reports, bool mop, MethodOutcome outcome) {
+  (mop ? reports.mop : reports.baseline) = std::move(outcome.final);
+  (mop ? reports.mop_start : reports.baseline_start) = outcome.start;
+}
+
+double start_perplexity(const std::string& references_json) {
+  const auto references = nlohmann::json::parse(references_json, nullptr, /*allow_exceptions=*/false);
+  if (!references.is_object() || !references.contains("start")) return std::numeric_limits<double>::quiet_NaN();
+  return references["start"].value("overall", std::numeric_limits<double>::quiet_NaN());
+}
+
+namespace {
+
+// Why a method that ends above P0 alone does: where it started, and which way training took it.
+std::string note_worse_than_p0(const std::string& label, double end, double start, double p0,
+                               const std::string& held_out) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3) << "  note: " << label << " ends worse than P0 alone (" << end
+      << " against " << p0 << " overall). ";
+  if (!std::isfinite(start)) {
+    out << "Where its training started is not in its results file (written before it was recorded).\n";
+    return out.str();
+  }
+  out << "Its mid prompts take P0's place from L_mid on, so before training it stood at " << start;
+  if (end <= start) {
+    out << ", and training brought it down, but not yet below P0 alone: a longer run (--steps; federated "
+           "--rounds, --local-steps) gives it more room\n";
+  } else {
+    out << ", and training raised it: what it learned on the training records made the " << held_out
+        << " split worse (the results file has /train/loss against /eval/ppl_all)\n";
+  }
+  return out.str();
+}
+
+}  // namespace
 
 void print_comparison_table(std::ostream& out, const std::string& baseline_label, const RunReports& reports) {
   const EvaluationReport* dense = reports.dense ? &*reports.dense : nullptr;
@@ -39,6 +76,11 @@ void print_comparison_table(std::ostream& out, const std::string& baseline_label
   };
   for (size_t t = 0; t < p0_only.tasks.size(); ++t) row([t](const EvaluationReport& r) { return r.tasks[t]; });
   row([](const EvaluationReport& r) { return r.overall; });
+  const double p0 = p0_only.overall.perplexity;
+  if (baseline && baseline->overall.perplexity > p0)
+    out << note_worse_than_p0(baseline_label, baseline->overall.perplexity, reports.baseline_start, p0, reports.held_out);
+  if (mop && mop->overall.perplexity > p0)
+    out << note_worse_than_p0("MoPs", mop->overall.perplexity, reports.mop_start, p0, reports.held_out);
   for (const auto& task : p0_only.tasks) {
     if (task.examples == 0)
       out << "  note: " << task.task << " has no " << reports.held_out << " examples, so no perplexity (n/a); more data "

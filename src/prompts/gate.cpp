@@ -33,13 +33,12 @@ GateImpl::GateImpl(int width, int hidden, int experts, int prompts_per_expert, G
   }
 }
 
-torch::Tensor GateImpl::logits(const torch::Tensor& hidden, const torch::Tensor& question_mask) {
-  return w2(torch::relu(w1(question_mean(hidden, question_mask))));  // (B, E)
+torch::Tensor GateImpl::logits(const torch::Tensor& x) {
+  return w2(torch::relu(w1(x)));  // (B, E)
 }
 
-torch::Tensor GateImpl::forward(const torch::Tensor& hidden, const torch::Tensor& question_mask,
-                                const torch::Tensor& logit_noise) {
-  auto z = logits(hidden, question_mask);             // (B, E)
+torch::Tensor GateImpl::forward(const torch::Tensor& x, const torch::Tensor& logit_noise) {
+  auto z = logits(x);  // (B, E)
   if (logit_noise.defined()) z = z + logit_noise.to(z.device(), z.scalar_type());
   if (top_k_ > 0 && top_k_ < experts_) {
     const auto kept = std::get<1>(z.topk(top_k_, 1));  // (B, k)

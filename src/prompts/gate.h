@@ -1,6 +1,7 @@
 // The MoPs gate, all of it: what it reads, what it computes and how it acts.
-//   reads:    x, the mean of the layer-L_mid hidden states over an example's question tokens
-//             (instruction + context; prompted_forward.h hands them over);
+//   reads:    x, the mean of the hidden states over an example's question tokens (instruction +
+//             context) at the input of the gate layer (MopConfig::gate_layer: L_mid, as in the
+//             paper, or a layer below it); the lower half computes it (prompted_forward.h);
 //   computes: z = W2 relu(W1 x + b1) + b2, the logits over E experts, and G = softmax(z / tau),
 //             tau the temperature (1 as in the paper; > 1 softer, < 1 sharper routing); with top-k
 //             routing (k < E; Shazeer et al. 2017) only the k largest logits enter the softmax and
@@ -29,12 +30,11 @@ class GateImpl : public torch::nn::Module {
   // top_k: experts kept per example, 0 for all of them (the paper).
   GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, double temperature,
            int top_k, uint64_t seed);
-  // hidden: (B, T, C) token hidden states; question_mask: (B, T) -> (B, E), rows sum to 1;
-  // logit_noise, when given: (B, E), added to the logits (training only).
-  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& question_mask,
-                        const torch::Tensor& logit_noise = {});
-  // The same before the temperature and the softmax: (B, E) (gate pretraining's cross-entropy reads these)
-  torch::Tensor logits(const torch::Tensor& hidden, const torch::Tensor& question_mask);
+  // x: (B, C) the gate's input -> (B, E), rows sum to 1; logit_noise, when given: (B, E), added
+  // to the logits (training only).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& logit_noise = {});
+  // The logits z (B, E) (gate pretraining's cross-entropy reads these)
+  torch::Tensor logits(const torch::Tensor& x);
   // Gate output (B, E) -> the weights of the E * P mid prompt columns (B, E * P).
   torch::Tensor column_weights(const torch::Tensor& gate) const;
   torch::nn::Linear w1{nullptr}, w2{nullptr};

@@ -24,7 +24,8 @@ struct FirstPromptSettings {
 
 struct PromptRunSettings {
   FirstPromptSettings p0;
-  // experts, prompts_per_expert, mid_layer, gate_hidden, gate_scale and gate_temperature; method and first_prompt_count
+  // experts, prompts_per_expert, mid_layer, gate_layer, gate_hidden, gate_scale, gate_temperature and gate_top_k;
+  // method and first_prompt_count
   // are set per method from the method run and P0 (method_config in run_start.h).
   MopConfig mop;
   std::string mid_init = "random";  // the mid prompts' start: random | p0 (init_mid_prompts)

@@ -18,6 +18,10 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   if (c.mid_layer < 0) c.mid_layer = L / 2;
   MOPS_CHECK(L >= 2 && c.mid_layer >= 1 && c.mid_layer <= L - 1,
              "--mid-layer " << c.mid_layer << " is outside [1, " << L - 1 << "] for a model of " << L << " layers");
+  if (c.gate_layer < 0) c.gate_layer = c.mid_layer;
+  MOPS_CHECK(c.gate_layer <= c.mid_layer,
+             "--gate-layer " << c.gate_layer << " is outside [0, " << c.mid_layer << "]: the gate reads a layer at or "
+                             << "below L_mid = " << c.mid_layer);
   MOPS_CHECK(c.first_prompt_count >= 1, "--first-prompts " << c.first_prompt_count << " must be at least 1");
   MOPS_CHECK(c.experts >= 1 && c.prompts_per_expert >= 1,
              "--experts and --prompts-per-expert must be at least 1 (got " << c.experts << ", " << c.prompts_per_expert << ")");

@@ -24,6 +24,7 @@ struct MopConfig {
   int experts = 7;              // E
   int prompts_per_expert = 10;  // P
   int mid_layer = -1;           // L_mid; -1: L / 2
+  int gate_layer = -1;          // the layer whose input the gate reads (gate.h): 0 to L_mid; -1: L_mid
   int gate_hidden = 32;
   GateScale gate_scale = GateScale::kExperts;
   double gate_temperature = 1.0;  // tau of the gate's softmax (gate.h)

@@ -38,9 +38,10 @@ void check_finite(const torch::Tensor& loss, int64_t step, const char* what) {
 }
 
 // (B, K0 + T, C) lower-half states of examples[indices] (batched as `batch`), from the cache when set.
-torch::Tensor lower_states(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
-                           const std::vector<size_t>& indices, const ExampleBatch& batch, ActivationCache* cache) {
-  return cache ? cache->lower(backbone, state, examples, indices) : lower_half(backbone, state, batch.ids);
+LowerHalf lower_states(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
+                       const std::vector<size_t>& indices, const ExampleBatch& batch, ActivationCache* cache) {
+  return cache ? cache->lower(backbone, state, examples, indices)
+               : lower_half(backbone, state, batch.ids, gate_question_mask(state, batch));
 }
 
 // Runs `steps` Adam steps of `loss_of(batch, indices)` on `parameters`.
@@ -104,7 +105,7 @@ void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<Tok
   MOPS_CHECK(how == "p0", "--mid-init '" << how << "' is not one of random, p0");
   BatchSampler sampler(train.size(), seed);
   const auto batch = make_batch(train, sampler.next(16));
-  auto reached = lower_half(backbone, state, batch.ids).slice(1, 0, c.first_prompt_count).mean(0);  // (K0, C)
+  auto reached = lower_half(backbone, state, batch.ids).states.slice(1, 0, c.first_prompt_count).mean(0);  // (K0, C)
   auto index = torch::arange(c.mid_prompt_count()) % c.prompts_per_expert % c.first_prompt_count;      // (E * P)
   state->mid_prompts.copy_(reached.index_select(0, index.to(reached.device())));
 }
@@ -115,15 +116,15 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
   const int64_t E = state->config().experts;
   adam_steps(state->gate->parameters(), train, options, "gate pretraining",
              [&](const ExampleBatch& b, const std::vector<size_t>& indices) {
-    const auto lower = lower_states(backbone, state, train, indices, b, options.lower_cache);  // (B, K0 + T, C)
-    auto logits = state->gate->logits(gate_states(state, lower), b.question_mask);  // (B, E)
+    const auto lower = lower_states(backbone, state, train, indices, b, options.lower_cache);
+    auto logits = state->gate->logits(lower.gate_input);  // (B, E)
     auto target = torch::tensor(std::vector<int64_t>(b.tasks.begin(), b.tasks.end())).to(logits.device()) % E;  // (B)
     return torch::nn::functional::cross_entropy(logits, target);
   });
   torch::NoGradGuard no_grad;
   BatchSampler sampler(train.size(), options.seed + 1);
   const auto batch = make_batch(train, sampler.next(std::min<int>(64, int(train.size()))));
-  auto gate = gate_output(state, lower_half(backbone, state, batch.ids), batch.question_mask);  // (B, E)
+  auto gate = gate_output(state, lower_half(backbone, state, batch.ids, batch.question_mask));  // (B, E)
   auto target = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end())) % E;  // (B)
   return (gate.argmax(1).cpu() == target).to(torch::kDouble).mean().item<double>();
 }
@@ -199,7 +200,7 @@ struct StepResult {
 StepResult main_loop_step(Llama& backbone, PromptState& state, torch::optim::Adam& optimizer,
                           const std::vector<TokenizedExample>& examples, const std::vector<size_t>& indices,
                           const ExampleBatch& batch, const TrainOptions& options, int64_t step, GateNoise& noise) {
-  const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache);  // (B, K0 + T, C)
+  const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache);
   auto out = upper_half_loss(backbone, state, lower, batch, noise.next(batch.ids.size(0)));
   check_finite(out.loss, step, "training");
   // The response loss is what is reported; a load-balancing term joins it only in the gradient.

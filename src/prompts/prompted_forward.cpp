@@ -25,17 +25,17 @@ struct UpperStates {
   torch::Tensor column_weights;  // (B, E * P)
 };
 
-// The layers [L_mid, L) on lower-half states (B, K0 + T, C) with the mid prompts in P0's place.
-UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                         const torch::Tensor& question_mask, LayerRun run, const torch::Tensor& gate_noise = {}) {
+// The layers [L_mid, L) on the lower half with the mid prompts in P0's place.
+UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& lower, LayerRun run,
+                         const torch::Tensor& gate_noise = {}) {
   const auto& c = state->config();
   UpperStates out;
   if (c.method == PromptMethod::kMop) {
-    out.gate = gate_output(state, lower, question_mask, gate_noise);  // (B, E)
+    out.gate = gate_output(state, lower, gate_noise);  // (B, E)
     out.column_weights = state->gate->column_weights(out.gate);
     run.column_weights = out.column_weights;
   }
-  auto h = prepend(state->mid_prompts, lower.slice(1, c.first_prompt_count));  // (B, E * P + T, C)
+  auto h = prepend(state->mid_prompts, lower.states.slice(1, c.first_prompt_count));  // (B, E * P + T, C)
   run.prompt_columns = c.mid_prompt_count();
   out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, run);
   return out;
@@ -43,49 +43,64 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const torch::Tenso
 
 }  // namespace
 
-torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, KVCache* cache) {
+LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, const torch::Tensor& question_mask,
+                     KVCache* cache) {
   torch::NoGradGuard no_grad;
+  const auto& c = state->config();
   LayerRun run;
-  run.prompt_columns = state->config().first_prompt_count;
+  run.prompt_columns = c.first_prompt_count;
   run.cache = cache;
+  // The gate's input: the question tokens' mean of states (B, K0 + T, C), in the state's dtype.
+  auto gate_input = [&](const torch::Tensor& h) {
+    return question_mean(h.slice(1, c.first_prompt_count).to(state->mid_prompts.scalar_type()), question_mask);
+  };
+  LowerHalf out;
   auto h = with_first_prompts(backbone, state->first_prompts.detach(), ids);  // (B, K0 + T, C)
-  return backbone->run_layers(h, 0, state->config().mid_layer, run);
+  if (c.gate_layer < c.mid_layer) {  // the gate reads a layer below L_mid: the lower half in two calls
+    if (c.gate_layer > 0) h = backbone->run_layers(h, 0, c.gate_layer, run);
+    if (question_mask.defined()) out.gate_input = gate_input(h);  // (B, C)
+    out.states = backbone->run_layers(h, c.gate_layer, c.mid_layer, run);
+    return out;
+  }
+  out.states = backbone->run_layers(h, 0, c.mid_layer, run);
+  if (question_mask.defined()) out.gate_input = gate_input(out.states);  // (B, C)
+  return out;
 }
 
-torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower) {
-  return lower.slice(1, state->config().first_prompt_count).to(state->mid_prompts.scalar_type());  // (B, T, C)
+torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch) {
+  return state->gate ? batch.question_mask : torch::Tensor();
 }
 
-torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask,
-                          const torch::Tensor& logit_noise) {
-  return state->gate(gate_states(state, lower), question_mask, logit_noise);  // (B, E)
+torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise) {
+  MOPS_CHECK(lower.gate_input.defined(), "the gate needs the lower half's gate input (lower_half with a question mask)");
+  return state->gate(lower.gate_input, logit_noise);  // (B, E)
 }
 
-PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask, LayerObserver* observer) {
+PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower, LayerObserver* observer) {
   LayerRun run;
   run.observer = observer;
-  auto upper = upper_states(backbone, state, lower, question_mask, run);
+  auto upper = upper_states(backbone, state, lower, run);
   return {backbone->classify(upper.states, state->config().mid_prompt_count()), upper.gate};  // (B, T, V)
 }
 
-PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch,
+PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHalf& lower, const ExampleBatch& batch,
                              const torch::Tensor& gate_noise) {
   const int64_t P = state->config().mid_prompt_count(), T = batch.ids.size(1);
-  const auto predicts = batch.response_mask.to(lower.device()) > 0;  // (B, T - 1)
+  const auto device = lower.states.device();
+  const auto predicts = batch.response_mask.to(device) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
   if (rows.numel() == 0) {  // no response token: loss 0
-    auto upper = upper_states(backbone, state, lower, batch.question_mask, {}, gate_noise);
+    auto upper = upper_states(backbone, state, lower, {}, gate_noise);
     return {upper.states.sum() * 0.0, upper.gate};
   }
   // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
   const int64_t first = rows.min().item<int64_t>();
   LayerRun run;
   run.output_from = P + first;
-  auto upper = upper_states(backbone, state, lower, batch.question_mask, run, gate_noise);  // (B, T - first, C)
+  auto upper = upper_states(backbone, state, lower, run, gate_noise);  // (B, T - first, C)
   const auto kept = predicts.slice(1, first);                                    // (B, T - 1 - first)
   auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});           // (N, C)
-  auto targets = batch.ids.to(lower.device()).slice(1, first + 1).index({kept}); // (N)
+  auto targets = batch.ids.to(device).slice(1, first + 1).index({kept});         // (N)
   auto logits = at_least_float32(backbone->logits(states));                      // (N, V)
   auto loss = torch::nn::functional::cross_entropy(logits, targets);             // ()
   return {loss, upper.gate};
@@ -93,7 +108,7 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::T
 
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
                                 LayerObserver* observer) {
-  return upper_half(backbone, state, lower_half(backbone, state, batch.ids), batch.question_mask, observer);
+  return upper_half(backbone, state, lower_half(backbone, state, batch.ids, gate_question_mask(state, batch)), observer);
 }
 
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
@@ -117,10 +132,10 @@ int64_t PromptedDecoder::prompt_length() const {
 
 torch::Tensor PromptedDecoder::prefill() {
   const auto batch = make_batch({prompt_}, 0, 1);
-  const auto lower = lower_half(backbone_, state_, batch.ids, &cache_);  // (1, K0 + T, C)
+  const auto lower = lower_half(backbone_, state_, batch.ids, gate_question_mask(state_, batch), &cache_);
   LayerRun run;
   run.cache = &cache_;
-  auto upper = upper_states(backbone_, state_, lower, batch.question_mask, run);
+  auto upper = upper_states(backbone_, state_, lower, run);
   gate_ = upper.gate;
   column_weights_ = upper.column_weights;
   return backbone_->classify(upper.states, state_->config().mid_prompt_count())[0][-1];  // (V)

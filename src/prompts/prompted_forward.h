@@ -1,7 +1,9 @@
 // Where prompts enter the frozen backbone: the one module that puts them there, for training,
 // evaluation and generation alike.
 //   lower half  [0, L_mid): tokens with P0 prepended, without autograd (nothing there trains);
-//   gate        on the mean hidden state of the question tokens at the input of L_mid (MoPs);
+//               it also takes the gate's input, the mean hidden state of the question tokens at
+//               the input of the gate layer (L_mid, or a layer below it);
+//   gate        on that input (MoPs);
 //   upper half  [L_mid, L): P0's positions replaced by the E * P mid prompts, the attention to
 //               them scaled by the gate's column weights (gate.h), with autograd.
 // The two halves are separate calls so that the lower half's output can be computed once
@@ -26,19 +28,27 @@ struct PromptedOutput {
   torch::Tensor gate;    // (B, E), MoPs only
 };
 
-// (B, T) ids -> (B, K0 + T, C) hidden states at the input of layer L_mid, no autograd; a given
+// What the lower half hands on.
+struct LowerHalf {
+  torch::Tensor states;      // (B, K0 + T, C) the hidden states at the input of layer L_mid
+  torch::Tensor gate_input;  // (B, C) the gate's input (gate.h), in the state's dtype (float32)
+                             // whatever the backbone's; given a question mask only
+};
+
+// (B, T) ids -> the lower half, no autograd; with `question_mask` (B, T) the gate's input too,
+// the mean over the question tokens of the states at the input of the gate layer. A given
 // cache receives the keys and values of layers < L_mid.
-torch::Tensor lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, KVCache* cache = nullptr);
-// What the gate reads of lower-half states (B, K0 + T, C): the token positions (B, T, C), in the
-// state's dtype (float32) whatever the backbone's (maybe bfloat16).
-torch::Tensor gate_states(PromptState& state, const torch::Tensor& lower);
-// The gate's output (B, E) on lower-half states (B, K0 + T, C); logit_noise (B, E), when given,
-// joins its logits (training, gate.h).
-torch::Tensor gate_output(PromptState& state, const torch::Tensor& lower, const torch::Tensor& question_mask,
-                          const torch::Tensor& logit_noise = {});
+LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids,
+                     const torch::Tensor& question_mask = {}, KVCache* cache = nullptr);
+// The question mask lower_half needs for `state`: the batch's for MoPs, none for the baseline
+// (which has no gate, and may then see examples without question tokens).
+torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch);
+// The gate's output (B, E) on the lower half's gate input; logit_noise (B, E), when given, joins
+// its logits (training, gate.h).
+torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise = {});
 // `observer`, when given, sees the layers >= L_mid (llama.h).
-PromptedOutput upper_half(Llama& backbone, PromptState& state, const torch::Tensor& lower,
-                          const torch::Tensor& question_mask, LayerObserver* observer = nullptr);
+PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower,
+                          LayerObserver* observer = nullptr);
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
                                 LayerObserver* observer = nullptr);
 
@@ -50,7 +60,7 @@ struct PromptedLoss {
 // the last layer's outputs from the first position that predicts a response token on, and the
 // final norm and classifier only at positions that predict one. gate_noise (B, E), when given,
 // joins the gate's logits (MoPs).
-PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const torch::Tensor& lower, const ExampleBatch& batch,
+PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHalf& lower, const ExampleBatch& batch,
                              const torch::Tensor& gate_noise = {});
 
 // The backbone with P0 only (no mid prompts, no gate), with autograd to P0: (B, T) -> (B, T, V).

@@ -62,13 +62,18 @@ GateStep gate_step(const torch::Tensor& gate) {
   return {values_of(g.mean(0)), gate_entropy(g).mean().item<double>()};
 }
 
-void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
-                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
-                                  int batch_size) {
-  const auto gate = evaluate_prompted(model, state, test, tasks, batch_size).gate_by_task;  // (T, E)
-  const auto values = values_of(gate);
-  results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()),
-                      gate.sizes().vec());
+EvaluationReport write_start_state(ResultsFile& results, nlohmann::json references, Llama& model, PromptState& state,
+                                   const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                                   int batch_size) {
+  const auto start = evaluate_prompted(model, state, test, tasks, batch_size);
+  references["start"] = perplexity_json(start.report);
+  results.write_attribute("references", references.dump());
+  if (start.gate_by_task.defined()) {
+    const auto values = values_of(start.gate_by_task);  // (T, E)
+    results.write_state("gate_by_task_after_pretraining", std::vector<float>(values.begin(), values.end()),
+                        start.gate_by_task.sizes().vec());
+  }
+  return start.report;
 }
 
 std::string compression_attribute(const std::map<std::string, std::string>& model_metadata) {

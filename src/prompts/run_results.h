@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -46,10 +47,13 @@ void append_evaluation(ResultsFile& results, int64_t step, const PromptEvaluatio
 // empty for an undefined gate (the baseline).
 GateStep gate_step(const torch::Tensor& gate);
 
-// /state/gate_by_task_after_pretraining (T, E): the gate per task on `test`, before training.
-void write_gate_after_pretraining(ResultsFile& results, Llama& model, PromptState& state,
-                                  const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
-                                  int batch_size);
+// The state a method's main loop starts from (after gate pretraining), evaluated on `test`
+// (the held-out split): the root attribute "references" is `references` plus "start", its
+// perplexity_json, and for MoPs /state/gate_by_task_after_pretraining (T, E) is its gate per task.
+// Returns the evaluation.
+EvaluationReport write_start_state(ResultsFile& results, nlohmann::json references, Llama& model, PromptState& state,
+                                   const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
+                                   int batch_size);
 
 // The root attribute "compression" of a results file: the model's compression record without its
 // per-matrix rows ({"method": "none"} for an uncompressed model).

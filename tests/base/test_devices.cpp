@@ -38,8 +38,9 @@ TEST(Dtypes, Bfloat16BackboneKeepsPromptsGateGradientsAndLossInFloat32) {
   auto state = tiny_state_on(torch::kCPU);
   const auto examples = tiny_examples(4, 3);
   const auto batch = make_batch(examples, 0, 4);
-  const auto lower = lower_half(backbone, state, batch.ids);  // (B, K0 + T, C)
-  EXPECT_EQ(lower.scalar_type(), torch::kBFloat16);
+  const auto lower = lower_half(backbone, state, batch.ids, batch.question_mask);
+  EXPECT_EQ(lower.states.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(lower.gate_input.scalar_type(), torch::kFloat32);
   auto out = upper_half_loss(backbone, state, lower, batch);
   EXPECT_EQ(out.loss.scalar_type(), torch::kFloat32);
   EXPECT_EQ(out.gate.scalar_type(), torch::kFloat32);
@@ -92,7 +93,9 @@ TEST(GpuPlacement, AStepKeepsBackbonePromptsGateAdamAndCacheOnTheGpu) {
   train_local(backbone, state, examples, options);
   for (const auto& p : backbone->parameters()) EXPECT_TRUE(p.is_cuda());
   for (const auto& p : state->parameters()) EXPECT_TRUE(p.is_cuda());
-  EXPECT_TRUE(cache.lower(backbone, state, examples, {0, 1}).is_cuda());
+  const auto lower = cache.lower(backbone, state, examples, {0, 1});
+  EXPECT_TRUE(lower.states.is_cuda());
+  EXPECT_TRUE(lower.gate_input.is_cuda());
   EXPECT_GT(cache.bytes(), 0);
 }
 

@@ -112,6 +112,8 @@ TEST(RejectedRuns, ImpossibleOptionsNameTheOptionAndItsRange) {
           {train(o, "--p0-prompts 512"), "--p0-prompts 512 leave no room for tokens"},
           {train(o, "--mid-layer -2"), "--mid-layer = -2 is outside its range >= -1"},
           {train(o, "--mid-layer 4"), "--mid-layer 4 is outside [1, 3] for this model of 4 layers"},
+          {train(o, "--gate-layer 3"), "--gate-layer 3 is above L_mid = 2: the gate reads a layer from 0 to L_mid"},
+          {train(o, "--experts 2 --gate-top-k 3"), "--gate-top-k 3 is more than the --experts 2"},
           {train(o, "--threads 1000"), "--threads = 1000 is outside its range [0, "},
           {train(o, "--activation-cache lots"), "--activation-cache 'lots' is not auto or a size in MiB"},
           {train(o, "--gate-scale bigger"), "--gate-scale 'bigger' is not one of experts, paper"},

@@ -18,11 +18,16 @@ std::vector<TokenizedExample> ragged_examples(size_t count, uint64_t seed) {
   return examples;
 }
 
-// Largest absolute difference at the examples' own positions; 0 expected at their padding.
-void expect_states_of_batch(const torch::Tensor& cached, Llama& backbone, PromptState& state,
+// The cached lower half against one padded pass: the states at the examples' own positions (0
+// expected at their padding) and the gate's input.
+void expect_states_of_batch(const LowerHalf& lower, Llama& backbone, PromptState& state,
                             const std::vector<TokenizedExample>& examples, const std::vector<size_t>& indices) {
-  const auto reference = lower_half(backbone, state, make_batch(examples, indices).ids);  // (B, K0 + T, C)
+  const auto batch = make_batch(examples, indices);
+  const auto direct = lower_half(backbone, state, batch.ids, batch.question_mask);
+  const auto& reference = direct.states;  // (B, K0 + T, C)
+  const auto& cached = lower.states;
   ASSERT_EQ(cached.sizes(), reference.sizes());
+  EXPECT_TRUE(lower.gate_input.allclose(direct.gate_input, 0, 1e-5));
   const int64_t K0 = state->config().first_prompt_count;
   for (size_t b = 0; b < indices.size(); ++b) {
     const int64_t own = K0 + int64_t(examples[indices[b]].ids.size());
@@ -46,7 +51,8 @@ TEST(ActivationCache, ReturnsTheLowerHalfOfTheBatchAndServesRepeatsFromMemory) {
   EXPECT_EQ(cache.hits(), 2);      // 2 and 1 came from memory
   EXPECT_EQ(cache.cached_examples(), 5);
   int64_t bytes = 0;
-  for (size_t i : {0, 1, 2, 3, 5}) bytes += (3 + int64_t(examples[i].ids.size())) * 16 * 4;  // (K0 + T_i) x C floats
+  // (K0 + T_i) x C floats of states and C of the gate's input
+  for (size_t i : {0, 1, 2, 3, 5}) bytes += (3 + int64_t(examples[i].ids.size()) + 1) * 16 * 4;
   EXPECT_EQ(cache.bytes(), bytes);
 }
 
@@ -81,12 +87,13 @@ TEST(ActivationCache, TrainingWithItMatchesTrainingWithout) {
 TEST(ActivationCache, KeepsWithinItsBudgetAndStillComputesTheRest) {
   auto backbone = tiny_backbone();
   auto state = random_state(tiny_mop(PromptMethod::kPrompt), 7);
-  const auto examples = tiny_examples(6, 8);  // 12 tokens each: (3 + 12) x 16 floats = 960 bytes
-  ActivationCache cache(2 * 960 + 100);
+  // 12 tokens each: (3 + 12) x 16 floats of states and 16 of the gate's input = 1024 bytes
+  const auto examples = tiny_examples(6, 8);
+  ActivationCache cache(2 * 1024 + 100);
   const std::vector<size_t> all = {0, 1, 2, 3, 4, 5};
   expect_states_of_batch(cache.lower(backbone, state, examples, all), backbone, state, examples, all);
   EXPECT_EQ(cache.cached_examples(), 2);
-  EXPECT_EQ(cache.bytes(), 2 * 960);
+  EXPECT_EQ(cache.bytes(), 2 * 1024);
   expect_states_of_batch(cache.lower(backbone, state, examples, all), backbone, state, examples, all);
   EXPECT_EQ(cache.hits(), 2);
   EXPECT_EQ(cache.computed(), 6 + 4);
@@ -126,21 +133,29 @@ TEST(ActivationCache, StatesDoNotDependOnBatchMatesOrBudget) {
   const std::vector<int64_t> position_in_all = {4, 3, 0, 2, 1};
   for (int64_t b = 0; b < 5; ++b) {
     const int64_t rows = 3 + int64_t(examples[size_t(position_in_all[size_t(b)])].ids.size());
-    EXPECT_TRUE(reordered[b].slice(0, 0, rows).equal(all[position_in_all[size_t(b)]].slice(0, 0, rows))) << b;
+    const int64_t a = position_in_all[size_t(b)];
+    EXPECT_TRUE(reordered.states[b].slice(0, 0, rows).equal(all.states[a].slice(0, 0, rows))) << b;
+    EXPECT_TRUE(reordered.gate_input[b].equal(all.gate_input[a])) << b;
   }
 }
 
-TEST(ActivationCache, AnotherMidLayerEmptiesIt) {
+TEST(ActivationCache, AnotherMidLayerOrGateLayerEmptiesIt) {
   auto backbone = tiny_backbone();
   auto config = tiny_mop(PromptMethod::kPrompt);
   auto at_two = random_state(config, 15);
-  config.mid_layer = 1;
+  config.mid_layer = config.gate_layer = 1;
   auto at_one = random_state(config, 15);
   const auto examples = tiny_examples(3, 16);
   ActivationCache cache(int64_t(1) << 30);
   cache.lower(backbone, at_two, examples, {0, 1, 2});
   expect_states_of_batch(cache.lower(backbone, at_one, examples, {0, 1, 2}), backbone, at_one, examples, {0, 1, 2});
   EXPECT_EQ(cache.computed(), 6);
+  EXPECT_EQ(cache.hits(), 0);
+  config.gate_layer = 0;  // the gate's input from another layer: the same states, another input
+  auto gate_at_zero = random_state(config, 15);
+  expect_states_of_batch(cache.lower(backbone, gate_at_zero, examples, {0, 1, 2}), backbone, gate_at_zero, examples,
+                         {0, 1, 2});
+  EXPECT_EQ(cache.computed(), 9);
   EXPECT_EQ(cache.hits(), 0);
 }
 

@@ -154,9 +154,9 @@ TEST(MopGradients, TrainingLossEqualsTheLossOnAllLogits) {
   std::vector<torch::Tensor> losses, grads;
   for (bool response_only : {false, true}) {
     auto state = random_state(tiny_mop(PromptMethod::kMop), 12);
-    const auto lower = lower_half(backbone, state, batch.ids);
+    const auto lower = lower_half(backbone, state, batch.ids, batch.question_mask);
     auto loss = response_only ? upper_half_loss(backbone, state, lower, batch).loss
-                              : response_loss(upper_half(backbone, state, lower, batch.question_mask).logits, batch);
+                              : response_loss(upper_half(backbone, state, lower).logits, batch);
     loss.backward();
     losses.push_back(loss.detach());
     grads.push_back(torch::cat({state->mid_prompts.grad().flatten(), state->gate->w1->weight.grad().flatten()}));
@@ -214,6 +214,40 @@ TEST(MopForward, MidPromptsTakeOverThePromptPositionsAtLMid) {
   EXPECT_FALSE(other_logits.allclose(logits, 0, 1e-4)) << "P0 must still act through the token states";
 }
 
+// --gate-layer l: the gate reads the question tokens' mean at the input of layer l (0: the token
+// embeddings with P0 in front), checked against a recording of the backbone's layers; the states
+// handed to L_mid are bit for bit the same whatever l (the lower half only runs in two calls).
+TEST(MopForward, TheGateReadsTheInputOfTheGateLayer) {
+  auto backbone = tiny_backbone();
+  torch::NoGradGuard no_grad;
+  const auto batch = make_batch(tiny_examples(3, 39), 0, 3);
+  auto config = tiny_mop(PromptMethod::kMop);  // L_mid = 2 of 4 layers
+  ASSERT_EQ(config.gate_layer, config.mid_layer);
+  auto at_mid = random_state(config, 40);
+  const auto reference = lower_half(backbone, at_mid, batch.ids, batch.question_mask);
+  LayerRecorder seen(false);
+  LayerRun run;
+  run.prompt_columns = config.first_prompt_count;
+  run.observer = &seen;
+  const auto h = torch::cat({at_mid->first_prompts.unsqueeze(0).expand({3, -1, -1}), backbone->embed(batch.ids)}, 1);
+  seen.inputs.push_back(h);  // the input of layer 0, which the backbone does not report before running it
+  backbone->run_layers(h, 0, backbone->config().n_layers, run);
+  std::vector<torch::Tensor> inputs;
+  for (int layer : {0, 1, 2}) {
+    config.gate_layer = layer;
+    auto state = random_state(config, 40);
+    const auto lower = lower_half(backbone, state, batch.ids, batch.question_mask);
+    EXPECT_TRUE(lower.states.equal(reference.states)) << layer;
+    const auto expected = question_mean(seen.inputs.at(layer).slice(1, config.first_prompt_count), batch.question_mask);
+    EXPECT_TRUE(lower.gate_input.allclose(expected, 0, 1e-6)) << layer;
+    inputs.push_back(lower.gate_input);
+  }
+  EXPECT_FALSE(inputs[0].allclose(inputs[2], 0, 1e-3));
+  EXPECT_FALSE(inputs[1].allclose(inputs[2], 0, 1e-3));
+  config.gate_layer = 3;
+  EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--gate-layer 3 is outside [0, 2]"), std::string::npos);
+}
+
 // Nothing below L_mid takes part in the backward pass: only the layers from L_mid on (on an
 // unfrozen backbone) and the mid prompts get gradients; P0 and the embeddings none.
 TEST(MopGradients, OnlyLayersFromLMidAndTheMidPromptsGetGradients) {
@@ -245,8 +279,10 @@ TEST(MopGradients, OnlyLayersFromLMidAndTheMidPromptsGetGradients) {
 TEST(MopGradients, LowerHalfHasNoGraph) {
   auto backbone = tiny_backbone();
   auto state = random_state(tiny_mop(PromptMethod::kMop), 11);
-  const auto lower = lower_half(backbone, state, make_batch(tiny_examples(2, 12), 0, 2).ids);
-  EXPECT_FALSE(lower.requires_grad());
+  const auto batch = make_batch(tiny_examples(2, 12), 0, 2);
+  const auto lower = lower_half(backbone, state, batch.ids, batch.question_mask);
+  EXPECT_FALSE(lower.states.requires_grad());
+  EXPECT_FALSE(lower.gate_input.requires_grad());
 }
 
 TEST(MopTraining, AFewHundredStepsLowerTheLoss) {
@@ -312,12 +348,12 @@ TEST(Gate, TemperatureDividesTheLogitsBeforeTheSoftmax) {
   config.gate_temperature = 2.5;
   auto soft = random_state(config, 31);
   const auto batch = make_batch(tiny_examples(3, 32), 0, 3);
-  const auto lower = lower_half(backbone, paper, batch.ids);
-  const auto logits = paper->gate->logits(gate_states(paper, lower), batch.question_mask);  // (B, E)
-  EXPECT_TRUE(gate_output(paper, lower, batch.question_mask).allclose(torch::softmax(logits, -1), 0, 1e-7));
-  EXPECT_TRUE(gate_output(soft, lower, batch.question_mask).allclose(torch::softmax(logits / 2.5, -1), 0, 1e-7));
-  EXPECT_GT(gate_entropy(gate_output(soft, lower, batch.question_mask)).sum().item<double>(),
-            gate_entropy(gate_output(paper, lower, batch.question_mask)).sum().item<double>());
+  const auto lower = lower_half(backbone, paper, batch.ids, batch.question_mask);
+  const auto logits = paper->gate->logits(lower.gate_input);  // (B, E)
+  EXPECT_TRUE(gate_output(paper, lower).allclose(torch::softmax(logits, -1), 0, 1e-7));
+  EXPECT_TRUE(gate_output(soft, lower).allclose(torch::softmax(logits / 2.5, -1), 0, 1e-7));
+  EXPECT_GT(gate_entropy(gate_output(soft, lower)).sum().item<double>(),
+            gate_entropy(gate_output(paper, lower)).sum().item<double>());
 }
 
 // --gate-top-k k: the k largest logits of each example go through the softmax (at the temperature),
@@ -334,15 +370,14 @@ TEST(Gate, TopKKeepsTheLargestLogitsAndNoiseJoinsThemFirst) {
   config.gate_top_k = 2;
   auto top2 = random_state(config, 35);
   const auto batch = make_batch(tiny_examples(5, 36), 0, 5);
-  const auto lower = lower_half(backbone, dense, batch.ids);
-  const auto mask = batch.question_mask;
+  const auto lower = lower_half(backbone, dense, batch.ids, batch.question_mask);
   const auto noise = torch::randn({5, 4}) * 3.0;
-  EXPECT_TRUE(gate_output(all, lower, mask).equal(gate_output(dense, lower, mask)));
+  EXPECT_TRUE(gate_output(all, lower).equal(gate_output(dense, lower)));
   for (bool noisy : {false, true}) {
     SCOPED_TRACE(noisy);
-    auto z = top2->gate->logits(gate_states(top2, lower), mask).to(torch::kDouble);  // (B, E)
+    auto z = top2->gate->logits(lower.gate_input).to(torch::kDouble);  // (B, E)
     if (noisy) z = z + noise.to(torch::kDouble);
-    const auto gate = gate_output(top2, lower, mask, noisy ? noise : torch::Tensor()).to(torch::kDouble);
+    const auto gate = gate_output(top2, lower, noisy ? noise : torch::Tensor()).to(torch::kDouble);
     for (int64_t b = 0; b < 5; ++b) {
       std::vector<std::pair<double, int64_t>> ranked;
       for (int64_t e = 0; e < 4; ++e) ranked.emplace_back(z[b][e].item<double>(), e);
@@ -452,6 +487,7 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   auto config = tiny_mop(PromptMethod::kMop, GateScale::kPaper);
   config.gate_top_k = 3;
   config.gate_temperature = 0.5;
+  config.gate_layer = 1;
   auto state = random_state(config, 24);
   ResultsHeader header;
   header.method = "mop";
@@ -467,6 +503,7 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   auto loaded = read_prompt_state(path, tiny_config().dim);
   EXPECT_EQ(loaded->config().gate_scale, GateScale::kPaper);
   EXPECT_EQ(loaded->config().gate_top_k, 3);
+  EXPECT_EQ(loaded->config().gate_layer, 1);
   EXPECT_EQ(loaded->config().gate_temperature, 0.5);
   for (const auto& item : state->named_parameters()) {
     EXPECT_TRUE(loaded->named_parameters()[item.key()].equal(item.value())) << item.key();

@@ -48,6 +48,10 @@ def check(f):
         require(name in attrs, f"missing root attribute '{name}'")
     require(attrs["schema"] == "mops-results/1", f"schema is {attrs['schema']!r}")
     json.loads(attrs["config"])
+    if "references" in attrs:  # written once the run's start state is evaluated
+        references = json.loads(attrs["references"])
+        for name in ("p0_only", "start"):
+            require(name in references and "overall" in references[name], f"references lack {name}.overall")
     method, mode = attrs["method"], attrs["mode"]
     require(method in ("mop", "prompt", "fedprompt"), f"unknown method {method!r}")
     require(mode in ("centralized", "federated"), f"unknown mode {mode!r}")

@@ -3,6 +3,7 @@
 // their results files against what they return, and the comparison table they end with.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -99,6 +100,9 @@ TEST(CentralizedRun, BothMethodsReportTheLastEvaluationOfTheirFiles) {
     const auto references = nlohmann::json::parse(read_string_attribute(path, "references"));
     EXPECT_EQ(references.at("p0_only").at("overall").get<double>(), reports.p0_only.overall.perplexity);
     EXPECT_EQ(references.at("dense").at("overall").get<double>(), reports.dense->overall.perplexity);
+    const double start = method == PromptMethod::kMop ? reports.mop_start : reports.baseline_start;
+    EXPECT_EQ(references.at("start").at("overall").get<double>(), start);
+    EXPECT_NE(start, (method == PromptMethod::kMop ? reports.mop : reports.baseline)->overall.perplexity);
     const auto h5py = h5py_check(path);
     EXPECT_EQ(h5py.exit_code, 0) << h5py.output;
   }
@@ -128,6 +132,28 @@ TEST(ComparisonTable, ShowsTheColumnsThatRanAndNaForATaskWithoutExamples) {
             "  all                      4.000     2.000     1.500     +25.0\n"
             "  note: b has no test examples, so no perplexity (n/a); more data (--samples-per-source, "
             "--skills7-per-task) or a larger --test-fraction gives it some\n");
+  // A method above P0 alone: the note says where it started and which way training took it.
+  reports.baseline = report(5, 5);
+  reports.baseline_start = 6;
+  reports.mop = report(4.5, 4.5);
+  reports.mop_start = 4.25;
+  std::ostringstream worse;
+  print_comparison_table(worse, "FedPrompt", reports);
+  EXPECT_NE(worse.str().find("note: FedPrompt ends worse than P0 alone (5.000 against 4.000 overall). Its mid prompts "
+                             "take P0's place from L_mid on, so before training it stood at 6.000, and training brought "
+                             "it down, but not yet below P0 alone"),
+            std::string::npos)
+      << worse.str();
+  EXPECT_NE(worse.str().find("note: MoPs ends worse than P0 alone (4.500 against 4.000 overall). Its mid prompts take "
+                             "P0's place from L_mid on, so before training it stood at 4.250, and training raised it: "
+                             "what it learned on the training records made the test split worse"),
+            std::string::npos)
+      << worse.str();
+  reports.mop_start = std::nan("");
+  std::ostringstream unknown;
+  print_comparison_table(unknown, "FedPrompt", reports);
+  EXPECT_NE(unknown.str().find("Where its training started is not in its results file"), std::string::npos);
+  reports.mop = report(1.5, 1.5);
   reports.baseline.reset();
   reports.dense = report(1.25, 1.25);
   reports.held_out = "validation";
@@ -205,6 +231,10 @@ TEST(FederatedRun, ResumedAfterAFailedRoundEndsAsTheUninterruptedRun) {
   ASSERT_TRUE(resumed.baseline && resumed.mop);
   EXPECT_EQ(resumed.baseline->overall.perplexity, whole.baseline->overall.perplexity);
   EXPECT_EQ(resumed.mop->overall.perplexity, whole.mop->overall.perplexity);
+  // Where training started comes back from the files (the baseline had finished, MoPs resumes).
+  EXPECT_EQ(resumed.baseline_start, whole.baseline_start);
+  EXPECT_EQ(resumed.mop_start, whole.mop_start);
+  EXPECT_TRUE(std::isfinite(whole.mop_start));
   for (size_t t = 0; t < kTasks.size(); ++t) EXPECT_EQ(resumed.mop->tasks[t].perplexity, whole.mop->tasks[t].perplexity);
   EXPECT_EQ(resumed.p0_only.overall.perplexity, whole.p0_only.overall.perplexity);
   for (size_t i = 0; i < outputs.size(); ++i) {
