@@ -15,7 +15,7 @@ For each setting of a sweep spec (compressed once, as jobs/sweep.py does) and ea
      on their own over clients / (number of tasks) clients (at least clients-per-round), with the
      same clients per round and rounds and local-steps / (number of tasks) local steps, so that the
      clusters together take the shared run's local steps (up to the rounding down) and their
-     clients hold as many records each as the shared run's. With near single-task clients
+     clients hold about as many records each as the shared run's. With mostly single-task clients
      (Dirichlet 0.1) a shared round's average moves each task about as far as a cluster's round does.
 Every run uses the same P0, the same mid prompts (E x P of them), the same optimizer and the same
 split (the spec's [common] must keep every record, `samples-per-source` at least the data's size,
