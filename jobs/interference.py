@@ -1,37 +1,53 @@
 #!/usr/bin/env python3
 """Is there interference to remove? The prompt baseline trained on all tasks at once against the
-same prompts trained on each task alone, per compression setting and seed.
+same prompts trained on each task alone, per compression setting, mode and seed.
 
 For each setting of a sweep spec (compressed once, as jobs/sweep.py does) and each seed:
-  1. P0 pretrained once (`mops prompts pretrain`) and shared by every run of that seed;
-  2. shared: `mops train --method prompt` on all tasks for `steps` steps;
-  3. alone: for every task, the same command with `--tasks TASK` and steps / (number of tasks),
-     so that the tasks together get the same number of steps as the shared run.
+  1. P0 pretrained once (`mops prompts pretrain`) and shared by every run of that seed, both modes;
+  2. centralized (`modes` has centralized):
+     shared: `mops train --method prompt` on all tasks for `steps` steps;
+     alone: for every task, the same command with `--tasks TASK` and steps / (number of tasks),
+     so that the tasks together get the same number of steps as the shared run;
+  3. federated (`modes` has federated; the spec's [federate] gives clients, clients-per-round,
+     local-steps and rounds, and the rest of its options go to every federated run):
+     shared: `mops federate --method fedprompt` on all tasks, in one process;
+     cluster: for every task, the same command with `--tasks TASK`: the task's records federated
+     on their own over clients / (number of tasks) clients (at least clients-per-round), with the
+     same clients per round and rounds and local-steps / (number of tasks) local steps, so that the
+     clusters together take the shared run's local steps (up to the rounding down) and their
+     clients hold about as many records each as the shared run's. With mostly single-task clients
+     (Dirichlet 0.1) a shared round's average moves each task about as far as a cluster's round does.
 Every run uses the same P0, the same mid prompts (E x P of them), the same optimizer and the same
 split (the spec's [common] must keep every record, `samples-per-source` at least the data's size,
 so that a task alone sees the examples it sees among all tasks; the script checks that the test
-examples agree).
+examples agree: a task's "P0 only" perplexity must be the shared run's). Every run is evaluated
+once, at its end (a federated [federate] eval-every is replaced).
 
-An [alone] section in the spec adds its options to the runs alone only (over [prompt]'s) (for example
-`experts = 1` and `prompts-per-expert = 10`: a task alone with the 10 prompts MoPs routes it to,
-which tells interference from capacity); their files are then named after those options, so the
-shared runs and the other runs alone in the same --out are reused.
+An [alone] section in the spec adds its options to the runs of one task only (over [prompt]'s and,
+federated, over the cluster's [federate] options) (for example `experts = 1` and
+`prompts-per-expert = 10`: a task alone with the 10 prompts MoPs routes it to, which tells
+interference from capacity); their files are then named after those options, so the shared runs
+and the other runs alone in the same --out are reused.
 
 Interference of a task = 100 x (shared - alone) / shared, in test perplexity: positive when the
 task does better trained alone, i.e. when the other tasks get in its way. The method-independent
 question of issue 17: a gate can only remove interference that is there.
 
     .venv/bin/python jobs/interference.py jobs/interference_centralized.ini --out out/interference
+    .venv/bin/python jobs/interference.py jobs/interference_federated.ini --out out/interference
     .venv/bin/python jobs/interference.py SPEC --out DIR --report-only     (tables from what is there)
 
-Finished runs are skipped; an unfinished one is run again (--overwrite). Writes DIR/interference.md
-(per setting: a row per task and their mean, mean +- sample std over seeds) and prints it.
+Files in DIR/<setting>/: seed<S>-p0.safetensors; centralized seed<S>-shared.h5 and
+seed<S>-alone[-ALONE OPTIONS]-<task>.h5; federated seed<S>-federated-shared.h5 and
+seed<S>-federated-cluster[-ALONE OPTIONS]-<task>.h5. Finished runs are skipped; an unfinished
+centralized one is run again (--overwrite), an unfinished federated one goes on from its checkpoint
+(--resume), as jobs/sweep.py does. Writes DIR/interference.md (per setting and mode: a row per task
+and their mean, mean +- sample std over seeds) and prints it.
 """
 import argparse
 import json
 import math
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -46,12 +62,51 @@ def p0_command(spec, mops, model, seed, out):
              "--seed", str(seed), "--out", out, "--overwrite"] + sweep.command_options(spec["options"]["common"]))
 
 
-def train_command(spec, mops, model, seed, p0, steps, out, task=None):
-    prompt = dict(spec["options"]["prompt"], **(spec["options"]["alone"] if task else {}))  # [alone] over [prompt]
-    return ([mops, "train", "--method", "prompt", "--model", model, "--tokenizer", spec["tokenizer"], "--data",
-             spec["data"], "--seed", str(seed), "--p0", p0, "--steps", str(steps), "--eval-every", str(steps),
-             "--out", out, "--overwrite"] + (["--tasks", task] if task else [])
-            + sweep.command_options(spec["options"]["common"]) + sweep.command_options(prompt))
+ALONE = {"centralized": "alone", "federated": "cluster"}  # what a run of one task is called
+
+
+def run_options(spec, mode, steps, tasks=None):
+    """[prompt] and the length of MODE's shared run, or with TASKS (their number) of a run of one
+    task, [alone] over them: centralized, steps / TASKS steps; federated, the task's cluster gets
+    clients / TASKS clients (at least clients-per-round) and local-steps / TASKS local steps. Every
+    run is evaluated once, at its end."""
+    if mode == "centralized":
+        length = str(steps // (tasks or 1))
+        options = dict(spec["options"]["prompt"], **{"steps": length, "eval-every": length})
+    else:
+        federate = spec["options"]["federate"]
+        options = dict(spec["options"]["prompt"], **federate, **{"eval-every": federate["rounds"]})
+        if tasks:
+            options.update({"clients": str(max(int(federate["clients"]) // tasks, int(federate["clients-per-round"]))),
+                            "local-steps": str(int(federate["local-steps"]) // tasks)})
+    return dict(options, **(spec["options"]["alone"] if tasks else {}))
+
+
+def setup_text(mode, options):
+    """'20000 steps' or 'FedPrompt, 100 clients, 10 per round, 20 rounds x 250 local steps'"""
+    if mode == "centralized":
+        return f"{options['steps']} steps"
+    return (f"FedPrompt, {options['clients']} clients, {options['clients-per-round']} per round, "
+            f"{options['rounds']} rounds x {options['local-steps']} local steps")
+
+
+def run_command(spec, mops, mode, model, seed, p0, options, out, task=None):
+    """`mops train --method prompt` (an unfinished OUT is run again) or `mops federate --method
+    fedprompt` in one process (an unfinished OUT goes on from its checkpoint, as jobs/sweep.py does)."""
+    if mode == "centralized":
+        command = ["train", "--method", "prompt", "--overwrite"]
+    else:
+        command = ["federate", "--method", "fedprompt"] + (["--resume"] if sweep.status_of(out) != "missing" else [])
+    return ([mops] + command + ["--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"],
+             "--seed", str(seed), "--p0", p0, "--out", out] + (["--tasks", task] if task else [])
+            + sweep.command_options(spec["options"]["common"]) + sweep.command_options(options))
+
+
+def results_file(spec, base, mode, task=None):
+    """BASE-shared.h5 and BASE-alone[-ALONE OPTIONS]-TASK.h5; federated BASE-federated-shared.h5 and
+    BASE-federated-cluster[-ALONE OPTIONS]-TASK.h5."""
+    base += "" if mode == "centralized" else "-federated"
+    return f"{base}-{ALONE[mode]}{alone_tag(spec)}-{task}.h5" if task else base + "-shared.h5"
 
 
 def alone_tag(spec):
@@ -103,25 +158,33 @@ class Runner:
         print(f"{tag}: finished in {time.time() - start:.0f} s; about {sweep.duration(left)} left", flush=True)
 
 
-def run_seed(spec, args, runner, setting, model, seed, steps):
-    """P0, the shared run and the per-task runs of one setting and seed; returns (shared, {task: file})."""
-    base = os.path.join(args.out, setting, f"seed{seed}")
-    log = os.path.join(args.out, "logs", f"{setting}-seed{seed}.log")
-    p0 = base + "-p0.safetensors"
-    runner.run(f"{setting} seed {seed} P0", p0_command(spec, args.mops, model, seed, p0), p0, log)
-    shared = base + "-shared.h5"
-    runner.run(f"{setting} seed {seed} all tasks ({steps} steps)",
-               train_command(spec, args.mops, model, seed, p0, steps, shared), shared, log)
+def run_mode(spec, args, runner, mode, seed_run, steps):
+    """MODE's shared run and its runs of one task; SEED_RUN: the label, seed, model, P0, file name
+    base and log of the seed. Returns (shared, {task: file})."""
+    def run(what, options, out, task=None):
+        runner.run(f"{seed_run['label']} {mode}, {what} ({setup_text(mode, options)})",
+                   run_command(spec, args.mops, mode, seed_run["model"], seed_run["seed"], seed_run["p0"], options,
+                               out, task), out, seed_run["log"])
+
+    shared = results_file(spec, seed_run["base"], mode)
+    run("all tasks", run_options(spec, mode, steps), shared)
     if not os.path.exists(shared):
         return shared, {}
     tasks = tasks_of(shared)
-    alone_steps = steps // len(tasks)
-    alone = {}
+    alone = {task: results_file(spec, seed_run["base"], mode, task) for task in tasks}
     for task in tasks:
-        alone[task] = f"{base}-alone{alone_tag(spec)}-{task}.h5"
-        runner.run(f"{setting} seed {seed} {task} alone ({alone_steps} steps)",
-                   train_command(spec, args.mops, model, seed, p0, alone_steps, alone[task], task), alone[task], log)
+        run(f"{task} {ALONE[mode]}", run_options(spec, mode, steps, len(tasks)), alone[task], task)
     return shared, alone
+
+
+def run_seed(spec, args, runner, setting, model, seed, steps):
+    """P0 (one for every run of the seed) and each mode's runs; returns {mode: (shared, {task: file})}."""
+    base = os.path.join(args.out, setting, f"seed{seed}")
+    seed_run = {"label": f"{setting} seed {seed}", "seed": seed, "model": model, "p0": base + "-p0.safetensors",
+                "base": base, "log": os.path.join(args.out, "logs", f"{setting}-seed{seed}.log")}
+    runner.run(f"{setting} seed {seed} P0", p0_command(spec, args.mops, model, seed, seed_run["p0"]), seed_run["p0"],
+               seed_run["log"])
+    return {mode: run_mode(spec, args, runner, mode, seed_run, steps) for mode in spec["modes"]}
 
 
 def p0_only(path):
@@ -158,17 +221,19 @@ def gain_text(values):
     return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
-def setting_table(setting, seeds_results, steps, alone_options):
-    """Markdown rows of one setting: per task shared, alone, interference; then their mean."""
+def setting_table(spec, setting, mode, seeds_results, steps):
+    """Markdown rows of one setting and mode: per task shared, alone, interference; then their mean."""
     tasks = []
     for shared, alone in seeds_results:
         for task in alone:
             if task not in tasks:
                 tasks.append(task)
-    lines = [f"### {setting}", "",
-             f"{len(seeds_results)} seed(s); shared: {steps} steps on all tasks; alone: {steps // max(1, len(tasks))} "
-             "steps on one task" + (f" with {' '.join(sweep.command_options(alone_options))}" if alone_options else ""), "",
-             "| task | shared ppl | alone ppl | interference (%) |", "|---|---|---|---|"]
+    alone_options = spec["options"]["alone"]
+    lines = [f"### {setting}, {mode}", "",
+             f"{len(seeds_results)} seed(s); shared: {setup_text(mode, run_options(spec, mode, steps))} on all tasks; "
+             f"{ALONE[mode]}: {setup_text(mode, run_options(spec, mode, steps, max(1, len(tasks))))} on one task"
+             + (f" with {' '.join(sweep.command_options(alone_options))}" if alone_options else ""), "",
+             f"| task | shared ppl | {ALONE[mode]} ppl | interference (%) |", "|---|---|---|---|"]
     per_seed_mean = [[] for _ in seeds_results]
     for task in tasks:
         shared_ppl, alone_ppl, gaps = [], [], []
@@ -186,27 +251,36 @@ def setting_table(setting, seeds_results, steps, alone_options):
     return lines + [""]
 
 
+def check_lengths(spec, steps):
+    """Centralized runs need STEPS; federated ones the [federate] options a cluster is made from."""
+    if "centralized" in spec["modes"] and steps < 1:
+        raise sweep.SpecError(f"{spec['path']}: give [train] steps = N or --steps N (at least 1)")
+    if "federated" in spec["modes"]:
+        missing = [k for k in ("clients", "clients-per-round", "local-steps", "rounds") if k not in spec["options"]["federate"]]
+        if missing:
+            raise sweep.SpecError(f"{spec['path']}: federated runs need [federate] {', '.join(missing)} = N")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("spec", help="sweep spec (INI) whose settings, seeds and [common]/[prompt]/[prune] are used")
+    parser.add_argument("spec", help="sweep spec (INI) whose settings, modes, seeds and [common]/[prompt]/[prune]/[federate]/[alone] are used")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--mops", default=os.environ.get("MOPS", "build/mops"), help="the mops binary (default build/mops)")
-    parser.add_argument("--steps", type=int, help="steps of the shared run (default: the spec's [train] steps)")
+    parser.add_argument("--steps", type=int, help="steps of the centralized shared run (default: the spec's [train] steps)")
     parser.add_argument("--report-only", action="store_true", help="run nothing; tables from the finished files")
     args = parser.parse_args()
     args.printed, args.dry_run = set(), False
     try:
         spec = sweep.read_spec(args.spec)
         steps = args.steps or int(spec["options"]["train"].get("steps", "0"))
-        if steps < 1:
-            raise sweep.SpecError(f"{args.spec}: give [train] steps = N or --steps N (at least 1)")
+        check_lengths(spec, steps)
         if not args.report_only and not os.access(args.mops, os.X_OK):
             raise sweep.SpecError(f"--mops {args.mops} is not an executable (build it: bash scripts/build.sh)")
         os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
         os.makedirs(os.path.join(args.out, "models"), exist_ok=True)
-        # P0, shared and 7 tasks alone per seed (the task count is known once a shared run ends).
-        runner = Runner(args, len(spec["settings"]) * len(spec["seeds"]) * 9)
+        # Per seed P0, then per mode the shared run and 7 of one task (known once a shared run ends).
+        runner = Runner(args, len(spec["settings"]) * len(spec["seeds"]) * (1 + 8 * len(spec["modes"])))
         lines = [f"# Interference: {spec['description']}", "",
                  "interference = 100 x (shared - alone) / shared, test perplexity; positive: the task does "
                  "better alone (the other tasks get in its way). Mean ± sample std over seeds.", ""]
@@ -214,16 +288,17 @@ def main():
             model = os.path.join(args.out, "models", setting + ".safetensors")
             if not args.report_only:
                 model = sweep.compressed_model(spec, args, setting, runner.env)
-            results = []
+            results = {mode: [] for mode in spec["modes"]}
             for seed in spec["seeds"]:
-                shared, alone = (run_seed(spec, args, runner, setting, model, seed, steps) if os.path.exists(model)
-                                 else (None, {}))
-                finished = {t: p for t, p in alone.items() if sweep.status_of(p) == "finished"}
-                # A seed counts once all its runs have finished (a partial seed would bias the mean).
-                if shared and sweep.status_of(shared) == "finished" and finished and len(finished) == len(alone):
-                    check_same_test_examples(shared, finished)
-                    results.append((last_eval(shared), {t: last_eval(p) for t, p in finished.items()}))
-            lines += setting_table(setting, results, steps, spec["options"]["alone"])
+                runs = run_seed(spec, args, runner, setting, model, seed, steps) if os.path.exists(model) else {}
+                for mode, (shared, alone) in runs.items():
+                    finished = {t: p for t, p in alone.items() if sweep.status_of(p) == "finished"}
+                    # A seed counts once all its runs have finished (a partial seed would bias the mean).
+                    if sweep.status_of(shared) == "finished" and finished and len(finished) == len(alone):
+                        check_same_test_examples(shared, finished)
+                        results[mode].append((last_eval(shared), {t: last_eval(p) for t, p in finished.items()}))
+            for mode in spec["modes"]:
+                lines += setting_table(spec, setting, mode, results[mode], steps)
     except (sweep.SpecError, RuntimeError) as error:
         print(f"interference: {error}", file=sys.stderr)
         return 1
