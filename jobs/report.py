@@ -12,6 +12,9 @@ RESULTS are .h5 files or directories (searched recursively for *.h5). Writes int
   clients-SETTING-sSEED.png   federated MoPs: each client's mean gate and its dominant expert
                               per round
   curves-SETTING.png          test perplexity vs step (centralized) or round (federated)
+  gain-MODE.png               the overall gain of MoPs against sparsity (the paper's main trend):
+                              one line per pruning method and pattern kind (unstructured, N:M;
+                              + int8 apart), mean +- std over paired seeds
 
 Works on files that a run is still writing (they are whole HDF5 snapshots): it reads what is
 there and marks runs whose root attribute `status` is not "finished". Exits 1 with one line
@@ -449,6 +452,7 @@ def write_report(groups, figures, out, runs):
             continue
         lines += [f"## {mode.capitalize()}", "", "Overall test perplexity per setting:", ""]
         lines += summary_table(mine, mode) + [""]
+        lines += [f"![{caption}]({png})" for png, caption in figures.get(mode, [])] + [""]
         for g in mine:
             lines += setting_section(g)
             lines += [f"![{caption}]({png})" for png, caption in figures.get(g.name, [])]
@@ -624,9 +628,49 @@ def plot_curves(group, path):
     return True
 
 
+def gain_series(groups):
+    """{series label: [(sparsity %, gains over paired seeds)]} of the compressed settings with
+    pairs; a series per pruning method, unstructured or N:M, with or without int8, and variant."""
+    series = {}
+    for g in groups:
+        gain = gains(g)
+        if gain is None or g.setting.order[0] != 1:   # dense and unknown settings have no sparsity
+            continue
+        _, method, structured, fraction, int8 = g.setting.order
+        label = (f"{PRUNE_NAMES.get(method, method)} {'N:M' if structured else 'unstructured'}"
+                 + (" + int8" if int8 else "") + (f" [{g.variant}]" if g.variant else ""))
+        series.setdefault(label, []).append((100 * fraction, gain[-1]))
+    return {label: sorted(points, key=lambda p: p[0]) for label, points in series.items()}
+
+
+def plot_gain_vs_sparsity(groups, mode, path):
+    """The overall gain (%) of MoPs over the baseline against sparsity, one line per series."""
+    series = gain_series([g for g in groups if g.mode == mode])
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for label, points in series.items():
+        x = [p for p, _ in points]
+        mean = [float(np.mean(v)) for _, v in points]
+        std = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for _, v in points]
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, label=label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("sparsity (%)")
+    ax.set_ylabel(f"gain of MoPs over {BASELINE_NAME[mode]} (%, all tasks)")
+    ax.set_title(f"{mode}: gain against sparsity (mean ± std over paired seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
 def make_figures(groups, out):
-    """All figures; returns {group name: [(png file name, caption)]}."""
+    """All figures; returns {group name or mode: [(png file name, caption)]}."""
     figures = {}
+    for mode in MODES:
+        if plot_gain_vs_sparsity(groups, mode, out / f"gain-{mode}.png"):
+            figures[mode] = [(f"gain-{mode}.png", f"{mode}: gain against sparsity")]
     for g in groups:
         made = figures.setdefault(g.name, [])
         if plot_curves(g, out / f"curves-{g.name}.png"):

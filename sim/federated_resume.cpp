@@ -1,23 +1,28 @@
 #include "federated_resume.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "errors.h"
 #include "prompt_state_io.h"
 
 namespace mops {
-namespace {
 
 void check_resume_config(const std::string& path, const std::string& stored, const std::string& current,
                          const std::vector<std::string>& free_keys) {
-  // {"command": ..., "options": {name: value}} (CommandLine::resolved_json)
-  auto a = nlohmann::json::parse(stored).at("options"), b = nlohmann::json::parse(current).at("options");
+  // {"command": ..., "options": {name: value}, "defaults": [name]} (CommandLine::resolved_json)
+  const auto now = nlohmann::json::parse(current);
+  auto a = nlohmann::json::parse(stored).at("options"), b = now.at("options");
+  const auto defaults = now.value("defaults", nlohmann::json::array());
+  auto at_default = [&](const std::string& key) { return std::find(defaults.begin(), defaults.end(), key) != defaults.end(); };
   for (const auto& key : free_keys) {
     a.erase(key);
     b.erase(key);
   }
   std::string differing;
   for (const auto& item : b.items()) {
+    // An option the checkpoint's mops did not have yet, left at its default (which keeps what mops did before it).
+    if (!a.contains(item.key()) && at_default(item.key())) continue;
     if (!a.contains(item.key()) || a[item.key()] != item.value()) differing += " --" + item.key();
   }
   for (const auto& item : a.items()) {
@@ -26,6 +31,8 @@ void check_resume_config(const std::string& path, const std::string& stored, con
   MOPS_CHECK(differing.empty(), path << ": --resume with a configuration that differs from the checkpoint's in"
                                      << differing << "; resume with the original options, or start a new --out");
 }
+
+namespace {
 
 // Row i of a (rows, width...) dataset read flat.
 template <class T>

@@ -36,6 +36,13 @@ struct ResumePoint {
   std::vector<float> gate_after_pretraining;      // (T, E), empty without gate pretraining
 };
 
+// Fails with a message naming the options when the resolved configurations (CommandLine::
+// resolved_json) `stored` (the checkpoint's, from `path`) and `current` differ, except in
+// `free_keys` and in options that `current` has at their defaults and `stored` lacks (added to
+// mops since the checkpoint: a new option's default keeps what mops did before it).
+void check_resume_config(const std::string& path, const std::string& stored, const std::string& current,
+                         const std::vector<std::string>& free_keys);
+
 // Fails with a clear message when `path` is not a federated results file of this configuration:
 // `config_json` must equal the stored config except for the keys in `free_keys`.
 ResumePoint read_resume_point(const std::string& path, const std::string& config_json,

@@ -247,7 +247,11 @@ std::vector<ResolvedOption> CommandLine::resolved() const {
 std::string CommandLine::resolved_json() const {
   nlohmann::json j;
   j["command"] = command_;
-  for (const auto& row : resolved()) j["options"][row.name] = row.value;
+  j["defaults"] = nlohmann::json::array();  // the options left at their defaults (what --resume may add)
+  for (const auto& row : resolved()) {
+    j["options"][row.name] = row.value;
+    if (row.source == "default") j["defaults"].push_back(row.name);
+  }
   // Bytes that are not UTF-8 (a value is any text) become U+FFFD instead of a JSON error.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

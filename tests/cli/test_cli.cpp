@@ -2,8 +2,10 @@
 // range checks, and the `mops` binary's exit codes and messages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "build_paths.h"
@@ -58,6 +60,11 @@ TEST(CommandLine, CommandLineOverridesConfigFileOverridesDefault) {
   EXPECT_EQ(source_of(cl, "lr"), "command line");
   EXPECT_EQ(source_of(cl, "name"), "default");
   EXPECT_NE(cl.resolved_json().find("\"steps\":\"50\""), std::string::npos) << cl.resolved_json();
+  // The options left at their defaults are listed (what --resume may find missing in an older file).
+  const auto defaults = nlohmann::json::parse(cl.resolved_json()).at("defaults");
+  EXPECT_NE(std::find(defaults.begin(), defaults.end(), "name"), defaults.end()) << defaults;
+  EXPECT_EQ(std::find(defaults.begin(), defaults.end(), "steps"), defaults.end()) << defaults;
+  EXPECT_EQ(std::find(defaults.begin(), defaults.end(), "lr"), defaults.end()) << defaults;
 }
 
 TEST(CommandLine, MistakesAreUsageErrorsThatNameTheProblem) {

@@ -126,6 +126,7 @@ def check_variants(report_py, work):
     """Settings from the attribute and from the model file's name; a run still running."""
     results, copies = work / "results", work / "copies"
     shutil.rmtree(copies, ignore_errors=True)
+    shutil.rmtree(work / "report-copies", ignore_errors=True)
     copies.mkdir()
     int8 = json.dumps({"method": "sparsegpt", "pattern": "2:4", "int8": True, "achieved_sparsity": 0.5})
     for method in ("prompt", "mop"):
@@ -146,8 +147,17 @@ def check_variants(report_py, work):
     require("still running: MoPs seed 3 is running (round 6 of 6" in live, "no note on the running run")
     require(row(live, "dense")[-1] == "1 of 2 runs still running", f"status cell {row(live, 'dense')}")
     for png in ("curves-centralized-sparsegpt-90.png", "gates-centralized-sparsegpt-2-4-int8.png",
-                "clients-federated-dense-s3.png"):
+                "clients-federated-dense-s3.png", "gain-centralized.png"):
         check_png(work / "report-copies" / png)
+    require("](gain-centralized.png)" in markdown, "report.md does not show the gain figure")
+    # Its points: SparseGPT unstructured at 90 % and SparseGPT N:M + int8 at 50 % (2:4), one pair each.
+    sys.path.insert(0, str(Path(report_py).parent))
+    import report
+    series = report.gain_series(report.make_groups([report.read_run(p) for p in sorted(copies.glob("*.h5"))]))
+    require(sorted(series) == ["SparseGPT N:M + int8", "SparseGPT unstructured"], f"gain series {sorted(series)}")
+    require([p for p, _ in series["SparseGPT unstructured"]] == [90.0], f"{series['SparseGPT unstructured']}")
+    require([p for p, _ in series["SparseGPT N:M + int8"]] == [50.0], f"{series['SparseGPT N:M + int8']}")
+    require(not (work / "report-copies" / "gain-federated.png").exists(), "a gain figure for dense-only federated runs")
     print("copies: settings from the attribute and the model file name, a running run marked")
 
 

@@ -8,12 +8,35 @@
 #include "client_schedule.h"
 #include "communicator.h"
 #include "fedavg.h"
+#include "federated_resume.h"
 #include "federated_training.h"
 #include "test_support.h"
 #include "tiny_mops.h"
 
 namespace mops {
 namespace {
+
+// --resume compares the resolved options: equal ones pass, a changed one is named, and an option
+// the checkpoint's mops did not have yet passes only at its default.
+TEST(FederatedResume, AConfigurationMayGainOptionsAtTheirDefaultsOnly) {
+  const std::string stored = R"({"command":"federate","options":{"lr":"0.001","out":"a.h5"},"defaults":["lr"]})";
+  auto current = [](const std::string& options, const std::string& defaults) {
+    return R"({"command":"federate","options":{)" + options + R"(},"defaults":[)" + defaults + "]}";
+  };
+  EXPECT_NO_THROW(check_resume_config("a.h5", stored, current(R"("lr":"0.001","out":"b.h5")", R"("lr")"), {"out"}));
+  EXPECT_NO_THROW(check_resume_config("a.h5", stored, current(R"("lr":"0.001","out":"a.h5","gate-top-k":"0")",
+                                                              R"("lr","gate-top-k")"), {}));
+  const auto added = error_of([&] {
+    check_resume_config("a.h5", stored, current(R"("lr":"0.001","out":"a.h5","gate-top-k":"2")", R"("lr")"), {});
+  });
+  EXPECT_NE(added.find("differs from the checkpoint's in --gate-top-k;"), std::string::npos) << added;
+  const auto changed = error_of([&] {
+    check_resume_config("a.h5", stored, current(R"("lr":"0.01","out":"a.h5")", ""), {});
+  });
+  EXPECT_NE(changed.find("in --lr;"), std::string::npos) << changed;
+  const auto dropped = error_of([&] { check_resume_config("a.h5", stored, current(R"("lr":"0.001")", R"("lr")"), {}); });
+  EXPECT_NE(dropped.find("in --out;"), std::string::npos) << dropped;
+}
 
 TEST(ClientSchedule, EveryClientHasExactlyOneRank) {
   for (int ranks = 1; ranks <= 5; ++ranks) {
