@@ -92,11 +92,16 @@ def setup_text(mode, options):
 
 def run_command(spec, mops, mode, model, seed, p0, options, out, task=None):
     """`mops train --method prompt` (an unfinished OUT is run again) or `mops federate --method
-    fedprompt` in one process (an unfinished OUT goes on from its checkpoint, as jobs/sweep.py does)."""
+    fedprompt` in one process (an unfinished OUT goes on from its checkpoint, as jobs/sweep.py does);
+    OPTIONS' `method` (from [alone]: `mop`) replaces the baseline."""
+    options = dict(options)
+    method = options.pop("method", sweep.BASELINE[mode])
+    if method not in (sweep.BASELINE[mode], "mop"):
+        raise sweep.SpecError(f"[alone] method = {method} is not one of {sweep.BASELINE[mode]}, mop")
     if mode == "centralized":
-        command = ["train", "--method", "prompt", "--overwrite"]
+        command = ["train", "--method", method, "--overwrite"]
     else:
-        command = ["federate", "--method", "fedprompt"] + (["--resume"] if sweep.status_of(out) != "missing" else [])
+        command = ["federate", "--method", method] + (["--resume"] if sweep.status_of(out) != "missing" else [])
     return ([mops] + command + ["--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"],
              "--seed", str(seed), "--p0", p0, "--out", out] + (["--tasks", task] if task else [])
             + sweep.command_options(spec["options"]["common"]) + sweep.command_options(options))

@@ -143,6 +143,19 @@ def main():
             with h5py.File(path, "r") as f:
                 require(f["state/mid_prompts"].shape[0] == 3, f"{path}: {f['state/mid_prompts'].shape[0]} mid prompts")
 
+    # [alone] method = mop: a task alone trained by MoPs (here with top-1 routing), the baseline shared.
+    with open(SPEC) as f:
+        routed = f.read().replace("modes = centralized federated", "modes = centralized")
+    spec = os.path.join(args.work, "routed.ini")
+    with open(spec, "w") as f:
+        f.write(routed + "\n[alone]\nmethod = mop\ngate-top-k = 1\n")
+    code, output = interference(args, spec, out)
+    require(code == 0 and output.count(": running") == 7, "[alone] method = mop must run the 7 tasks alone", output)
+    for task in centralized["ppl"]:
+        with h5py.File(f"{base}-alone-methodmop-gate-top-k1-{task}.h5", "r") as f:
+            require(f.attrs["method"] == "mop" and json.loads(f.attrs["prompt_config"])["gate_top_k"] == 1,
+                    f"{task} alone did not run MoPs with top-1 routing")
+
     # Records sampled out of the source: a task alone keeps all of its records, so its test
     # examples differ from those it has among all tasks. Either mode must say so, not report.
     for modes, run_of_one_task in (("centralized", "-alone-"), ("federated", "-federated-cluster-")):
