@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: set up, build, and run the main job on the embedded default.
 #
-# The main job, about 6 minutes once built: the embedded task suite (skills7) and its client
+# The main job, about 5 minutes once built: the embedded task suite (skills7) and its client
 # partition, the embedded base model (models/, rebuilt by scripts/make_base_model.sh) on the
 # test split, compressed to 90 % sparsity with SparseGPT, then MoPs (top-1 routing, chosen on
 # validation) against the prompt baseline trained centrally (20 000 steps) and federated (100
