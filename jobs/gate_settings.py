@@ -161,12 +161,7 @@ def main():
     except (sweep.SpecError, RuntimeError) as error:
         print(f"gate_settings: {error}", file=sys.stderr)
         return 1
-    report = os.path.join(args.out, "gate_settings.md")
-    with open(report + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(report + ".tmp", report)
-    print("\n".join(lines))
-    print(f"written: {report}")
+    interference.write_markdown(os.path.join(args.out, "gate_settings.md"), lines)
     return 0
 
 

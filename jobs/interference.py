@@ -266,6 +266,15 @@ def check_lengths(spec, steps):
             raise sweep.SpecError(f"{spec['path']}: federated runs need [federate] {', '.join(missing)} = N")
 
 
+def write_markdown(path, lines):
+    """Writes LINES to PATH atomically (a reader never sees half a table) and prints them."""
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    print("\n".join(lines))
+    print(f"written: {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -307,12 +316,7 @@ def main():
     except (sweep.SpecError, RuntimeError) as error:
         print(f"interference: {error}", file=sys.stderr)
         return 1
-    report = os.path.join(args.out, "interference.md")
-    with open(report + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(report + ".tmp", report)
-    print("\n".join(lines))
-    print(f"written: {report}")
+    write_markdown(os.path.join(args.out, "interference.md"), lines)
     return 0
 
 
