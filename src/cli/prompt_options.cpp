@@ -41,6 +41,10 @@ void add_prompt_options(CommandLine& cl) {
   cl.add_number<int>("gate-top-k", 0, Range::closed(0, 4096),
                      "noisy top-k routing (Shazeer et al. 2017): only the k largest gate logits enter the softmax, "
                      "the other experts get weight 0, in training and at test time; 0: all experts (the paper)", "K");
+  cl.add_choice("gate-route", "gate", {"gate", "hash"},
+                "gate: the gate's output weighs the experts (MoPs); hash: a control that routes each example wholly to "
+                "one expert by a hash of its question tokens, whatever its task (the gate is neither pretrained nor "
+                "used; README, issue 17)");
   cl.add_number<double>("gate-noise", 0.0, Range::closed(0, 100),
                         "standard deviation of Gaussian noise added to the gate's logits in each training step "
                         "(a fixed scale, not Shazeer's learned one); never at test time; 0: none (the paper)");
@@ -109,6 +113,15 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
   const int top_k = cl.get<int>("gate-top-k");
   cl.require(top_k <= cl.get<int>("experts"), "--gate-top-k " + std::to_string(top_k) + " is more than the --experts " +
                                                   std::to_string(cl.get<int>("experts")) + " (0: all of them)");
+  if (cl.get<std::string>("gate-route") == "hash") {
+    for (const char* gate_only : {"gate-noise", "gate-balance"}) {
+      cl.require(cl.get<double>(gate_only) == 0, std::string("--") + gate_only +
+                                                      " acts on the gate's output, which --gate-route hash does not "
+                                                      "use: leave it at 0 or route by the gate");
+    }
+    cl.require(top_k <= 1, "--gate-top-k " + std::to_string(top_k) + " with --gate-route hash: hash routing sends "
+                           "each example to one expert (top-1); give 0 or 1, or route by the gate");
+  }
   as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache"), torch::kCPU); });
 }
 
@@ -133,6 +146,7 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.gate_scale = parse_gate_scale(cl.get<std::string>("gate-scale"));
   s.mop.gate_temperature = cl.get<double>("gate-temperature");
   s.mop.gate_top_k = cl.get<int>("gate-top-k");
+  s.mop.gate_route = parse_gate_route(cl.get<std::string>("gate-route"));
   s.mid_init = cl.get<std::string>("mid-init");
   s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
   s.train = optimizer_options(cl);

@@ -12,7 +12,8 @@ namespace mops {
 void add_p0_options(CommandLine& cl);
 
 // The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer, --gate-layer,
-// --gate-hidden, --gate-scale, --gate-temperature, --gate-top-k, --gate-noise, --gate-balance, --mid-init,
+// --gate-hidden, --gate-scale, --gate-temperature, --gate-top-k, --gate-route, --gate-noise, --gate-balance,
+// --mid-init,
 // --gate-pretrain-steps, --lr, --gate-lr,
 // --batch-size, --eval-batch-size, --activation-cache.
 void add_prompt_options(CommandLine& cl);
@@ -22,8 +23,9 @@ void validate_p0_options(const CommandLine& cl, const ModelConfig& model);
 
 // The prompt options that depend on the model: --mid-layer in [1, L-1] (or -1), --gate-layer in
 // [0, L_mid] (or -1), the prompt
-// positions leaving room for tokens, --gate-top-k at most --experts, a valid --activation-cache;
-// a UsageError naming the option.
+// positions leaving room for tokens, --gate-top-k at most --experts, --gate-route hash without
+// the options that act on the gate's output, a valid --activation-cache; a UsageError naming the
+// option.
 void validate_prompt_options(const CommandLine& cl, const ModelConfig& model);
 
 // The P0 options (and --p0 FILE where the command has it).

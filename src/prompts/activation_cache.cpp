@@ -23,7 +23,7 @@ void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
   const auto& p0 = state->first_prompts;
   const auto& c = state->config();
   if (backbone_ == backbone.get() && mid_layer_ == c.mid_layer && gate_layer_ == c.gate_layer &&
-      first_prompts_.defined() && first_prompts_.sizes() == p0.sizes() && torch::equal(first_prompts_, p0)) {
+      gate_route_ == c.gate_route && first_prompts_.defined() && first_prompts_.sizes() == p0.sizes() && torch::equal(first_prompts_, p0)) {
     return;
   }
   states_.clear();
@@ -31,17 +31,21 @@ void ActivationCache::empty_if_stale(Llama& backbone, PromptState& state) {
   backbone_ = backbone.get();
   mid_layer_ = c.mid_layer;
   gate_layer_ = c.gate_layer;
+  gate_route_ = c.gate_route;
   first_prompts_ = p0.detach().clone();
 }
 
 namespace {
 
-int64_t bytes_of(const LowerHalf& lower) { return int64_t(lower.states.nbytes() + lower.gate_input.nbytes()); }
+int64_t bytes_of(const LowerHalf& lower) {
+  const auto hashed = lower.hashed_expert.defined() ? lower.hashed_expert.nbytes() : 0;
+  return int64_t(lower.states.nbytes() + lower.gate_input.nbytes() + hashed);
+}
 
-// The same tensors on `device` (non-blocking from pinned memory).
+// The same tensors on `device` (non-blocking from pinned memory); the hashed experts stay on the CPU.
 LowerHalf on_device(const LowerHalf& lower, const torch::Device& device) {
   auto to = [&](const torch::Tensor& t) { return t.to(device, t.scalar_type(), /*non_blocking=*/true); };
-  return {to(lower.states), to(lower.gate_input)};
+  return {to(lower.states), to(lower.gate_input), lower.hashed_expert};
 }
 
 }  // namespace
@@ -53,7 +57,8 @@ void ActivationCache::store(const TokenizedExample* example, const LowerHalf& lo
     bytes_ += size;
   } else if (!lower.states.is_cpu() && host_bytes_ + size <= host_budget_) {
     // pinned: the copy back is asynchronous
-    states_.emplace(example, LowerHalf{lower.states.to(torch::kCPU).pin_memory(), lower.gate_input.to(torch::kCPU).pin_memory()});
+    states_.emplace(example, LowerHalf{lower.states.to(torch::kCPU).pin_memory(),
+                                       lower.gate_input.to(torch::kCPU).pin_memory(), lower.hashed_expert});
     host_bytes_ += size;
   }
 }
@@ -72,13 +77,15 @@ LowerHalf ActivationCache::lower(Llama& backbone, PromptState& state, const std:
   const auto options = backbone->tok_embeddings->weight.options();
   LowerHalf out;
   out.states = torch::zeros({int64_t(indices.size()), K0 + longest, int64_t(backbone->config().dim)}, options);  // (B, K0 + T, C)
-  std::vector<torch::Tensor> gate_inputs;  // (1, C) each
+  std::vector<torch::Tensor> gate_inputs, hashed;  // (1, C) and (1) each
   for (size_t b = 0; b < indices.size(); ++b) {
     const auto own = states_of(backbone, state, examples[indices[b]]);  // (1, K0 + T_i, C), (1, C)
     out.states[int64_t(b)].slice(0, 0, own.states.size(1)).copy_(own.states[0]);
     gate_inputs.push_back(own.gate_input);
+    if (own.hashed_expert.defined()) hashed.push_back(own.hashed_expert);
   }
-  out.gate_input = torch::cat(gate_inputs, 0);  // (B, C)
+  out.gate_input = torch::cat(gate_inputs, 0);          // (B, C)
+  if (!hashed.empty()) out.hashed_expert = torch::cat(hashed, 0);  // (B)
   return out;
 }
 

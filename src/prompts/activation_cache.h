@@ -35,7 +35,7 @@ class ActivationCache {
   // never depend on the cache's history, budget or batch-mates; only with budget 0 is the batch
   // computed as one padded pass, as without a cache. Examples are told apart by their address
   // (and length), so `examples` must not change while the cache is in use. A different
-  // backbone, P0, L_mid or gate layer empties it.
+  // backbone, P0, L_mid, gate layer or gate route empties it.
   LowerHalf lower(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
                   const std::vector<size_t>& indices);
 
@@ -61,6 +61,7 @@ class ActivationCache {
   const void* backbone_ = nullptr;  // the backbone the states came from
   int mid_layer_ = -1;              // the layer they were taken at
   int gate_layer_ = -1;             // and the gate's input
+  GateRoute gate_route_ = GateRoute::kGate;  // whether the hashed experts were kept with them
   torch::Tensor first_prompts_;     // (K0, C): the P0 they came from
   std::unordered_map<const TokenizedExample*, LowerHalf> states_;  // (1, K0 + T_i, C) and (1, C) each
 };

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "errors.h"
+#include "stable_hash.h"
 
 namespace mops {
 
@@ -16,6 +17,34 @@ GateScale parse_gate_scale(const std::string& name) {
 }
 
 const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper ? "paper" : "experts"; }
+
+GateRoute parse_gate_route(const std::string& name) {
+  if (name == "gate") return GateRoute::kGate;
+  if (name == "hash") return GateRoute::kHash;
+  MOPS_FAIL("--gate-route '" << name << "' is not one of gate (the gate's output), hash (a hash of the question)");
+}
+
+const char* gate_route_name(GateRoute route) { return route == GateRoute::kGate ? "gate" : "hash"; }
+
+torch::Tensor hashed_experts(const torch::Tensor& ids, const torch::Tensor& question_mask, int experts) {
+  constexpr uint64_t kRouteSeed = 23;  // apart from the seeds that sample and split the records
+  const auto id = ids.to(torch::kCPU, torch::kLong).contiguous();              // (B, T)
+  const auto asked = question_mask.to(torch::kCPU, torch::kFloat).contiguous();  // (B, T)
+  const auto ids_at = id.accessor<int64_t, 2>();
+  const auto asked_at = asked.accessor<float, 2>();
+  auto expert = torch::empty({id.size(0)}, torch::kLong);  // (B)
+  auto expert_at = expert.accessor<int64_t, 1>();
+  for (int64_t b = 0; b < id.size(0); ++b) {
+    std::string bytes;  // the question's ids, 8 little-endian bytes each
+    for (int64_t t = 0; t < id.size(1); ++t) {
+      if (asked_at[b][t] == 0) continue;
+      const auto value = uint64_t(ids_at[b][t]);
+      for (int k = 0; k < 8; ++k) bytes.push_back(char((value >> (8 * k)) & 0xff));
+    }
+    expert_at[b] = int64_t(stable_hash(bytes, kRouteSeed) % uint64_t(experts));
+  }
+  return expert;
+}
 
 GateImpl::GateImpl(int width, int hidden, int experts, int prompts_per_expert, GateScale scale, double temperature,
                    int top_k, uint64_t seed)

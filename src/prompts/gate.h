@@ -11,6 +11,7 @@
 //             as Algorithm 1 writes it) or E * G_e (`experts`: a uniform gate is then exactly the
 //             prompt baseline). The backbone multiplies the attention probabilities of those
 //             columns by them, in every head of every layer >= L_mid (llama.h, LayerRun).
+// A control takes the gate's place with --gate-route hash (GateRoute below).
 //
 // Letters: B batch, T tokens, C width, E experts, P prompts per expert.
 #pragma once
@@ -23,6 +24,18 @@ namespace mops {
 enum class GateScale { kPaper, kExperts };
 GateScale parse_gate_scale(const std::string& name);  // paper | experts
 const char* gate_scale_name(GateScale scale);
+
+// Where G comes from: the gate (`gate`, MoPs), or `hash`, a control that keeps MoPs' prompts,
+// capacity per example and scaling but routes without regard to the task (issue 17): each example
+// goes wholly (G one-hot) to expert hashed_experts(...) of its question tokens; the gate is then
+// neither pretrained nor used.
+enum class GateRoute { kGate, kHash };
+GateRoute parse_gate_route(const std::string& name);  // gate | hash
+const char* gate_route_name(GateRoute route);
+// (B, T) ids and question mask -> (B) int64: each example's expert under `hash` routing,
+// stable_hash of the ids at its question positions mod `experts` (padding, response tokens and
+// the example's task do not count). On the CPU.
+torch::Tensor hashed_experts(const torch::Tensor& ids, const torch::Tensor& question_mask, int experts);
 
 class GateImpl : public torch::nn::Module {
  public:

@@ -29,6 +29,7 @@ struct MopConfig {
   GateScale gate_scale = GateScale::kExperts;
   double gate_temperature = 1.0;  // tau of the gate's softmax (gate.h)
   int gate_top_k = 0;             // experts kept per example (gate.h); 0: all (the paper)
+  GateRoute gate_route = GateRoute::kGate;  // the gate's output, or the hash control (gate.h)
 
   int mid_prompt_count() const { return experts * prompts_per_expert; }
   // Resolves mid_layer against the backbone and checks every field; errors name the option.

@@ -12,7 +12,8 @@ std::string mop_config_json(const MopConfig& c) {
                         {"experts", c.experts},                {"prompts_per_expert", c.prompts_per_expert},
                         {"mid_layer", c.mid_layer},            {"gate_hidden", c.gate_hidden},
                         {"gate_scale", gate_scale_name(c.gate_scale)}, {"gate_temperature", c.gate_temperature},
-                        {"gate_top_k", c.gate_top_k},         {"gate_layer", c.gate_layer}}
+                        {"gate_top_k", c.gate_top_k},         {"gate_layer", c.gate_layer},
+                        {"gate_route", gate_route_name(c.gate_route)}}
       .dump();
 }
 
@@ -30,6 +31,7 @@ MopConfig mop_config_from_json(const std::string& json_text, const std::string& 
     c.gate_temperature = j.value("gate_temperature", 1.0);  // files from before it existed: the paper's 1
     c.gate_top_k = j.value("gate_top_k", 0);                // and all experts
     c.gate_layer = j.value("gate_layer", c.mid_layer);      // and L_mid
+    c.gate_route = parse_gate_route(j.value("gate_route", "gate"));  // and the gate's routing
     return c;
   } catch (const nlohmann::json::exception& e) {
     MOPS_FAIL(source << ": prompt_config is not a valid MoPs prompt configuration (" << e.what() << ")");

@@ -55,15 +55,14 @@ LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& i
     return question_mean(h.slice(1, c.first_prompt_count).to(state->mid_prompts.scalar_type()), question_mask);
   };
   LowerHalf out;
-  auto h = with_first_prompts(backbone, state->first_prompts.detach(), ids);  // (B, K0 + T, C)
-  if (c.gate_layer < c.mid_layer) {  // the gate reads a layer below L_mid: the lower half in two calls
-    if (c.gate_layer > 0) h = backbone->run_layers(h, 0, c.gate_layer, run);
-    if (question_mask.defined()) out.gate_input = gate_input(h);  // (B, C)
-    out.states = backbone->run_layers(h, c.gate_layer, c.mid_layer, run);
-    return out;
+  if (question_mask.defined() && c.gate_route == GateRoute::kHash) {
+    out.hashed_expert = hashed_experts(ids, question_mask, c.experts);  // (B)
   }
-  out.states = backbone->run_layers(h, 0, c.mid_layer, run);
-  if (question_mask.defined()) out.gate_input = gate_input(out.states);  // (B, C)
+  auto h = with_first_prompts(backbone, state->first_prompts.detach(), ids);  // (B, K0 + T, C)
+  // Up to the gate layer, then (when it is below L_mid) on to L_mid.
+  const auto at_gate = c.gate_layer > 0 ? backbone->run_layers(h, 0, c.gate_layer, run) : h;  // (B, K0 + T, C)
+  if (question_mask.defined()) out.gate_input = gate_input(at_gate);                          // (B, C)
+  out.states = c.gate_layer < c.mid_layer ? backbone->run_layers(at_gate, c.gate_layer, c.mid_layer, run) : at_gate;
   return out;
 }
 
@@ -73,6 +72,11 @@ torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch) 
 
 torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise) {
   MOPS_CHECK(lower.gate_input.defined(), "the gate needs the lower half's gate input (lower_half with a question mask)");
+  if (state->config().gate_route == GateRoute::kHash) {
+    MOPS_CHECK(lower.hashed_expert.defined(), "--gate-route hash needs the lower half's hashed experts");
+    return torch::one_hot(lower.hashed_expert, state->config().experts)
+        .to(lower.gate_input.device(), lower.gate_input.scalar_type());  // (B, E)
+  }
   return state->gate(lower.gate_input, logit_noise);  // (B, E)
 }
 

@@ -33,18 +33,21 @@ struct LowerHalf {
   torch::Tensor states;      // (B, K0 + T, C) the hidden states at the input of layer L_mid
   torch::Tensor gate_input;  // (B, C) the gate's input (gate.h), in the state's dtype (float32)
                              // whatever the backbone's; given a question mask only
+  torch::Tensor hashed_expert;  // (B) int64 on the CPU: each example's expert under --gate-route
+                                // hash (gate.h); given a question mask and that route only
 };
 
 // (B, T) ids -> the lower half, no autograd; with `question_mask` (B, T) the gate's input too,
-// the mean over the question tokens of the states at the input of the gate layer. A given
-// cache receives the keys and values of layers < L_mid.
+// the mean over the question tokens of the states at the input of the gate layer (and under
+// --gate-route hash each example's expert). A given cache receives the keys and values of
+// layers < L_mid.
 LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids,
                      const torch::Tensor& question_mask = {}, KVCache* cache = nullptr);
 // The question mask lower_half needs for `state`: the batch's for MoPs, none for the baseline
 // (which has no gate, and may then see examples without question tokens).
 torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch);
 // The gate's output (B, E) on the lower half's gate input; logit_noise (B, E), when given, joins
-// its logits (training, gate.h).
+// its logits (training, gate.h). Under --gate-route hash: one-hot rows on the hashed experts.
 torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise = {});
 // `observer`, when given, sees the layers >= L_mid (llama.h).
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower,

@@ -51,6 +51,11 @@ PromptState initial_prompt_state(const PromptRunSettings& settings, PromptMethod
 
 void pretrain_gate_for_run(const PromptRunSettings& settings, Llama& model, PromptState& state,
                            const std::vector<TokenizedExample>& train, ActivationCache& cache) {
+  if (state->config().gate_route == GateRoute::kHash) {
+    std::cerr << "gate pretraining skipped: --gate-route hash routes each example by a hash of its question, "
+                 "not by the gate\n";
+    return;
+  }
   auto options = settings.train;
   options.lower_cache = &cache;
   options.steps = settings.gate_pretrain_steps;

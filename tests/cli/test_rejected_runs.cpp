@@ -114,6 +114,10 @@ TEST(RejectedRuns, ImpossibleOptionsNameTheOptionAndItsRange) {
           {train(o, "--mid-layer 4"), "--mid-layer 4 is outside [1, 3] for this model of 4 layers"},
           {train(o, "--gate-layer 3"), "--gate-layer 3 is above L_mid = 2: the gate reads a layer from 0 to L_mid"},
           {train(o, "--experts 2 --gate-top-k 3"), "--gate-top-k 3 is more than the --experts 2"},
+          {train(o, "--gate-route hash --gate-noise 1"), "--gate-noise acts on the gate's output, which --gate-route "
+                                                         "hash does not use"},
+          {train(o, "--gate-route hash --gate-top-k 2"), "--gate-top-k 2 with --gate-route hash: hash routing sends"},
+          {train(o, "--gate-route task"), "--gate-route 'task' is not one of gate, hash"},
           {train(o, "--threads 1000"), "--threads = 1000 is outside its range [0, "},
           {train(o, "--activation-cache lots"), "--activation-cache 'lots' is not auto or a size in MiB"},
           {train(o, "--gate-scale bigger"), "--gate-scale 'bigger' is not one of experts, paper"},

@@ -28,6 +28,10 @@ void expect_states_of_batch(const LowerHalf& lower, Llama& backbone, PromptState
   const auto& cached = lower.states;
   ASSERT_EQ(cached.sizes(), reference.sizes());
   EXPECT_TRUE(lower.gate_input.allclose(direct.gate_input, 0, 1e-5));
+  ASSERT_EQ(lower.hashed_expert.defined(), direct.hashed_expert.defined());
+  if (direct.hashed_expert.defined()) {
+    EXPECT_TRUE(lower.hashed_expert.equal(direct.hashed_expert));
+  }
   const int64_t K0 = state->config().first_prompt_count;
   for (size_t b = 0; b < indices.size(); ++b) {
     const int64_t own = K0 + int64_t(examples[indices[b]].ids.size());
@@ -58,11 +62,15 @@ TEST(ActivationCache, ReturnsTheLowerHalfOfTheBatchAndServesRepeatsFromMemory) {
 
 TEST(ActivationCache, TrainingWithItMatchesTrainingWithout) {
   const auto train = ragged_examples(6, 4), test = ragged_examples(4, 5);
+  for (auto route : {GateRoute::kGate, GateRoute::kHash}) {
+  SCOPED_TRACE(gate_route_name(route));
   std::vector<torch::Tensor> prompts, gates;
   std::vector<std::vector<double>> losses;
   for (bool cached : {false, true}) {
     auto backbone = tiny_backbone();
-    auto state = random_state(tiny_mop(PromptMethod::kMop), 6);
+    auto config = tiny_mop(PromptMethod::kMop);
+    config.gate_route = route;
+    auto state = random_state(config, 6);
     ActivationCache cache(int64_t(1) << 30);
     TrainOptions options;
     options.steps = 12;  // 4 epochs of 6 examples at batch 2
@@ -82,6 +90,7 @@ TEST(ActivationCache, TrainingWithItMatchesTrainingWithout) {
   EXPECT_TRUE(prompts[1].allclose(prompts[0], 0, 1e-5)) << (prompts[1] - prompts[0]).abs().max();
   EXPECT_TRUE(gates[1].allclose(gates[0], 0, 1e-5));
   for (size_t s = 0; s < losses[0].size(); ++s) EXPECT_NEAR(losses[1][s], losses[0][s], 1e-5) << "step " << s + 1;
+  }
 }
 
 TEST(ActivationCache, KeepsWithinItsBudgetAndStillComputesTheRest) {
@@ -139,7 +148,7 @@ TEST(ActivationCache, StatesDoNotDependOnBatchMatesOrBudget) {
   }
 }
 
-TEST(ActivationCache, AnotherMidLayerOrGateLayerEmptiesIt) {
+TEST(ActivationCache, AnotherMidLayerGateLayerOrGateRouteEmptiesIt) {
   auto backbone = tiny_backbone();
   auto config = tiny_mop(PromptMethod::kPrompt);
   auto at_two = random_state(config, 15);
@@ -156,6 +165,11 @@ TEST(ActivationCache, AnotherMidLayerOrGateLayerEmptiesIt) {
   expect_states_of_batch(cache.lower(backbone, gate_at_zero, examples, {0, 1, 2}), backbone, gate_at_zero, examples,
                          {0, 1, 2});
   EXPECT_EQ(cache.computed(), 9);
+  EXPECT_EQ(cache.hits(), 0);
+  config.gate_route = GateRoute::kHash;  // the hashed experts kept with the states
+  auto hashed = random_state(config, 15);
+  expect_states_of_batch(cache.lower(backbone, hashed, examples, {0, 1, 2}), backbone, hashed, examples, {0, 1, 2});
+  EXPECT_EQ(cache.computed(), 12);
   EXPECT_EQ(cache.hits(), 0);
 }
 

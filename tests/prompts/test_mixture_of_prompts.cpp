@@ -9,6 +9,7 @@
 #include "prompt_state_io.h"
 #include "prompt_training.h"
 #include "prompted_forward.h"
+#include "stable_hash.h"
 #include "test_support.h"
 #include "tiny_mops.h"
 
@@ -394,6 +395,69 @@ TEST(Gate, TopKKeepsTheLargestLogitsAndNoiseJoinsThemFirst) {
   EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--gate-top-k 5 is outside [0, 4]"), std::string::npos);
 }
 
+// --gate-route hash: each example's expert is stable_hash of its question ids (8 little-endian
+// bytes each, seed 23) mod E, computed here from the examples' own fields, the same alone as in a
+// padded batch; the experts are all used; and the forward is the one with a gate that is one-hot
+// on that expert (checked example by example against a gate forced there by its bias).
+TEST(Gate, HashRoutingSendsEachExampleWhollyToTheExpertOfItsQuestion) {
+  auto backbone = tiny_backbone();
+  torch::NoGradGuard no_grad;
+  auto config = tiny_mop(PromptMethod::kMop);  // E = 4
+  config.gate_route = GateRoute::kHash;
+  auto hashed = random_state(config, 41);
+  auto examples = tiny_examples(200, 42);
+  for (size_t i = 0; i < examples.size(); ++i) examples[i].ids.resize(examples[i].ids.size() - i % 3);  // ragged
+  const auto batch = make_batch(examples, 0, examples.size());
+  const auto experts = hashed_experts(batch.ids, batch.question_mask, 4);  // (B)
+  std::vector<int> load(4, 0);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    std::string bytes;
+    for (int64_t t = examples[i].question_begin; t < examples[i].question_end; ++t) {
+      for (int k = 0; k < 8; ++k) bytes.push_back(char((uint64_t(examples[i].ids[t]) >> (8 * k)) & 0xff));
+    }
+    const auto expected = int64_t(stable_hash(bytes, 23) % 4);
+    ASSERT_EQ(experts[int64_t(i)].item<int64_t>(), expected) << "example " << i;
+    const auto alone = make_batch(examples, i, i + 1);
+    EXPECT_EQ(hashed_experts(alone.ids, alone.question_mask, 4)[0].item<int64_t>(), expected);
+    ++load[size_t(expected)];
+  }
+  for (int e = 0; e < 4; ++e) EXPECT_GT(load[size_t(e)], 30) << "expert " << e;  // 50 each if uniform
+  config.gate_route = GateRoute::kGate;
+  config.gate_top_k = 1;
+  auto forced = random_state(config, 41);  // the same prompts
+  for (size_t i = 0; i < 8; ++i) {
+    const auto one = make_batch(examples, i, i + 1);
+    const auto out = prompted_forward(backbone, hashed, one);
+    const int64_t e = experts[int64_t(i)].item<int64_t>();
+    EXPECT_TRUE(out.gate.equal(torch::one_hot(experts.slice(0, int64_t(i), int64_t(i) + 1), 4).to(torch::kFloat)));
+    forced->gate->w2->weight.zero_();
+    forced->gate->w2->bias.zero_();
+    forced->gate->w2->bias[e] = 1.0f;  // top-1: exactly one-hot on e
+    EXPECT_TRUE(out.logits.equal(prompted_forward(backbone, forced, one).logits)) << "example " << i;
+  }
+}
+
+// Under hash routing the gate takes no part: a training step moves the mid prompts and leaves every
+// gate weight as it was (the same settings routed by the gate move it).
+TEST(MopTraining, HashRoutingLeavesTheGateAsItWas) {
+  const auto train = tiny_examples(8, 43);
+  for (auto route : {GateRoute::kHash, GateRoute::kGate}) {
+    auto backbone = tiny_backbone();
+    auto config = tiny_mop(PromptMethod::kMop);
+    config.gate_route = route;
+    auto state = random_state(config, 44);
+    const auto gate = state->gate->w1->weight.detach().clone();
+    const auto prompts = state->mid_prompts.detach().clone();
+    TrainOptions options;
+    options.steps = 2;
+    options.batch_size = 4;
+    options.lr = 1e-2;
+    train_local(backbone, state, train, options);
+    EXPECT_EQ(state->gate->w1->weight.equal(gate), route == GateRoute::kHash) << gate_route_name(route);
+    EXPECT_FALSE(state->mid_prompts.equal(prompts)) << gate_route_name(route);
+  }
+}
+
 // --gate-noise: the main loop's noise comes from one seeded stream (the same run twice is the same
 // run), changes what the gate learns, and is never drawn without MoPs' gate or at scale 0.
 TEST(MopTraining, GateNoiseIsSeededAndChangesTheTraining) {
@@ -488,6 +552,7 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   config.gate_top_k = 3;
   config.gate_temperature = 0.5;
   config.gate_layer = 1;
+  config.gate_route = GateRoute::kHash;
   auto state = random_state(config, 24);
   ResultsHeader header;
   header.method = "mop";
@@ -505,6 +570,7 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   EXPECT_EQ(loaded->config().gate_top_k, 3);
   EXPECT_EQ(loaded->config().gate_layer, 1);
   EXPECT_EQ(loaded->config().gate_temperature, 0.5);
+  EXPECT_EQ(loaded->config().gate_route, GateRoute::kHash);
   for (const auto& item : state->named_parameters()) {
     EXPECT_TRUE(loaded->named_parameters()[item.key()].equal(item.value())) << item.key();
   }
