@@ -25,9 +25,13 @@ int64_t pick_token(const torch::Tensor& logits, const SamplingOptions& options, 
   return order[kept - 1].item<int64_t>();
 }
 
+void require_prompt_ids(const std::vector<int64_t>& prompt_ids) {
+  MOPS_CHECK(!prompt_ids.empty(), "generation needs at least one prompt token id");
+}
+
 BackboneDecoder::BackboneDecoder(Llama model, std::vector<int64_t> prompt_ids)
     : model_(std::move(model)), prompt_ids_(std::move(prompt_ids)) {
-  MOPS_CHECK(!prompt_ids_.empty(), "generation needs at least one prompt token id");
+  require_prompt_ids(prompt_ids_);
 }
 
 torch::Tensor BackboneDecoder::prefill() {

@@ -26,6 +26,9 @@ struct GenerationResult {
   double seconds = 0;
 };
 
+// Every decoder's prompt has at least one token id (the first new id is predicted from the last).
+void require_prompt_ids(const std::vector<int64_t>& prompt_ids);
+
 // One sequence decoded step by step; it holds its own KV cache.
 class Decoder {
  public:

@@ -126,7 +126,7 @@ torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const t
 
 PromptedDecoder::PromptedDecoder(Llama backbone, PromptState state, TokenizedExample prompt)
     : backbone_(std::move(backbone)), state_(std::move(state)), prompt_(std::move(prompt)) {
-  MOPS_CHECK(!prompt_.ids.empty(), "generation needs at least one prompt token id");
+  require_prompt_ids(prompt_.ids);
 }
 
 int64_t PromptedDecoder::prompt_length() const {

@@ -12,11 +12,11 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 
 import h5py
 import numpy as np
+
+from job_support import require, run_job
 
 SPEC = "jobs/tiny_gate_settings.ini"
 SEEDS = (1, 2)
@@ -24,15 +24,7 @@ VARIANTS = ("paper", "top-1-noisy")
 
 
 def gate_settings(args, spec, out):
-    run = subprocess.run([sys.executable, "jobs/gate_settings.py", spec, "--out", out, "--mops", args.mops],
-                         capture_output=True, text=True)
-    return run.returncode, run.stdout + run.stderr
-
-
-def require(condition, message, output=""):
-    if not condition:
-        print(f"FAIL: {message}\n{output}")
-        sys.exit(1)
+    return run_job("gate_settings.py", spec, out, args.mops)
 
 
 def attribute(f, name):

@@ -13,11 +13,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy
+
+from job_support import require, run_job
 
 SPEC = "jobs/tiny_interference.ini"
 TASK_RUN = {"centralized": "alone", "federated": "federated-cluster"}  # file name of a run of one task
@@ -25,15 +25,7 @@ SHARED = {"centralized": "shared", "federated": "federated-shared"}
 
 
 def interference(args, spec, out):
-    run = subprocess.run([sys.executable, "jobs/interference.py", spec, "--out", out, "--mops", args.mops],
-                         capture_output=True, text=True)
-    return run.returncode, run.stdout + run.stderr
-
-
-def require(condition, message, output=""):
-    if not condition:
-        print(f"FAIL: {message}\n{output}")
-        sys.exit(1)
+    return run_job("interference.py", spec, out, args.mops)
 
 
 def read_run(path):

@@ -14,19 +14,13 @@ import sys
 
 import h5py
 
+from job_support import require, run_job
+
 SPEC = "jobs/tiny.ini"
 
 
 def sweep(args, *extra):
-    run = subprocess.run([sys.executable, "jobs/sweep.py", SPEC, "--out", args.work, "--mops", args.mops, *extra],
-                         capture_output=True, text=True)
-    return run.returncode, run.stdout + run.stderr
-
-
-def require(condition, message, output=""):
-    if not condition:
-        print(f"FAIL: {message}\n{output}")
-        sys.exit(1)
+    return run_job("sweep.py", SPEC, args.work, args.mops, *extra)
 
 
 def status(path):
