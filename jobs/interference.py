@@ -3,7 +3,8 @@
 same prompts trained on each task alone, per compression setting, mode and seed.
 
 For each setting of a sweep spec (compressed once, as jobs/sweep.py does) and each seed:
-  1. P0 pretrained once (`mops prompts pretrain`) and shared by every run of that seed, both modes;
+  1. P0 pretrained once (`mops prompts pretrain`, [common] and [prompt]'s p0-* options) and shared
+     by every run of that seed, both modes;
   2. centralized (`modes` has centralized):
      shared: `mops train --method prompt` on all tasks for `steps` steps;
      alone: for every task, the same command with `--tasks TASK` and steps / (number of tasks),
@@ -57,9 +58,15 @@ import h5py
 import sweep
 
 
+P0_OPTIONS = ("p0-prompts", "p0-steps", "p0-lr", "p0-batch-size")  # [prompt]'s options that shape P0
+
+
 def p0_command(spec, mops, model, seed, out):
+    """`mops prompts pretrain` with [common] and [prompt]'s P0 options."""
+    p0 = {name: value for name, value in spec["options"]["prompt"].items() if name in P0_OPTIONS}
     return ([mops, "prompts", "pretrain", "--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"],
-             "--seed", str(seed), "--out", out, "--overwrite"] + sweep.command_options(spec["options"]["common"]))
+             "--seed", str(seed), "--out", out, "--overwrite"] + sweep.command_options(spec["options"]["common"])
+            + sweep.command_options(p0))
 
 
 ALONE = {"centralized": "alone", "federated": "cluster"}  # what a run of one task is called

@@ -100,6 +100,7 @@ def main():
                                                                      "clients-per-round": "2"}})
     require(read_run(f"{base}-federated-shared.h5")["partition"] == (14, 7), "the federated shared run: not 14 clients")
     require(numpy.array_equal(centralized["p0"], federated["p0"]), "the modes of a seed must share its P0")
+    require(centralized["p0"].shape[0] == 4, f"P0 has {centralized['p0'].shape[0]} prompts, not [prompt]'s p0-prompts 4")
     require(os.path.exists(os.path.join(out, "interference.md")), "no interference.md")
 
     code, again = interference(args, SPEC, out)
