@@ -24,7 +24,8 @@ struct FirstPromptSettings {
 
 struct PromptRunSettings {
   FirstPromptSettings p0;
-  // experts, prompts_per_expert, mid_layer, gate_layer, gate_hidden, gate_scale, gate_temperature and gate_top_k;
+  // experts, prompts_per_expert, mid_layer, gate_layer, gate_hidden, gate_scale, gate_temperature, gate_top_k and
+  // gate_route;
   // method and first_prompt_count
   // are set per method from the method run and P0 (method_config in run_start.h).
   MopConfig mop;
