@@ -196,7 +196,7 @@ void run(const Options& o) {
   Llama model(o.model);
   model->init_weights(0);
   model->freeze_on(compute.device, compute.dtype);
-  PromptState state(o.mop.resolved(o.model), o.model.dim, 0);
+  PromptState state(o.mop.resolved(o.model), o.model, 0);
   state->to(compute.device);
   auto optimizer = make_optimizer(state);
   ActivationCache cache(int64_t(1) << 40);

@@ -5,14 +5,8 @@
 namespace mops {
 namespace {
 
-// Mid prompts first, then the gate's parameters in registration order.
-std::vector<torch::Tensor> averaged_tensors(PromptState& state) {
-  std::vector<torch::Tensor> tensors = {state->mid_prompts};
-  if (state->gate) {
-    for (auto& p : state->gate->parameters()) tensors.push_back(p);
-  }
-  return tensors;
-}
+// What the method trains, in PromptStateImpl::trained()'s order.
+std::vector<torch::Tensor> averaged_tensors(PromptState& state) { return state->trained(); }
 
 }  // namespace
 

@@ -98,7 +98,7 @@ std::vector<EvalRow> read_evaluations(const std::string& path, int up_to, bool g
 }  // namespace
 
 ResumePoint read_resume_point(const std::string& path, const std::string& config_json,
-                              const std::vector<std::string>& free_keys, int width) {
+                              const std::vector<std::string>& free_keys, const ModelConfig& backbone) {
   MOPS_CHECK(read_string_attribute(path, "mode") == "federated",
              path << ": --resume needs the results file of a federated run (mode is '"
                   << read_string_attribute(path, "mode") << "')");
@@ -106,7 +106,7 @@ ResumePoint read_resume_point(const std::string& path, const std::string& config
   ResumePoint point;
   point.status = read_string_attribute(path, "status");
   point.checkpoint_round = std::stoi(read_string_attribute(path, "checkpoint_round"));
-  point.state = read_prompt_state(path, width);
+  point.state = read_prompt_state(path, backbone);
   const bool gate = bool(point.state->gate);
   point.rounds = read_rounds(path, point.checkpoint_round, gate);
   point.evaluations = read_evaluations(path, point.checkpoint_round, gate);

@@ -46,7 +46,7 @@ void check_resume_config(const std::string& path, const std::string& stored, con
 // Fails with a clear message when `path` is not a federated results file of this configuration:
 // `config_json` must equal the stored config except for the keys in `free_keys`.
 ResumePoint read_resume_point(const std::string& path, const std::string& config_json,
-                              const std::vector<std::string>& free_keys, int width);
+                              const std::vector<std::string>& free_keys, const ModelConfig& backbone);
 
 // Writes the resume point's rows, state and checkpoint_round into a fresh results file.
 void replay_resume_point(const ResumePoint& point, ResultsFile& results);

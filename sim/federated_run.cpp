@@ -19,7 +19,9 @@
 
 namespace mops {
 
-const char* federated_method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "fedprompt"; }
+const char* federated_method_name(PromptMethod method) {
+  return method == PromptMethod::kPrompt ? "fedprompt" : method_name(method);
+}
 
 void check_ranks_agree(Communicator& comm, const std::string& config_json) {
   const uint64_t mine = stable_hash(config_json, 0);
@@ -193,12 +195,11 @@ PromptState fresh_state(FederatedSetup& s, PromptMethod method, ResultsFile& res
 MethodOutcome run_federated_method(FederatedSetup& s, const MethodPath& output, Communicator& comm,
                                       ActivationCache& cache) {
   const auto& [method, path] = output;
-  const int width = s.model->config().dim;
   // Rank 0 decides where to start: 1 (fresh), after the checkpoint, or nowhere (finished).
   int64_t first_round = 1;
   ResumePoint point;
   if (comm.rank() == 0 && s.federated.resume && std::filesystem::exists(path)) {
-    point = read_resume_point(path, s.prompts.config_json, s.federated.resume_free_options, width);
+    point = read_resume_point(path, s.prompts.config_json, s.federated.resume_free_options, s.model->config());
     first_round = point.status == "finished" ? -1 : point.checkpoint_round + 1;
   }
   comm.broadcast(&first_round, sizeof first_round, 0);
@@ -211,12 +212,14 @@ MethodOutcome run_federated_method(FederatedSetup& s, const MethodPath& output, 
   }
   const auto config = method_config(s.prompts, method, int(s.p0.size(0)), s.model->config());
   std::unique_ptr<ResultsFile> results;
-  PromptState global(config, width);
+  PromptState global(config, s.model->config());
   if (comm.rank() == 0) {
     results = std::make_unique<ResultsFile>(path, prompt_results_header(s.prompts, config, s.data, federated_method_name(config.method),
                                                                       s.federated.clients_per_round));
     write_partition(*results, s, comm.size());
     results->write_attribute("compression", s.compression);
+    results->write_attribute("trainable_parameters", std::to_string(global->trained_values()));
+    std::cerr << federated_method_name(method) << ": " << global->trained_values() << " trainable parameters\n";
     if (first_round > 1) {
       replay_resume_point(point, *results);
       global = point.state;
@@ -255,7 +258,7 @@ RunReports run_federated_methods(Communicator& comm, Llama& model, const PromptR
   reports.p0_only = share_first_prompts(setup, comm);
   auto cache = make_activation_cache(prompts.activation_cache, model->device(), comm.rank() == 0);
   for (const auto& output : outputs) {
-    add_method_outcome(reports, output.method == PromptMethod::kMop, run_federated_method(setup, output, comm, *cache));
+    add_method_outcome(reports, output.method, run_federated_method(setup, output, comm, *cache));
   }
   return reports;
 }

@@ -76,8 +76,8 @@ void run_federated(Llama& backbone, PromptState& global, const std::vector<Clien
     MOPS_CHECK(!c.train.empty(), "client " << c.id << " has no training examples");
     mine[c.id] = &c;
   }
-  PromptState work(global->config(), int(global->mid_prompts.size(1)), options.seed);
-  work->to(global->mid_prompts.device());
+  PromptState work(global->config(), global->backbone_config(), options.seed);
+  work->to(global->first_prompts.device());
   {
     torch::NoGradGuard no_grad;
     work->first_prompts.copy_(global->first_prompts);
@@ -86,7 +86,7 @@ void run_federated(Llama& backbone, PromptState& global, const std::vector<Clien
                      int64_t(options.clients_per_round)};
   // The reduction buffer lives where the communicator reduces: on the GPU for nccl (no copy
   // through the host), else in host memory.
-  const auto buffer_device = comm.takes_device_memory() ? global->mid_prompts.device() : torch::Device(torch::kCPU);
+  const auto buffer_device = comm.takes_device_memory() ? global->first_prompts.device() : torch::Device(torch::kCPU);
   const auto buffer_options = torch::TensorOptions().dtype(torch::kDouble).device(buffer_device);
   for (int round = first_round; round <= options.rounds; ++round) {
     const auto started = std::chrono::steady_clock::now();

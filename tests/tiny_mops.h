@@ -43,11 +43,11 @@ inline MopConfig tiny_mop(PromptMethod method, GateScale scale = GateScale::kExp
 
 // Random prompts of the embeddings' scale; the gate keeps its random init.
 inline PromptState random_state(const MopConfig& config, uint64_t seed) {
-  PromptState state(config, tiny_config().dim, seed);
+  PromptState state(config, tiny_config(), seed);
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(seed);
   state->first_prompts.copy_(torch::randn(state->first_prompts.sizes(), gen));
-  state->mid_prompts.copy_(torch::randn(state->mid_prompts.sizes(), gen));
+  if (state->mid_prompts.defined()) state->mid_prompts.copy_(torch::randn(state->mid_prompts.sizes(), gen));
   return state;
 }
 

@@ -73,7 +73,7 @@ int run_generate(int argc, const char* const* argv) {
     const auto example = tokenize_prompt(record, *tokenizer);
     prompt = example.ids;
     if (cl.has("prompts")) {
-      auto state = read_prompt_state(cl.get<std::string>("prompts"), loaded.model->config().dim);
+      auto state = read_prompt_state(cl.get<std::string>("prompts"), loaded.model->config());
       state->to(compute.device);
       MopConfig resolved = state->config().resolved(loaded.model->config());
       MOPS_CHECK(resolved.mid_layer == state->config().mid_layer, "the prompts were trained for another model");

@@ -1,6 +1,8 @@
 #include "prompt_options.h"
 
+#include <algorithm>
 #include <limits>
+#include <sstream>
 
 #include "activation_cache.h"
 
@@ -54,6 +56,12 @@ void add_prompt_options(CommandLine& cl) {
   cl.add_number<double>("gate-lr", std::nullopt, Range::closed(0, 10),
                         "the gate's learning rate in the main loop (default: --lr; 0 keeps the pretrained gate frozen)",
                         "LR");
+  cl.add_number<int>("lora-rank", 8, Range::closed(1, 4096), "LoRA (--method lora): the rank r of each update B A");
+  cl.add_number<double>("lora-alpha", 16, Range::open_closed(0, 1e6), "LoRA: the update's scale is alpha / r");
+  cl.options().add_options()
+      ("lora-targets", po::value<std::string>()->default_value("wq,wv")->value_name("LIST"),
+       "LoRA: the matrices adapted in every layer >= L_mid, a comma list of wq, wk, wv, wo (attention), w1, w3, w2 "
+       "(SwiGLU gate, up, down)");
   cl.add_number<int>("batch-size", 1, Range::closed(1, 4096), "examples per step (paper: 1)");
   cl.add_number<int>("eval-batch-size", 16, Range::closed(1, 4096), "test examples per forward pass");
   cl.options().add_options()
@@ -76,6 +84,18 @@ TrainOptions optimizer_options(const CommandLine& cl) {
   o.eval_batch_size = cl.get<int>("eval-batch-size");
   o.seed = cl.seed();
   return o;
+}
+
+// --lora-targets as a list: "wq, wv" -> {wq, wv}.
+std::vector<std::string> lora_targets(const CommandLine& cl) {
+  std::vector<std::string> targets;
+  std::stringstream list(cl.get<std::string>("lora-targets"));
+  for (std::string item; std::getline(list, item, ',');) {
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) targets.push_back(item);
+  }
+  return targets;
 }
 
 std::string no_room_for_tokens(const ModelConfig& model) {
@@ -113,6 +133,12 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
   const int top_k = cl.get<int>("gate-top-k");
   cl.require(top_k <= cl.get<int>("experts"), "--gate-top-k " + std::to_string(top_k) + " is more than the --experts " +
                                                   std::to_string(cl.get<int>("experts")) + " (0: all of them)");
+  for (const auto& target : lora_targets(cl)) {
+    const auto& names = lora_target_names();
+    cl.require(std::find(names.begin(), names.end(), target) != names.end(),
+               "--lora-targets: '" + target + "' is not one of wq, wk, wv, wo, w1, w2, w3");
+  }
+  cl.require(!lora_targets(cl).empty(), "--lora-targets names no matrix; give a comma list such as wq,wv");
   if (cl.get<std::string>("gate-route") == "hash") {
     for (const char* gate_only : {"gate-noise", "gate-balance"}) {
       cl.require(cl.get<double>(gate_only) == 0, std::string("--") + gate_only +
@@ -147,6 +173,9 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.gate_temperature = cl.get<double>("gate-temperature");
   s.mop.gate_top_k = cl.get<int>("gate-top-k");
   s.mop.gate_route = parse_gate_route(cl.get<std::string>("gate-route"));
+  s.mop.lora_rank = cl.get<int>("lora-rank");
+  s.mop.lora_alpha = cl.get<double>("lora-alpha");
+  s.mop.lora_targets = lora_targets(cl);
   s.mid_init = cl.get<std::string>("mid-init");
   s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
   s.train = optimizer_options(cl);

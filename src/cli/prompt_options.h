@@ -14,7 +14,7 @@ void add_p0_options(CommandLine& cl);
 // The P0 options, --p0 FILE, --experts, --prompts-per-expert, --mid-layer, --gate-layer,
 // --gate-hidden, --gate-scale, --gate-temperature, --gate-top-k, --gate-route, --gate-noise, --gate-balance,
 // --mid-init,
-// --gate-pretrain-steps, --lr, --gate-lr,
+// --gate-pretrain-steps, --lr, --gate-lr, --lora-rank, --lora-alpha, --lora-targets,
 // --batch-size, --eval-batch-size, --activation-cache.
 void add_prompt_options(CommandLine& cl);
 

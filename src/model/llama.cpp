@@ -103,6 +103,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   } else {
     q = wq(x.slice(1, first)), k = wk(x), v = wv(x);
   }
+  const LayerAdapter none;
+  const auto& a = context.adapter ? *context.adapter : none;
+  q = plus_update(q, a.wq, x.slice(1, first));
+  k = scaled_by(plus_update(k, a.wk, x), a.key_scale);
+  v = scaled_by(plus_update(v, a.wv, x), a.value_scale);
   q = q.view({B, Sq, H, D}).transpose(1, 2);  // (B, H, Sq, D)
   k = k.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
   v = v.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
@@ -153,7 +158,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   }
   out = out.transpose(1, 2).reshape({B, Sq, H * D});  // (B, Sq, C)
   if (context.record_mixed) *context.record_mixed = out;
-  return wo(out);
+  return plus_update(wo(out), a.wo, out);
 }
 
 void AttentionImpl::pack_projections() { packed_ = pack_rows({&wq->weight, &wk->weight, &wv->weight}); }
@@ -166,16 +171,20 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
   w3 = register_module("w3", linear(config.dim, config.hidden_dim));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* record_hidden) {
-  torch::Tensor hidden;  // (B, S, F)
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* record_hidden,
+                                       const LayerAdapter* adapter) {
+  torch::Tensor gate, up;  // (B, S, F)
   if (still_packed(packed_, {&w1->weight, &w3->weight})) {
     auto gate_up = torch::linear(x, packed_).chunk(2, -1);  // (B, S, F) twice
-    hidden = torch::silu(gate_up[0]) * gate_up[1];
+    gate = gate_up[0], up = gate_up[1];
   } else {
-    hidden = torch::silu(w1(x)) * w3(x);
+    gate = w1(x), up = w3(x);
   }
+  const LayerAdapter none;
+  const auto& a = adapter ? *adapter : none;
+  auto hidden = scaled_by(torch::silu(plus_update(gate, a.w1, x)) * plus_update(up, a.w3, x), a.hidden_scale);  // (B, S, F)
   if (record_hidden) *record_hidden = hidden;
-  return w2(hidden);
+  return plus_update(w2(hidden), a.w2, hidden);
 }
 
 void FeedForwardImpl::pack_projections() { packed_ = pack_rows({&w1->weight, &w3->weight}); }
@@ -198,7 +207,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const RotaryEmbedding& 
     record->attention_in = attention_in;
     record->ffn_in = ffn_in;
   }
-  return h + feed_forward->forward(ffn_in, record ? &record->hidden : nullptr);
+  return h + feed_forward->forward(ffn_in, record ? &record->hidden : nullptr, context.adapter);
 }
 
 // ---------------------------------------------------------------- Llama
@@ -261,6 +270,10 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, const L
                  "column weights " << run.column_weights.sizes() << " do not match layer " << l << ", which has "
                                    << context.prompt_columns << " prompt columns and batch " << h.size(0));
       context.column_weights = weights;
+    }
+    if (run.adapters) {
+      MOPS_CHECK(int(run.adapters->size()) == L, run.adapters->size() << " layer adapters for a model of " << L << " layers");
+      context.adapter = &(*run.adapters)[size_t(l)];
     }
     torch::Tensor probs;  // (B, H, S, Sk) when the observer wants them
     if (run.observer && run.observer->wants_attention()) context.record_probs = &probs;

@@ -15,6 +15,7 @@
 
 #include <vector>
 
+#include "layer_adapter.h"
 #include "model_config.h"
 #include "rope.h"
 
@@ -52,6 +53,8 @@ struct LayerRun {
   KVCache* cache = nullptr;      // keys and values of every layer run are appended to it
   int64_t output_from = 0;       // the last layer computes only rows >= this one (not with a cache)
   LayerObserver* observer = nullptr;
+  const std::vector<LayerAdapter>* adapters = nullptr;  // one per layer of the model (layer_adapter.h),
+                                                        // applied in the layers run; null: none
 };
 
 class RMSNormImpl : public torch::nn::Module {
@@ -74,6 +77,7 @@ struct AttentionContext {
   torch::Tensor* record_probs = nullptr;  // when set, receives the final attention probabilities (B, H, Sq, Sk)
   torch::Tensor* mask_memo = nullptr;     // when set, the causal mask is reused from (and left in) it
   int64_t output_from = 0;  // rows before this one only give keys and values: the output has S - output_from rows
+  const LayerAdapter* adapter = nullptr;  // the layer's LoRA / IA3 changes (attention and feed-forward), or none
 };
 
 // The inputs of a block's linear layers in one forward pass, recorded for compression.
@@ -104,7 +108,8 @@ class FeedForwardImpl : public torch::nn::Module {
  public:
   explicit FeedForwardImpl(const ModelConfig& config);
   // (B, S, C) -> (B, S, C); `record_hidden` receives the input of w2: (B, S, F)
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* record_hidden = nullptr);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* record_hidden = nullptr,
+                        const LayerAdapter* adapter = nullptr);
   void pack_projections();  // frozen weights only: w1 | w3 as row views of one (2F, C) matrix
   torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};  // gate (F,C), down (C,F), up (F,C)
  private:

@@ -1,5 +1,10 @@
 #include "prompt_state.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+
 #include "errors.h"
 
 namespace mops {
@@ -7,10 +12,27 @@ namespace mops {
 PromptMethod parse_prompt_method(const std::string& name) {
   if (name == "mop") return PromptMethod::kMop;
   if (name == "prompt") return PromptMethod::kPrompt;
-  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt (or both, where a command allows it)");
+  if (name == "lora") return PromptMethod::kLora;
+  if (name == "ia3") return PromptMethod::kIa3;
+  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt, lora, ia3 (or both, where a command allows it)");
 }
 
-const char* method_name(PromptMethod method) { return method == PromptMethod::kMop ? "mop" : "prompt"; }
+const char* method_name(PromptMethod method) {
+  switch (method) {
+    case PromptMethod::kMop: return "mop";
+    case PromptMethod::kPrompt: return "prompt";
+    case PromptMethod::kLora: return "lora";
+    case PromptMethod::kIa3: return "ia3";
+  }
+  return "?";
+}
+
+bool uses_mid_prompts(PromptMethod method) { return method == PromptMethod::kMop || method == PromptMethod::kPrompt; }
+
+const std::vector<std::string>& lora_target_names() {
+  static const std::vector<std::string> names = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+  return names;
+}
 
 MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MopConfig c = *this;
@@ -30,19 +52,104 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MOPS_CHECK(c.gate_top_k >= 0 && c.gate_top_k <= c.experts,
              "--gate-top-k " << c.gate_top_k << " is outside [0, " << c.experts << "] for " << c.experts
                              << " experts (0: all)");
+  MOPS_CHECK(c.lora_rank >= 1 && c.lora_alpha > 0,
+             "--lora-rank " << c.lora_rank << " must be at least 1 and --lora-alpha " << c.lora_alpha << " positive");
+  MOPS_CHECK(c.method != PromptMethod::kLora || !c.lora_targets.empty(), "--lora-targets names no matrix");
+  for (const auto& target : c.lora_targets) {
+    const auto& names = lora_target_names();
+    MOPS_CHECK(std::find(names.begin(), names.end(), target) != names.end(),
+               "--lora-targets: '" << target << "' is not one of wq, wk, wv, wo, w1, w2, w3");
+  }
   MOPS_CHECK(c.first_prompt_count + 1 <= backbone.max_seq_len && c.mid_prompt_count() + 1 <= backbone.max_seq_len,
              "prompts (" << c.first_prompt_count << " first, " << c.mid_prompt_count() << " mid) leave no room for tokens in "
                          << "max_seq_len " << backbone.max_seq_len);
   return c;
 }
 
-PromptStateImpl::PromptStateImpl(const MopConfig& config, int width, uint64_t seed) : config_(config) {
+namespace {
+
+// (out, in) of LoRA target `name` in a layer of `m`.
+std::pair<int64_t, int64_t> target_shape(const ModelConfig& m, const std::string& name) {
+  if (name == "wk" || name == "wv") return {m.kv_dim(), m.dim};
+  if (name == "w1" || name == "w3") return {m.hidden_dim, m.dim};
+  if (name == "w2") return {m.dim, m.hidden_dim};
+  return {m.dim, m.dim};  // wq, wo
+}
+
+LowRankUpdate& target_of(LayerAdapter& adapter, const std::string& name) {
+  if (name == "wq") return adapter.wq;
+  if (name == "wk") return adapter.wk;
+  if (name == "wv") return adapter.wv;
+  if (name == "wo") return adapter.wo;
+  if (name == "w1") return adapter.w1;
+  if (name == "w2") return adapter.w2;
+  return adapter.w3;
+}
+
+}  // namespace
+
+PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& backbone, uint64_t seed)
+    : config_(config), backbone_(backbone) {
+  const int width = backbone.dim;
   first_prompts = register_parameter("first_prompts", torch::zeros({config.first_prompt_count, width}), false);
-  mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompt_count(), width}));
+  if (uses_mid_prompts(config.method)) {
+    mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompt_count(), width}));
+  }
   if (config.method == PromptMethod::kMop) {
     gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale,
                                      config.gate_temperature, config.gate_top_k, seed));
   }
+  if (uses_mid_prompts(config.method)) return;
+  adapters.resize(size_t(backbone.n_layers));
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (int l = config.mid_layer; l < backbone.n_layers; ++l) {
+    auto& adapter = adapters[size_t(l)];
+    const auto layer = "layer" + std::to_string(l) + "_";
+    if (config.method == PromptMethod::kIa3) {
+      adapter.key_scale = register_parameter(layer + "ia3_keys", torch::ones({backbone.kv_dim()}));
+      adapter.value_scale = register_parameter(layer + "ia3_values", torch::ones({backbone.kv_dim()}));
+      adapter.hidden_scale = register_parameter(layer + "ia3_hidden", torch::ones({backbone.hidden_dim}));
+      continue;
+    }
+    for (const auto& name : lora_target_names()) {  // in this fixed order, whatever the option's
+      if (std::find(config.lora_targets.begin(), config.lora_targets.end(), name) == config.lora_targets.end()) continue;
+      const auto [out, in] = target_shape(backbone, name);
+      auto& update = target_of(adapter, name);
+      const double bound = 1.0 / std::sqrt(double(in));
+      update.a = register_parameter(layer + name + "_lora_a", torch::empty({config.lora_rank, in}).uniform_(-bound, bound, gen));
+      update.b = register_parameter(layer + name + "_lora_b", torch::zeros({out, int64_t(config.lora_rank)}));
+      update.scale = config.lora_alpha / config.lora_rank;
+    }
+  }
+}
+
+std::vector<torch::Tensor> PromptStateImpl::trained() {
+  std::vector<torch::Tensor> tensors;
+  if (mid_prompts.defined()) tensors.push_back(mid_prompts);
+  if (gate) {
+    for (auto& p : gate->parameters()) tensors.push_back(p);
+  }
+  for (auto& t : adapter_tensors()) tensors.push_back(t);
+  return tensors;
+}
+
+std::vector<torch::Tensor> PromptStateImpl::adapter_tensors() {
+  std::vector<torch::Tensor> tensors;
+  for (auto& adapter : adapters) {
+    for (auto* t : {&adapter.wq.a, &adapter.wq.b, &adapter.wk.a, &adapter.wk.b, &adapter.wv.a, &adapter.wv.b,
+                    &adapter.wo.a, &adapter.wo.b, &adapter.w1.a, &adapter.w1.b, &adapter.w2.a, &adapter.w2.b,
+                    &adapter.w3.a, &adapter.w3.b, &adapter.key_scale, &adapter.value_scale, &adapter.hidden_scale}) {
+      if (t->defined()) tensors.push_back(*t);
+    }
+  }
+  return tensors;
+}
+
+int64_t PromptStateImpl::trained_values() {
+  int64_t n = 0;
+  for (const auto& t : trained()) n += t.numel();
+  return n;
 }
 
 }  // namespace mops

@@ -1,22 +1,33 @@
-// What MoPs and its baseline train on top of the frozen backbone, for one run or one client:
-//   P0:   K0 first-layer prompts, prepended at layer 0 (pretrained briefly, then frozen);
-//   mid:  E experts x P prompts, replacing the prompt positions at the input of layer L_mid;
-//   gate: MoPs only; what it reads, computes and scales is gate.h.
+// What a method trains on top of the frozen backbone, for one run or one client:
+//   P0:   K0 first-layer prompts, prepended at layer 0 (pretrained briefly, then frozen), every method;
+//   mid:  E experts x P prompts, replacing the prompt positions at the input of layer L_mid
+//         (MoPs and the prompt baseline);
+//   gate: MoPs only; what it reads, computes and scales is gate.h;
+//   adapters: LoRA or IA3 (issue 18) in every layer >= L_mid (layer_adapter.h), P0's states
+//         going on through those layers in the prompt positions.
+// Every method trains only above L_mid, so the layers below run without autograd for all of them.
 //
-// Letters: C width, K0 first prompts, E experts, P prompts per expert.
+// Letters: C width, K0 first prompts, E experts, P prompts per expert, r LoRA rank.
 #pragma once
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "gate.h"
+#include "layer_adapter.h"
 #include "model_config.h"
 
 namespace mops {
 
-enum class PromptMethod { kMop, kPrompt };
-PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt
+enum class PromptMethod { kMop, kPrompt, kLora, kIa3 };
+PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt | lora | ia3
 const char* method_name(PromptMethod method);
+// Whether the method replaces P0's positions at L_mid by the E x P mid prompts (MoPs, prompt).
+bool uses_mid_prompts(PromptMethod method);
+
+// The matrices LoRA may adapt, by their names in the backbone (llama.h).
+const std::vector<std::string>& lora_target_names();
 
 struct MopConfig {
   PromptMethod method = PromptMethod::kMop;
@@ -30,25 +41,41 @@ struct MopConfig {
   double gate_temperature = 1.0;  // tau of the gate's softmax (gate.h)
   int gate_top_k = 0;             // experts kept per example (gate.h); 0: all (the paper)
   GateRoute gate_route = GateRoute::kGate;  // the gate's output, or the hash control (gate.h)
+  int lora_rank = 8;                        // r
+  double lora_alpha = 16;                   // the update's scale is alpha / r
+  std::vector<std::string> lora_targets = {"wq", "wv"};  // of lora_target_names()
 
   int mid_prompt_count() const { return experts * prompts_per_expert; }
+  // The prompt positions of the layers >= L_mid: E x P mid prompts, or P0's K0.
+  int upper_prompt_count() const { return uses_mid_prompts(method) ? mid_prompt_count() : first_prompt_count; }
   // Resolves mid_layer against the backbone and checks every field; errors name the option.
   MopConfig resolved(const ModelConfig& backbone) const;
 };
 
 class PromptStateImpl : public torch::nn::Module {
  public:
-  // Zero prompts; the gate (MoPs) initialised from `seed`.
-  PromptStateImpl(const MopConfig& config, int width, uint64_t seed = 0);
+  // Zero prompts; the gate (MoPs) initialised from `seed`; LoRA's A uniform in +-1/sqrt(fan-in)
+  // (PEFT's default) from `seed` and B zero, IA3's vectors ones, so that either starts as the
+  // frozen model with P0. `backbone` gives the layers and their widths.
+  PromptStateImpl(const MopConfig& config, const ModelConfig& backbone, uint64_t seed = 0);
 
   const MopConfig& config() const { return config_; }
+  const ModelConfig& backbone_config() const { return backbone_; }
 
   torch::Tensor first_prompts;  // (K0, C), frozen outside prompt pretraining
-  torch::Tensor mid_prompts;    // (E * P, C)
+  torch::Tensor mid_prompts;    // (E * P, C), MoPs and prompt only
   Gate gate{nullptr};           // MoPs only
+  std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below L_mid), LoRA and IA3 only
+
+  // What the main loop trains and FedAvg averages, in a fixed order: the mid prompts, the gate's
+  // parameters, then the adapters' tensors layer by layer.
+  std::vector<torch::Tensor> trained();
+  std::vector<torch::Tensor> adapter_tensors();  // the adapters' part of it
+  int64_t trained_values();  // their number of values: the method's trainable parameters
 
  private:
   MopConfig config_;
+  ModelConfig backbone_;
 };
 TORCH_MODULE(PromptState);
 

@@ -13,7 +13,8 @@ std::string mop_config_json(const MopConfig& c) {
                         {"mid_layer", c.mid_layer},            {"gate_hidden", c.gate_hidden},
                         {"gate_scale", gate_scale_name(c.gate_scale)}, {"gate_temperature", c.gate_temperature},
                         {"gate_top_k", c.gate_top_k},         {"gate_layer", c.gate_layer},
-                        {"gate_route", gate_route_name(c.gate_route)}}
+                        {"gate_route", gate_route_name(c.gate_route)}, {"lora_rank", c.lora_rank},
+                        {"lora_alpha", c.lora_alpha},          {"lora_targets", c.lora_targets}}
       .dump();
 }
 
@@ -32,6 +33,9 @@ MopConfig mop_config_from_json(const std::string& json_text, const std::string& 
     c.gate_top_k = j.value("gate_top_k", 0);                // and all experts
     c.gate_layer = j.value("gate_layer", c.mid_layer);      // and L_mid
     c.gate_route = parse_gate_route(j.value("gate_route", "gate"));  // and the gate's routing
+    c.lora_rank = j.value("lora_rank", c.lora_rank);                 // (methods without LoRA)
+    c.lora_alpha = j.value("lora_alpha", c.lora_alpha);
+    c.lora_targets = j.value("lora_targets", c.lora_targets);
     return c;
   } catch (const nlohmann::json::exception& e) {
     MOPS_FAIL(source << ": prompt_config is not a valid MoPs prompt configuration (" << e.what() << ")");
@@ -47,9 +51,10 @@ void write_prompt_state(ResultsFile& results, PromptState& state) {
   results.write_attribute("prompt_config", mop_config_json(state->config()));
 }
 
-PromptState read_prompt_state(const std::string& results_path, int width) {
+PromptState read_prompt_state(const std::string& results_path, const ModelConfig& backbone) {
   const auto config = mop_config_from_json(read_string_attribute(results_path, "prompt_config"), results_path);
-  PromptState state(config, width);
+  const int width = backbone.dim;
+  PromptState state(config, backbone);
   torch::NoGradGuard no_grad;
   for (auto& item : state->named_parameters()) {
     std::vector<int64_t> shape;

@@ -15,8 +15,8 @@ MopConfig mop_config_from_json(const std::string& json_text, const std::string& 
 
 // /state/<parameter name> for every tensor of the state, and the "prompt_config" attribute.
 void write_prompt_state(ResultsFile& results, PromptState& state);
-// The state a results file holds; shapes are checked against `width` and the stored config.
-PromptState read_prompt_state(const std::string& results_path, int width);
+// The state a results file holds; shapes are checked against the backbone and the stored config.
+PromptState read_prompt_state(const std::string& results_path, const ModelConfig& backbone);
 
 void save_first_prompts(const std::string& path, const torch::Tensor& first_prompts,
                         const std::map<std::string, std::string>& metadata);

@@ -25,7 +25,8 @@ struct UpperStates {
   torch::Tensor column_weights;  // (B, E * P)
 };
 
-// The layers [L_mid, L) on the lower half with the mid prompts in P0's place.
+// The layers [L_mid, L) on the lower half: with the mid prompts in P0's place (MoPs, prompt), or
+// with P0's states going on and the adapters in the layers (LoRA, IA3).
 UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& lower, LayerRun run,
                          const torch::Tensor& gate_noise = {}) {
   const auto& c = state->config();
@@ -35,8 +36,11 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& l
     out.column_weights = state->gate->column_weights(out.gate);
     run.column_weights = out.column_weights;
   }
-  auto h = prepend(state->mid_prompts, lower.states.slice(1, c.first_prompt_count));  // (B, E * P + T, C)
-  run.prompt_columns = c.mid_prompt_count();
+  run.prompt_columns = c.upper_prompt_count();
+  if (!state->adapters.empty()) run.adapters = &state->adapters;
+  auto h = uses_mid_prompts(c.method)
+               ? prepend(state->mid_prompts, lower.states.slice(1, c.first_prompt_count))  // (B, E * P + T, C)
+               : lower.states;                                                            // (B, K0 + T, C)
   out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, run);
   return out;
 }
@@ -52,7 +56,7 @@ LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& i
   run.cache = cache;
   // The gate's input: the question tokens' mean of states (B, K0 + T, C), in the state's dtype.
   auto gate_input = [&](const torch::Tensor& h) {
-    return question_mean(h.slice(1, c.first_prompt_count).to(state->mid_prompts.scalar_type()), question_mask);
+    return question_mean(h.slice(1, c.first_prompt_count).to(state->first_prompts.scalar_type()), question_mask);
   };
   LowerHalf out;
   if (question_mask.defined() && c.gate_route == GateRoute::kHash) {
@@ -84,12 +88,12 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& 
   LayerRun run;
   run.observer = observer;
   auto upper = upper_states(backbone, state, lower, run);
-  return {backbone->classify(upper.states, state->config().mid_prompt_count()), upper.gate};  // (B, T, V)
+  return {backbone->classify(upper.states, state->config().upper_prompt_count()), upper.gate};  // (B, T, V)
 }
 
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHalf& lower, const ExampleBatch& batch,
                              const torch::Tensor& gate_noise) {
-  const int64_t P = state->config().mid_prompt_count(), T = batch.ids.size(1);
+  const int64_t P = state->config().upper_prompt_count(), T = batch.ids.size(1);
   const auto device = lower.states.device();
   const auto predicts = batch.response_mask.to(device) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
@@ -131,7 +135,7 @@ PromptedDecoder::PromptedDecoder(Llama backbone, PromptState state, TokenizedExa
 
 int64_t PromptedDecoder::prompt_length() const {
   const auto& c = state_->config();
-  return std::max(c.first_prompt_count, c.mid_prompt_count()) + int64_t(prompt_.ids.size());
+  return std::max(c.first_prompt_count, c.upper_prompt_count()) + int64_t(prompt_.ids.size());
 }
 
 torch::Tensor PromptedDecoder::prefill() {
@@ -142,7 +146,7 @@ torch::Tensor PromptedDecoder::prefill() {
   auto upper = upper_states(backbone_, state_, lower, run);
   gate_ = upper.gate;
   column_weights_ = upper.column_weights;
-  return backbone_->classify(upper.states, state_->config().mid_prompt_count())[0][-1];  // (V)
+  return backbone_->classify(upper.states, state_->config().upper_prompt_count())[0][-1];  // (V)
 }
 
 torch::Tensor PromptedDecoder::step(int64_t id) {
@@ -151,6 +155,7 @@ torch::Tensor PromptedDecoder::step(int64_t id) {
   run.cache = &cache_;
   auto h = backbone_->run_layers(backbone_->embed(torch::tensor({id}, torch::kLong).unsqueeze(0)), 0, mid, run);
   run.column_weights = column_weights_;
+  if (!state_->adapters.empty()) run.adapters = &state_->adapters;
   h = backbone_->run_layers(h, mid, backbone_->config().n_layers, run);  // (1, 1, C)
   return backbone_->classify(h, 0)[0][-1];                                // (V)
 }

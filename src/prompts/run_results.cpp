@@ -9,8 +9,9 @@ std::vector<MethodPath> method_results_paths(const std::string& out, const std::
                                              const char* (*name_of)(PromptMethod)) {
   const std::filesystem::path file = out;
   std::vector<MethodPath> paths;
-  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop}) {
+  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop, PromptMethod::kLora, PromptMethod::kIa3}) {
     const std::string name = name_of(method);
+    if (chosen == "both" && !uses_mid_prompts(method)) continue;  // both: the baseline and MoPs
     if (chosen == "both")
       paths.push_back({method, (file.parent_path() / (file.stem().string() + "." + name + file.extension().string())).string()});
     else if (chosen == name)

@@ -26,9 +26,9 @@ struct MethodPath {
   std::string path;
 };
 
-// The results file of each method `chosen` names ("both" or one method's name), in the order the
-// methods run (the baseline, then MoPs): `out`, or with both methods `out` with the method's name
-// (`name_of`) before the extension (results.h5 -> results.mop.h5).
+// The results file of each method `chosen` names ("both": the baseline and MoPs, or one method's
+// name), in the order the methods run (the baseline, then MoPs): `out`, or with both methods `out`
+// with the method's name (`name_of`) before the extension (results.h5 -> results.mop.h5).
 std::vector<MethodPath> method_results_paths(const std::string& out, const std::string& chosen,
                                              const char* (*name_of)(PromptMethod));
 

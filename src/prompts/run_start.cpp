@@ -39,7 +39,7 @@ MopConfig method_config(const PromptRunSettings& settings, PromptMethod method, 
 PromptState initial_prompt_state(const PromptRunSettings& settings, PromptMethod method, Llama& model,
                                  const torch::Tensor& p0, const std::vector<TokenizedExample>& train) {
   const auto config = method_config(settings, method, int(p0.size(0)), model->config());
-  PromptState state(config, model->config().dim, settings.seed + 11);
+  PromptState state(config, model->config(), settings.seed + 11);
   state->to(model->device());  // made on the CPU, so that the gate's start is the same on every device
   {
     torch::NoGradGuard no_grad;

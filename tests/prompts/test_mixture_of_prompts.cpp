@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
+#include "checkpoint.h"
 #include "prompt_state_io.h"
 #include "prompt_training.h"
 #include "prompted_forward.h"
@@ -565,7 +567,7 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
     ResultsFile results(path, header);
     write_prompt_state(results, state);
   }
-  auto loaded = read_prompt_state(path, tiny_config().dim);
+  auto loaded = read_prompt_state(path, tiny_config());
   EXPECT_EQ(loaded->config().gate_scale, GateScale::kPaper);
   EXPECT_EQ(loaded->config().gate_top_k, 3);
   EXPECT_EQ(loaded->config().gate_layer, 1);
@@ -574,7 +576,9 @@ TEST(MopState, RoundTripsThroughAResultsFileAndChecksShapes) {
   for (const auto& item : state->named_parameters()) {
     EXPECT_TRUE(loaded->named_parameters()[item.key()].equal(item.value())) << item.key();
   }
-  EXPECT_NE(error_of([&] { read_prompt_state(path, 32); }).find("imply"), std::string::npos);
+  auto wider = tiny_config();
+  wider.dim = 32;
+  EXPECT_NE(error_of([&] { read_prompt_state(path, wider); }).find("imply"), std::string::npos);
 }
 
 }  // namespace
@@ -603,7 +607,7 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
     EXPECT_EQ(read_dataset(path, "/train/loss").size(), 12u) << method;
     EXPECT_EQ(read_string_attribute(path, "status"), "finished");
     EXPECT_EQ(read_string_attribute(path, "compression"), R"({"method":"none"})");
-    auto state = read_prompt_state(path, 128);
+    auto state = read_prompt_state(path, load_model(MOPS_SOURCE_DIR "/models/skills7-base.safetensors").model->config());
     EXPECT_EQ(state->mid_prompts.size(0), 14) << method;
   }
   std::vector<int64_t> gate_shape;
@@ -620,6 +624,35 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
   EXPECT_NE(no_instruction.output.find("--prompts needs --instruction"), std::string::npos) << no_instruction.output;
 }
 
+// `mops train --method lora | ia3`: a results file with the schema, the method, its trainable
+// parameters counted by hand (embedded model: d 128, G D 64, F hidden, layers 2 and 3 >= L_mid),
+// and a state that `mops generate --prompts` reads.
+TEST(MopsTrain, LoraAndIa3WriteResultsFilesWithTheirTrainableParameters) {
+  const auto dir = fresh_test_dir("adapters");
+  const auto model = MOPS_SOURCE_DIR "/models/skills7-base.safetensors";
+  const int64_t F = load_model(model).model->config().hidden_dim;
+  const std::map<std::string, int64_t> expected = {{"lora", 2 * (4 * (128 + 128) + 4 * (128 + 64))},
+                                                   {"ia3", 2 * (64 + 64 + F)}};
+  for (const auto& [method, count] : expected) {
+    const auto out = (dir / (method + ".h5")).string();
+    const auto run = run_mops("train --method " + method + " --model " + model + " --tokenizer " MOPS_SOURCE_DIR
+                              "/models/skills7-tokenizer.model --data skills7 --skills7-per-task 30 --steps 6 "
+                              "--eval-every 6 --p0-steps 2 --lora-rank 4 --threads 1 --out " + out);
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find(method + ": " + std::to_string(count) + " trainable parameters"), std::string::npos)
+        << run.output;
+    EXPECT_NE(run.output.find(method == "lora" ? "LoRA" : "IA3"), std::string::npos) << run.output;
+    const auto check = h5py_check(out);
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    EXPECT_EQ(read_string_attribute(out, "method"), method);
+    EXPECT_EQ(read_string_attribute(out, "trainable_parameters"), std::to_string(count));
+    const auto answer = run_mops("generate --model " + std::string(model) + " --tokenizer " MOPS_SOURCE_DIR
+                                 "/models/skills7-tokenizer.model --greedy --threads 1 --prompts " + out +
+                                 " --instruction 'Reverse the list.' --input '3, 1, 2'");
+    EXPECT_EQ(answer.exit_code, 0) << answer.output;
+  }
+}
+
 }  // namespace
 }  // namespace mops
 
@@ -632,8 +665,9 @@ namespace {
 TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
   auto backbone = tiny_backbone();
   torch::NoGradGuard no_grad;
-  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt}) {
+  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt, PromptMethod::kLora, PromptMethod::kIa3}) {
     auto state = random_state(tiny_mop(method), 25);
+    for (auto& t : state->adapter_tensors()) t.add_(torch::randn_like(t) * 0.3);  // away from their identity start
     auto whole = tiny_examples(1, 26)[0];
     auto prompt = whole;
     prompt.ids.resize(prompt.response_begin);
@@ -648,7 +682,7 @@ TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
       EXPECT_TRUE(decoder.gate().allclose(reference.gate, 0, 1e-6));
     }
     const auto& c = state->config();
-    EXPECT_EQ(decoder.prompt_length(), std::max(c.first_prompt_count, c.mid_prompt_count()) + int64_t(prompt.ids.size()));
+    EXPECT_EQ(decoder.prompt_length(), std::max(c.first_prompt_count, c.upper_prompt_count()) + int64_t(prompt.ids.size()));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -99,6 +100,29 @@ TEST(MpiFederate, SameResultsForOneTwoAndFourRanks) {
       const auto reference = (dir / (std::string("np1.") + method + ".h5")).string();
       const double worst = max_result_difference(path, reference, std::string(method) == "mop");
       std::printf("%s, %d ranks vs 1: max relative difference %.3g\n", method, ranks, worst);
+    }
+  }
+}
+
+// FedAvg of LoRA's tensors (FedIT) on 1 and 2 ranks: the same series and the same adapters.
+TEST(MpiFederate, LoraIsTheSameOnOneAndTwoRanks) {
+  const auto dir = fresh_test_dir("federate");
+  for (int ranks : {1, 2}) {
+    const auto run = mpirun(ranks, federate_args((dir / ("lora" + std::to_string(ranks) + ".h5")).string(),
+                                                 {{"method", "lora"}, {"lora-rank", "2"}}));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("LoRA"), std::string::npos) << run.output;
+  }
+  const auto one = (dir / "lora1.h5").string(), two = (dir / "lora2.h5").string();
+  EXPECT_EQ(read_string_attribute(one, "method"), "lora");
+  for (const char* name : {"/fed/ppl", "/fed/client_loss", "/eval/ppl", "/train/loss"}) {
+    EXPECT_LE(max_relative_difference(read_dataset(two, name), read_dataset(one, name)), 1e-6) << name;
+  }
+  for (const char* name : {"layer2_wq_lora_a", "layer2_wq_lora_b", "layer3_wv_lora_a", "layer3_wv_lora_b"}) {
+    const auto a = as_doubles(read_state(one, name, nullptr)), b = as_doubles(read_state(two, name, nullptr));
+    EXPECT_LE(max_relative_difference(b, a), 1e-6) << name;
+    if (std::string(name).find("_b") != std::string::npos) {
+      EXPECT_TRUE(std::any_of(a.begin(), a.end(), [](double v) { return v != 0; })) << name << ": B left its zero start";
     }
   }
 }

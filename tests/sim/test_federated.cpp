@@ -73,7 +73,7 @@ TEST(ClientSchedule, ActiveClientsAreADistinctSeededSample) {
 // Client states filled with constants: FedAvg of 1 (1 example) and 3 (3 examples) is 2.5.
 TEST(FedAvg, IsTheExampleWeightedMeanSplitOverAnyBuffers) {
   const auto config = tiny_mop(PromptMethod::kMop);
-  PromptState a(config, tiny_config().dim, 1), b(config, tiny_config().dim, 2), global(config, tiny_config().dim, 3);
+  PromptState a(config, tiny_config(), 1), b(config, tiny_config(), 2), global(config, tiny_config(), 3);
   {
     torch::NoGradGuard no_grad;
     for (auto& p : a->parameters()) p.fill_(1.0);

@@ -82,12 +82,14 @@ TEST(CentralizedRun, BothMethodsReportTheLastEvaluationOfTheirFiles) {
   const auto outputs = method_results_paths((dir / "run.h5").string(), "both", method_name);
   const auto reports = run_centralized(backbone, settings, outputs, data, compression_attribute({}),
                                        DenseReference{dense_path, ComputeDevice{}});
-  ASSERT_TRUE(reports.baseline && reports.mop && reports.dense);
+  const auto* baseline = reports.outcome(PromptMethod::kPrompt);
+  const auto* mop = reports.outcome(PromptMethod::kMop);
+  ASSERT_TRUE(baseline && mop && reports.dense);
   EXPECT_EQ(reports.held_out, "validation");
   // The dense model here is the backbone itself.
   const auto direct = evaluate_perplexity(data.test, kTasks, 8, backbone_logits(backbone));
   EXPECT_DOUBLE_EQ(reports.dense->overall.perplexity, direct.overall.perplexity);
-  EXPECT_NE(reports.mop->overall.perplexity, reports.baseline->overall.perplexity);
+  EXPECT_NE(mop->final.overall.perplexity, baseline->final.overall.perplexity);
   for (const auto& [method, path] : outputs) {
     SCOPED_TRACE(path);
     EXPECT_EQ(read_string_attribute(path, "status"), "finished");
@@ -96,13 +98,13 @@ TEST(CentralizedRun, BothMethodsReportTheLastEvaluationOfTheirFiles) {
     EXPECT_EQ(read_string_attribute(path, "compression"), R"({"method":"none"})");
     EXPECT_EQ(read_dataset(path, "/eval/step"), (std::vector<double>{2, 4}));
     EXPECT_EQ(read_dataset(path, "/train/step").size(), 4u);
-    expect_last_eval_row(path, method == PromptMethod::kMop ? *reports.mop : *reports.baseline);
+    const auto& outcome = *reports.outcome(method);
+    expect_last_eval_row(path, outcome.final);
     const auto references = nlohmann::json::parse(read_string_attribute(path, "references"));
     EXPECT_EQ(references.at("p0_only").at("overall").get<double>(), reports.p0_only.overall.perplexity);
     EXPECT_EQ(references.at("dense").at("overall").get<double>(), reports.dense->overall.perplexity);
-    const double start = method == PromptMethod::kMop ? reports.mop_start : reports.baseline_start;
-    EXPECT_EQ(references.at("start").at("overall").get<double>(), start);
-    EXPECT_NE(start, (method == PromptMethod::kMop ? reports.mop : reports.baseline)->overall.perplexity);
+    EXPECT_EQ(references.at("start").at("overall").get<double>(), outcome.start);
+    EXPECT_NE(outcome.start, outcome.final.overall.perplexity);
     const auto h5py = h5py_check(path);
     EXPECT_EQ(h5py.exit_code, 0) << h5py.output;
   }
@@ -120,8 +122,8 @@ TEST(ComparisonTable, ShowsTheColumnsThatRanAndNaForATaskWithoutExamples) {
   };
   RunReports reports;
   reports.p0_only = report(4, 4);
-  reports.baseline = report(2, 2);
-  reports.mop = report(1.5, 1.5);
+  add_method_outcome(reports, PromptMethod::kPrompt, {report(2, 2)});
+  add_method_outcome(reports, PromptMethod::kMop, {report(1.5, 1.5)});
   std::ostringstream both;
   print_comparison_table(both, "FedPrompt", reports);
   EXPECT_EQ(both.str(),
@@ -133,10 +135,9 @@ TEST(ComparisonTable, ShowsTheColumnsThatRanAndNaForATaskWithoutExamples) {
             "  note: b has no test examples, so no perplexity (n/a); more data (--samples-per-source, "
             "--skills7-per-task) or a larger --test-fraction gives it some\n");
   // A method above P0 alone: the note says where it started and which way training took it.
-  reports.baseline = report(5, 5);
-  reports.baseline_start = 6;
-  reports.mop = report(4.5, 4.5);
-  reports.mop_start = 4.25;
+  reports.methods.clear();
+  add_method_outcome(reports, PromptMethod::kPrompt, {report(5, 5), 6});
+  add_method_outcome(reports, PromptMethod::kMop, {report(4.5, 4.5), 4.25});
   std::ostringstream worse;
   print_comparison_table(worse, "FedPrompt", reports);
   EXPECT_NE(worse.str().find("note: FedPrompt ends worse than P0 alone (5.000 against 4.000 overall). Its mid prompts "
@@ -149,12 +150,11 @@ TEST(ComparisonTable, ShowsTheColumnsThatRanAndNaForATaskWithoutExamples) {
                              "what it learned on the training records made the test split worse"),
             std::string::npos)
       << worse.str();
-  reports.mop_start = std::nan("");
+  reports.methods[1].second.start = std::nan("");
   std::ostringstream unknown;
   print_comparison_table(unknown, "FedPrompt", reports);
   EXPECT_NE(unknown.str().find("Where its training started is not in its results file"), std::string::npos);
-  reports.mop = report(1.5, 1.5);
-  reports.baseline.reset();
+  reports.methods = {{PromptMethod::kMop, {report(1.5, 1.5)}}};
   reports.dense = report(1.25, 1.25);
   reports.held_out = "validation";
   std::ostringstream mop_only;
@@ -163,6 +163,17 @@ TEST(ComparisonTable, ShowsTheColumnsThatRanAndNaForATaskWithoutExamples) {
       << mop_only.str();
   EXPECT_EQ(mop_only.str().find("Gain"), std::string::npos);
   EXPECT_EQ(mop_only.str().rfind("validation perplexity (response tokens)\n", 0), 0u) << mop_only.str();
+  // More methods than two: a gain column of MoPs against each of the others, (other - MoPs) / other.
+  reports.methods = {{PromptMethod::kPrompt, {report(2, 2)}},
+                     {PromptMethod::kMop, {report(1.5, 1.5)}},
+                     {PromptMethod::kLora, {report(1.2, 1.2)}}};
+  reports.dense.reset();
+  std::ostringstream three;
+  print_comparison_table(three, "Baseline", reports);
+  EXPECT_NE(three.str().find("  task                   P0 only  Baseline      MoPs      LoRA   vs Baseline (%)   vs LoRA (%)\n"
+                             "  a                        4.000     2.000     1.500     1.200            +25.0        -25.0\n"),
+            std::string::npos)
+      << three.str();
 }
 
 // A job whose allreduce fails at its `failing_call`-th use, as when a rank dies in that round.
@@ -214,8 +225,8 @@ TEST(FederatedRun, ResumedAfterAFailedRoundEndsAsTheUninterruptedRun) {
 
   LocalCommunicator whole_comm;
   const auto whole = run_federated_methods(whole_comm, backbone, prompts, federated, whole_outputs, data, "{}");
-  ASSERT_TRUE(whole.baseline && whole.mop);
-  for (const auto& [method, path] : whole_outputs) expect_last_eval_row(path, method == PromptMethod::kMop ? *whole.mop : *whole.baseline);
+  ASSERT_TRUE(whole.outcome(PromptMethod::kPrompt) && whole.outcome(PromptMethod::kMop));
+  for (const auto& [method, path] : whole_outputs) expect_last_eval_row(path, whole.outcome(method)->final);
 
   FailingCommunicator failing(7);
   const auto error = error_of([&] { run_federated_methods(failing, backbone, prompts, federated, outputs, data, "{}"); });
@@ -228,14 +239,20 @@ TEST(FederatedRun, ResumedAfterAFailedRoundEndsAsTheUninterruptedRun) {
   federated.resume = true;
   LocalCommunicator resume_comm;
   const auto resumed = run_federated_methods(resume_comm, backbone, prompts, federated, outputs, data, "{}");
-  ASSERT_TRUE(resumed.baseline && resumed.mop);
-  EXPECT_EQ(resumed.baseline->overall.perplexity, whole.baseline->overall.perplexity);
-  EXPECT_EQ(resumed.mop->overall.perplexity, whole.mop->overall.perplexity);
+  const auto* resumed_baseline = resumed.outcome(PromptMethod::kPrompt);
+  const auto* resumed_mop = resumed.outcome(PromptMethod::kMop);
+  const auto* whole_baseline = whole.outcome(PromptMethod::kPrompt);
+  const auto* whole_mop = whole.outcome(PromptMethod::kMop);
+  ASSERT_TRUE(resumed_baseline && resumed_mop && whole_baseline && whole_mop);
+  EXPECT_EQ(resumed_baseline->final.overall.perplexity, whole_baseline->final.overall.perplexity);
+  EXPECT_EQ(resumed_mop->final.overall.perplexity, whole_mop->final.overall.perplexity);
   // Where training started comes back from the files (the baseline had finished, MoPs resumes).
-  EXPECT_EQ(resumed.baseline_start, whole.baseline_start);
-  EXPECT_EQ(resumed.mop_start, whole.mop_start);
-  EXPECT_TRUE(std::isfinite(whole.mop_start));
-  for (size_t t = 0; t < kTasks.size(); ++t) EXPECT_EQ(resumed.mop->tasks[t].perplexity, whole.mop->tasks[t].perplexity);
+  EXPECT_EQ(resumed_baseline->start, whole_baseline->start);
+  EXPECT_EQ(resumed_mop->start, whole_mop->start);
+  EXPECT_TRUE(std::isfinite(whole_mop->start));
+  for (size_t t = 0; t < kTasks.size(); ++t) {
+    EXPECT_EQ(resumed_mop->final.tasks[t].perplexity, whole_mop->final.tasks[t].perplexity);
+  }
   EXPECT_EQ(resumed.p0_only.overall.perplexity, whole.p0_only.overall.perplexity);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto &a = outputs[i].path, &b = whole_outputs[i].path;

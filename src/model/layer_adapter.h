@@ -1,0 +1,37 @@
+// What a parameter-efficient method changes inside one layer of the frozen backbone (issue 18),
+// as each method's paper and PEFT define it, without touching the frozen weights:
+//   LoRA (Hu et al. 2021): a projection y = W x gains s B (A x), A (r, in), B (out, r), s = alpha / r;
+//   IA3 (Liu et al. 2022): the keys, the values and the feed-forward's hidden units (the input of
+//   w2) are multiplied elementwise by learned vectors.
+// A run of layers takes one LayerAdapter per layer (LayerRun::adapters, llama.h); an undefined
+// member changes nothing, so a default LayerAdapter is the frozen layer.
+//
+// Letters: G key/value heads, D head dim, F SwiGLU hidden width, r LoRA rank.
+#pragma once
+#include <torch/torch.h>
+
+namespace mops {
+
+struct LowRankUpdate {
+  torch::Tensor a;   // (r, in)
+  torch::Tensor b;   // (out, r)
+  double scale = 1;  // s = alpha / r
+  bool defined() const { return a.defined(); }
+  // x (..., in) -> s B (A x): (..., out), in x's dtype.
+  torch::Tensor operator()(const torch::Tensor& x) const;
+};
+
+struct LayerAdapter {
+  // LoRA on the attention projections and the SwiGLU's w1 (gate), w3 (up) and w2 (down).
+  LowRankUpdate wq, wk, wv, wo, w1, w2, w3;
+  torch::Tensor key_scale;     // IA3: (G D), multiplies every key (before RoPE)
+  torch::Tensor value_scale;   // IA3: (G D), multiplies every value
+  torch::Tensor hidden_scale;  // IA3: (F), multiplies the feed-forward's hidden units
+};
+
+// x (..., n) times `scale` (n) when it is defined, else x unchanged.
+torch::Tensor scaled_by(const torch::Tensor& x, const torch::Tensor& scale);
+// y plus update(x) when the update is defined, else y unchanged.
+torch::Tensor plus_update(const torch::Tensor& y, const LowRankUpdate& update, const torch::Tensor& x);
+
+}  // namespace mops

@@ -1,0 +1,178 @@
+// LoRA and IA3 inside the frozen backbone (layer_adapter.h), each against the same backbone with
+// the change merged into its weights by hand (LoRA: W + s B A; IA3: the rows of wk and wv, and
+// the columns of w2, scaled), which is how PEFT merges them; identity at LoRA's zero B and IA3's
+// unit vectors; gradients; and incremental decoding with a KV cache.
+#include <gtest/gtest.h>
+
+#include "llama.h"
+#include "tiny_mops.h"
+
+namespace mops {
+namespace {
+
+constexpr int kRank = 3;
+constexpr double kScale = 0.5;  // alpha / r
+
+LowRankUpdate random_update(int64_t in, int64_t out, at::Generator& gen) {
+  return {torch::randn({kRank, in}, gen) * 0.3, torch::randn({out, kRank}, gen) * 0.3, kScale};
+}
+
+// Every LoRA target of layers >= 2 of the tiny model (4 layers) given an update.
+std::vector<LayerAdapter> lora_everywhere(uint64_t seed) {
+  const auto c = tiny_config();
+  auto gen = at::detail::createCPUGenerator(seed);
+  std::vector<LayerAdapter> adapters(size_t(c.n_layers));
+  for (int l = 2; l < c.n_layers; ++l) {
+    auto& a = adapters[size_t(l)];
+    a.wq = random_update(c.dim, c.dim, gen);
+    a.wk = random_update(c.dim, c.kv_dim(), gen);
+    a.wv = random_update(c.dim, c.kv_dim(), gen);
+    a.wo = random_update(c.dim, c.dim, gen);
+    a.w1 = random_update(c.dim, c.hidden_dim, gen);
+    a.w3 = random_update(c.dim, c.hidden_dim, gen);
+    a.w2 = random_update(c.hidden_dim, c.dim, gen);
+  }
+  return adapters;
+}
+
+std::vector<LayerAdapter> ia3_everywhere(uint64_t seed) {
+  const auto c = tiny_config();
+  auto gen = at::detail::createCPUGenerator(seed);
+  std::vector<LayerAdapter> adapters(size_t(c.n_layers));
+  for (int l = 2; l < c.n_layers; ++l) {
+    auto& a = adapters[size_t(l)];
+    a.key_scale = 1 + 0.5 * torch::randn({c.kv_dim()}, gen);
+    a.value_scale = 1 + 0.5 * torch::randn({c.kv_dim()}, gen);
+    a.hidden_scale = 1 + 0.5 * torch::randn({c.hidden_dim}, gen);
+  }
+  return adapters;
+}
+
+void add_merged(torch::Tensor& weight, const LowRankUpdate& u) { weight.add_(u.b.mm(u.a) * u.scale); }
+
+// The tiny backbone with `adapters` merged into its weights.
+Llama merged_backbone(const std::vector<LayerAdapter>& adapters) {
+  auto model = tiny_backbone();
+  torch::NoGradGuard no_grad;
+  for (int l = 0; l < tiny_config().n_layers; ++l) {
+    const auto& a = adapters[size_t(l)];
+    auto attention = model->block(l)->attention;
+    auto ffn = model->block(l)->feed_forward;
+    if (a.wq.defined()) add_merged(attention->wq->weight, a.wq);
+    if (a.wk.defined()) add_merged(attention->wk->weight, a.wk);
+    if (a.wv.defined()) add_merged(attention->wv->weight, a.wv);
+    if (a.wo.defined()) add_merged(attention->wo->weight, a.wo);
+    if (a.w1.defined()) add_merged(ffn->w1->weight, a.w1);
+    if (a.w3.defined()) add_merged(ffn->w3->weight, a.w3);
+    if (a.w2.defined()) add_merged(ffn->w2->weight, a.w2);
+    if (a.key_scale.defined()) attention->wk->weight.mul_(a.key_scale.unsqueeze(1));
+    if (a.value_scale.defined()) attention->wv->weight.mul_(a.value_scale.unsqueeze(1));
+    if (a.hidden_scale.defined()) ffn->w2->weight.mul_(a.hidden_scale.unsqueeze(0));
+  }
+  return model;
+}
+
+torch::Tensor ids() { return torch::tensor({{1, 5, 9, 12, 3, 7, 30, 31}, {1, 22, 4, 8, 16, 2, 33, 38}}, torch::kLong); }
+
+torch::Tensor forward_with(Llama& model, const std::vector<LayerAdapter>* adapters) {
+  LayerRun run;
+  run.adapters = adapters;
+  return model->classify(model->run_layers(model->embed(ids()), 0, tiny_config().n_layers, run), 0);  // (B, T, V)
+}
+
+TEST(LayerAdapter, LoraOnEveryTargetEqualsTheMergedWeights) {
+  auto model = tiny_backbone();
+  const auto adapters = lora_everywhere(3);
+  auto merged = merged_backbone(adapters);
+  torch::NoGradGuard no_grad;
+  const auto ours = forward_with(model, &adapters), reference = forward_with(merged, nullptr);
+  const auto plain = forward_with(model, nullptr);
+  std::printf("max |LoRA - merged| = %.2e, |LoRA - frozen| = %.2e\n", (ours - reference).abs().max().item<float>(),
+              (ours - plain).abs().max().item<float>());
+  EXPECT_TRUE(ours.allclose(reference, 1e-4, 1e-4));
+  EXPECT_FALSE(ours.allclose(plain, 1e-2, 1e-2));
+}
+
+TEST(LayerAdapter, Ia3ScalingsEqualTheMergedWeights) {
+  auto model = tiny_backbone();
+  const auto adapters = ia3_everywhere(4);
+  auto merged = merged_backbone(adapters);
+  torch::NoGradGuard no_grad;
+  const auto ours = forward_with(model, &adapters), reference = forward_with(merged, nullptr);
+  std::printf("max |IA3 - merged| = %.2e\n", (ours - reference).abs().max().item<float>());
+  EXPECT_TRUE(ours.allclose(reference, 1e-4, 1e-4));
+  EXPECT_FALSE(ours.allclose(forward_with(model, nullptr), 1e-2, 1e-2));
+}
+
+// LoRA's usual start (B = 0) and IA3's (vectors of ones) are the frozen model (to float rounding:
+// the sums make the keys and values contiguous, which may take another attention kernel).
+TEST(LayerAdapter, ZeroLoraBAndUnitIa3VectorsLeaveTheOutputUnchanged) {
+  auto model = tiny_backbone();
+  auto adapters = lora_everywhere(5);
+  const auto scalings = ia3_everywhere(5);
+  for (size_t l = 0; l < adapters.size(); ++l) {
+    for (auto* u : {&adapters[l].wq, &adapters[l].wk, &adapters[l].wv, &adapters[l].wo, &adapters[l].w1,
+                    &adapters[l].w2, &adapters[l].w3}) {
+      if (u->defined()) u->b = torch::zeros_like(u->b);
+    }
+    if (scalings[l].key_scale.defined()) {
+      adapters[l].key_scale = torch::ones_like(scalings[l].key_scale);
+      adapters[l].value_scale = torch::ones_like(scalings[l].value_scale);
+      adapters[l].hidden_scale = torch::ones_like(scalings[l].hidden_scale);
+    }
+  }
+  torch::NoGradGuard no_grad;
+  const auto ours = forward_with(model, &adapters), frozen = forward_with(model, nullptr);
+  std::printf("max |zero LoRA, unit IA3 - frozen| = %.2e\n", (ours - frozen).abs().max().item<float>());
+  EXPECT_TRUE(ours.allclose(frozen, 0, 1e-5));
+}
+
+// The loss reaches every adapter tensor and none of the frozen weights; layers without an adapter
+// have nothing to train.
+TEST(LayerAdapter, GradientsReachTheAdaptersOnly) {
+  auto model = tiny_backbone();
+  auto adapters = lora_everywhere(6);
+  const auto scalings = ia3_everywhere(6);
+  std::vector<torch::Tensor> trained;
+  for (size_t l = 0; l < adapters.size(); ++l) {
+    adapters[l].key_scale = scalings[l].key_scale;
+    adapters[l].value_scale = scalings[l].value_scale;
+    adapters[l].hidden_scale = scalings[l].hidden_scale;
+    for (auto* t : {&adapters[l].wq.a, &adapters[l].wq.b, &adapters[l].wv.a, &adapters[l].w2.b, &adapters[l].key_scale,
+                    &adapters[l].value_scale, &adapters[l].hidden_scale}) {
+      if (t->defined()) trained.push_back(t->requires_grad_());
+    }
+  }
+  ASSERT_EQ(trained.size(), 2u * 7);
+  forward_with(model, &adapters).pow(2).mean().backward();
+  for (size_t i = 0; i < trained.size(); ++i) {
+    ASSERT_TRUE(trained[i].grad().defined()) << i;
+    EXPECT_GT(trained[i].grad().abs().sum().item<double>(), 0) << i;
+  }
+  for (const auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+// Decoding token by token with a KV cache gives the logits of one full pass, with adapters.
+TEST(LayerAdapter, IncrementalDecodingWithAdaptersEqualsTheFullForward) {
+  auto model = tiny_backbone();
+  auto adapters = lora_everywhere(7);
+  const auto scalings = ia3_everywhere(7);
+  for (size_t l = 0; l < adapters.size(); ++l) adapters[l].key_scale = scalings[l].key_scale;
+  torch::NoGradGuard no_grad;
+  const auto full = forward_with(model, &adapters);  // (B, T, V)
+  KVCache cache;
+  LayerRun run;
+  run.adapters = &adapters;
+  run.cache = &cache;
+  const auto all = ids();
+  const int L = tiny_config().n_layers;
+  auto first = model->classify(model->run_layers(model->embed(all.slice(1, 0, 5)), 0, L, run), 0);  // (B, 5, V)
+  EXPECT_TRUE(first.allclose(full.slice(1, 0, 5), 1e-4, 1e-5));
+  for (int64_t t = 5; t < all.size(1); ++t) {
+    auto next = model->classify(model->run_layers(model->embed(all.slice(1, t, t + 1)), 0, L, run), 0);  // (B, 1, V)
+    EXPECT_TRUE(next.allclose(full.slice(1, t, t + 1), 1e-4, 1e-5)) << "token " << t;
+  }
+}
+
+}  // namespace
+}  // namespace mops
