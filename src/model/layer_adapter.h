@@ -2,11 +2,14 @@
 // as each method's paper and PEFT define it, without touching the frozen weights:
 //   LoRA (Hu et al. 2021): a projection y = W x gains s B (A x), A (r, in), B (out, r), s = alpha / r;
 //   IA3 (Liu et al. 2022): the keys, the values and the feed-forward's hidden units (the input of
-//   w2) are multiplied elementwise by learned vectors.
+//   w2) are multiplied elementwise by learned vectors;
+//   prefix tuning (Li and Liang 2021): N learned keys and values in front of the layer's own, which
+//   every query attends to. They have no position: RoPE is not applied to them and the tokens keep
+//   their positions (PEFT's Llama instead starts the tokens at position N).
 // A run of layers takes one LayerAdapter per layer (LayerRun::adapters, llama.h); an undefined
 // member changes nothing, so a default LayerAdapter is the frozen layer.
 //
-// Letters: G key/value heads, D head dim, F SwiGLU hidden width, r LoRA rank.
+// Letters: G key/value heads, D head dim, F SwiGLU hidden width, r LoRA rank, N prefix length.
 #pragma once
 #include <torch/torch.h>
 
@@ -27,6 +30,9 @@ struct LayerAdapter {
   torch::Tensor key_scale;     // IA3: (G D), multiplies every key (before RoPE)
   torch::Tensor value_scale;   // IA3: (G D), multiplies every value
   torch::Tensor hidden_scale;  // IA3: (F), multiplies the feed-forward's hidden units
+  torch::Tensor prefix_keys;    // prefix tuning: (N, G D), before the layer's keys (already "rotated")
+  torch::Tensor prefix_values;  // prefix tuning: (N, G D)
+  int64_t prefix_length() const { return prefix_keys.defined() ? prefix_keys.size(0) : 0; }
 };
 
 // x (..., n) times `scale` (n) when it is defined, else x unchanged.

@@ -113,6 +113,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   v = v.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
   q = rope.apply(q, start + first);
   k = rope.apply(k, start);
+  // Prefix tuning: the prefix goes in front once; with a KV cache it stays there, as the prompt.
+  if (a.prefix_length() > 0 && !(context.cache_keys && context.cache_keys->defined())) {
+    MOPS_CHECK(!context.column_weights.defined(), "a prefix and gate column weights in one layer");
+    auto in_front = [&](const torch::Tensor& prefix, const torch::Tensor& t) {  // (N, G D), (B, G, S, D)
+      auto p = prefix.to(t.scalar_type()).view({1, a.prefix_length(), G, D}).transpose(1, 2).expand({B, G, -1, D});
+      return torch::cat({p, t}, 2);  // (B, G, N + S, D)
+    };
+    k = in_front(a.prefix_keys, k);
+    v = in_front(a.prefix_values, v);
+  }
   if (context.cache_keys) {
     if (context.cache_keys->defined()) {
       k = torch::cat({*context.cache_keys, k}, 2);  // (B, G, Sk, D)
@@ -253,15 +263,20 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, const L
     weights = run.column_weights.dim() == 1 ? run.column_weights.unsqueeze(0).expand({h.size(0), -1})
                                             : run.column_weights;
   }
+  MOPS_CHECK(!run.adapters || int(run.adapters->size()) == L,
+             run.adapters->size() << " layer adapters for a model of " << L << " layers");
   torch::Tensor mask_memo;
   for (int l = begin; l < end; ++l) {
-    const int64_t start = cache ? cache->length(l) : 0;
+    const auto* adapter = run.adapters ? &(*run.adapters)[size_t(l)] : nullptr;
+    // The tokens' first position: those the cache holds, less a prefix it holds (positionless).
+    const int64_t held = cache ? cache->length(l) : 0;
+    const int64_t start = held > 0 && adapter ? held - adapter->prefix_length() : held;
     AttentionContext context;
     context.mask_memo = &mask_memo;
     if (l == end - 1) context.output_from = run.output_from;
-    context.prompt_columns = start > 0 ? cache->prompt_columns[l] : run.prompt_columns;
+    context.prompt_columns = held > 0 ? cache->prompt_columns[l] : run.prompt_columns;
     if (cache) {
-      if (start == 0) cache->prompt_columns[l] = run.prompt_columns;
+      if (held == 0) cache->prompt_columns[l] = run.prompt_columns;
       context.cache_keys = &cache->keys[l];
       context.cache_values = &cache->values[l];
     }
@@ -271,10 +286,7 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, const L
                                    << context.prompt_columns << " prompt columns and batch " << h.size(0));
       context.column_weights = weights;
     }
-    if (run.adapters) {
-      MOPS_CHECK(int(run.adapters->size()) == L, run.adapters->size() << " layer adapters for a model of " << L << " layers");
-      context.adapter = &(*run.adapters)[size_t(l)];
-    }
+    context.adapter = adapter;
     torch::Tensor probs;  // (B, H, S, Sk) when the observer wants them
     if (run.observer && run.observer->wants_attention()) context.record_probs = &probs;
     const auto input = h;

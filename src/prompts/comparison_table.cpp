@@ -39,6 +39,7 @@ std::string note_worse_than_p0(const std::string& label, PromptMethod method, do
     return out.str();
   }
   out << (uses_mid_prompts(method) ? "Its mid prompts take P0's place from L_mid on, so before training it stood at "
+                                   : method == PromptMethod::kPrefix ? "Its prefixes start random, so before training it stood at "
                                    : "Its adapters start as the identity, so before training it stood at ")
       << start;
   if (end <= start) {
@@ -57,6 +58,7 @@ std::string column_label(PromptMethod method, const std::string& baseline_label)
     case PromptMethod::kMop: return "MoPs";
     case PromptMethod::kLora: return "LoRA";
     case PromptMethod::kIa3: return "IA3";
+    case PromptMethod::kPrefix: return "prefix";
   }
   return "?";
 }

@@ -14,7 +14,8 @@ PromptMethod parse_prompt_method(const std::string& name) {
   if (name == "prompt") return PromptMethod::kPrompt;
   if (name == "lora") return PromptMethod::kLora;
   if (name == "ia3") return PromptMethod::kIa3;
-  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt, lora, ia3 (or both, where a command allows it)");
+  if (name == "prefix") return PromptMethod::kPrefix;
+  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt, lora, ia3, prefix (or both, where a command allows it)");
 }
 
 const char* method_name(PromptMethod method) {
@@ -23,6 +24,7 @@ const char* method_name(PromptMethod method) {
     case PromptMethod::kPrompt: return "prompt";
     case PromptMethod::kLora: return "lora";
     case PromptMethod::kIa3: return "ia3";
+    case PromptMethod::kPrefix: return "prefix";
   }
   return "?";
 }
@@ -106,6 +108,12 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
   for (int l = config.mid_layer; l < backbone.n_layers; ++l) {
     auto& adapter = adapters[size_t(l)];
     const auto layer = "layer" + std::to_string(l) + "_";
+    if (config.method == PromptMethod::kPrefix) {  // as many virtual tokens as mid prompts
+      const int64_t N = config.mid_prompt_count();
+      adapter.prefix_keys = register_parameter(layer + "prefix_keys", torch::randn({N, backbone.kv_dim()}, gen));
+      adapter.prefix_values = register_parameter(layer + "prefix_values", torch::randn({N, backbone.kv_dim()}, gen));
+      continue;
+    }
     if (config.method == PromptMethod::kIa3) {
       adapter.key_scale = register_parameter(layer + "ia3_keys", torch::ones({backbone.kv_dim()}));
       adapter.value_scale = register_parameter(layer + "ia3_values", torch::ones({backbone.kv_dim()}));
@@ -139,7 +147,8 @@ std::vector<torch::Tensor> PromptStateImpl::adapter_tensors() {
   for (auto& adapter : adapters) {
     for (auto* t : {&adapter.wq.a, &adapter.wq.b, &adapter.wk.a, &adapter.wk.b, &adapter.wv.a, &adapter.wv.b,
                     &adapter.wo.a, &adapter.wo.b, &adapter.w1.a, &adapter.w1.b, &adapter.w2.a, &adapter.w2.b,
-                    &adapter.w3.a, &adapter.w3.b, &adapter.key_scale, &adapter.value_scale, &adapter.hidden_scale}) {
+                    &adapter.w3.a, &adapter.w3.b, &adapter.key_scale, &adapter.value_scale, &adapter.hidden_scale,
+                    &adapter.prefix_keys, &adapter.prefix_values}) {
       if (t->defined()) tensors.push_back(*t);
     }
   }

@@ -3,8 +3,8 @@
 //   mid:  E experts x P prompts, replacing the prompt positions at the input of layer L_mid
 //         (MoPs and the prompt baseline);
 //   gate: MoPs only; what it reads, computes and scales is gate.h;
-//   adapters: LoRA or IA3 (issue 18) in every layer >= L_mid (layer_adapter.h), P0's states
-//         going on through those layers in the prompt positions.
+//   adapters: LoRA, IA3 or prefix tuning (issue 18) in every layer >= L_mid (layer_adapter.h),
+//         P0's states going on through those layers in the prompt positions.
 // Every method trains only above L_mid, so the layers below run without autograd for all of them.
 //
 // Letters: C width, K0 first prompts, E experts, P prompts per expert, r LoRA rank.
@@ -20,8 +20,8 @@
 
 namespace mops {
 
-enum class PromptMethod { kMop, kPrompt, kLora, kIa3 };
-PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt | lora | ia3
+enum class PromptMethod { kMop, kPrompt, kLora, kIa3, kPrefix };
+PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt | lora | ia3 | prefix
 const char* method_name(PromptMethod method);
 // Whether the method replaces P0's positions at L_mid by the E x P mid prompts (MoPs, prompt).
 bool uses_mid_prompts(PromptMethod method);
@@ -56,7 +56,8 @@ class PromptStateImpl : public torch::nn::Module {
  public:
   // Zero prompts; the gate (MoPs) initialised from `seed`; LoRA's A uniform in +-1/sqrt(fan-in)
   // (PEFT's default) from `seed` and B zero, IA3's vectors ones, so that either starts as the
-  // frozen model with P0. `backbone` gives the layers and their widths.
+  // frozen model with P0; prefix tuning's E x P keys and values per layer standard normal from
+  // `seed` (PEFT's embedding init). `backbone` gives the layers and their widths.
   PromptStateImpl(const MopConfig& config, const ModelConfig& backbone, uint64_t seed = 0);
 
   const MopConfig& config() const { return config_; }
@@ -65,7 +66,7 @@ class PromptStateImpl : public torch::nn::Module {
   torch::Tensor first_prompts;  // (K0, C), frozen outside prompt pretraining
   torch::Tensor mid_prompts;    // (E * P, C), MoPs and prompt only
   Gate gate{nullptr};           // MoPs only
-  std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below L_mid), LoRA and IA3 only
+  std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below L_mid), LoRA, IA3 and prefix only
 
   // What the main loop trains and FedAvg averages, in a fixed order: the mid prompts, the gate's
   // parameters, then the adapters' tensors layer by layer.

@@ -9,7 +9,8 @@ std::vector<MethodPath> method_results_paths(const std::string& out, const std::
                                              const char* (*name_of)(PromptMethod)) {
   const std::filesystem::path file = out;
   std::vector<MethodPath> paths;
-  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop, PromptMethod::kLora, PromptMethod::kIa3}) {
+  for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop, PromptMethod::kLora, PromptMethod::kIa3,
+                      PromptMethod::kPrefix}) {
     const std::string name = name_of(method);
     if (chosen == "both" && !uses_mid_prompts(method)) continue;  // both: the baseline and MoPs
     if (chosen == "both")

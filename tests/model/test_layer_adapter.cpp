@@ -1,7 +1,8 @@
 // LoRA and IA3 inside the frozen backbone (layer_adapter.h), each against the same backbone with
 // the change merged into its weights by hand (LoRA: W + s B A; IA3: the rows of wk and wv, and
 // the columns of w2, scaled), which is how PEFT merges them; identity at LoRA's zero B and IA3's
-// unit vectors; gradients; and incremental decoding with a KV cache.
+// unit vectors; a prefix against the attention written out by hand; gradients; and incremental
+// decoding with a KV cache.
 #include <gtest/gtest.h>
 
 #include "llama.h"
@@ -152,12 +153,64 @@ TEST(LayerAdapter, GradientsReachTheAdaptersOnly) {
   for (const auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined());
 }
 
+std::vector<LayerAdapter> prefix_everywhere(uint64_t seed, int64_t length) {
+  const auto c = tiny_config();
+  auto gen = at::detail::createCPUGenerator(seed);
+  std::vector<LayerAdapter> adapters(size_t(c.n_layers));
+  for (int l = 2; l < c.n_layers; ++l) {
+    adapters[size_t(l)].prefix_keys = torch::randn({length, c.kv_dim()}, gen);
+    adapters[size_t(l)].prefix_values = torch::randn({length, c.kv_dim()}, gen);
+  }
+  return adapters;
+}
+
+// One token at position 0 (where RoPE is the identity) through layer 3 with a prefix of 2: each
+// query head h attends, in its key/value head h / R, to [the 2 prefix keys | its own key] with
+// softmax(q . k / sqrt(D)) and mixes [the 2 prefix values | its own value]; then wo, the residual
+// and the feed-forward as the block computes them.
+TEST(LayerAdapter, PrefixIsAttendedToAsWrittenOutByHand) {
+  auto model = tiny_backbone();
+  const auto c = tiny_config();
+  const int64_t H = c.n_heads, G = c.n_kv_heads, D = c.head_dim(), R = H / G;
+  const auto adapters = prefix_everywhere(8, 2);
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(9);
+  const auto x = torch::randn({1, 1, c.dim}, gen);  // (B, T, C)
+  LayerRun run;
+  run.adapters = &adapters;
+  const auto ours = model->run_layers(x, 3, 4, run);  // (1, 1, C)
+  auto block = model->block(3);
+  const auto xn = block->attention_norm(x)[0][0];  // (C)
+  const auto q = torch::matmul(block->attention->wq->weight, xn).view({H, D});
+  const auto k = torch::matmul(block->attention->wk->weight, xn).view({G, D});
+  const auto v = torch::matmul(block->attention->wv->weight, xn).view({G, D});
+  const auto pk = adapters[3].prefix_keys.view({2, G, D}), pv = adapters[3].prefix_values.view({2, G, D});
+  std::vector<torch::Tensor> heads;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / R;
+    const auto keys = torch::stack({pk[0][g], pk[1][g], k[g]});    // (3, D)
+    const auto values = torch::stack({pv[0][g], pv[1][g], v[g]});  // (3, D)
+    const auto p = torch::softmax(torch::matmul(keys, q[h]) / std::sqrt(double(D)), 0);  // (3)
+    heads.push_back(torch::matmul(p, values));                                          // (D)
+  }
+  const auto h1 = x[0][0] + torch::matmul(block->attention->wo->weight, torch::cat(heads));  // (C)
+  const auto reference = h1 + block->feed_forward->forward(block->ffn_norm(h1.view({1, 1, -1})))[0][0];
+  std::printf("max |prefix - by hand| = %.2e\n", (ours[0][0] - reference).abs().max().item<float>());
+  EXPECT_TRUE(ours[0][0].allclose(reference, 1e-5, 1e-5));
+  EXPECT_FALSE(ours.allclose(model->run_layers(x, 3, 4), 1e-3, 1e-3));  // the prefix changes the layer
+}
+
 // Decoding token by token with a KV cache gives the logits of one full pass, with adapters.
 TEST(LayerAdapter, IncrementalDecodingWithAdaptersEqualsTheFullForward) {
   auto model = tiny_backbone();
   auto adapters = lora_everywhere(7);
   const auto scalings = ia3_everywhere(7);
-  for (size_t l = 0; l < adapters.size(); ++l) adapters[l].key_scale = scalings[l].key_scale;
+  const auto prefixes = prefix_everywhere(7, 3);
+  for (size_t l = 0; l < adapters.size(); ++l) {
+    adapters[l].key_scale = scalings[l].key_scale;
+    adapters[l].prefix_keys = prefixes[l].prefix_keys;  // positionless: the tokens' positions stay
+    adapters[l].prefix_values = prefixes[l].prefix_values;
+  }
   torch::NoGradGuard no_grad;
   const auto full = forward_with(model, &adapters);  // (B, T, V)
   KVCache cache;

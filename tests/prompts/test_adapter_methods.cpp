@@ -1,5 +1,6 @@
-// LoRA and IA3 as methods (issue 18): they start as the frozen model with P0, train only their
-// own tensors above L_mid, count their parameters by hand, and round-trip through a results file.
+// LoRA, IA3 and prefix tuning as methods (issue 18): LoRA and IA3 start as the frozen model with
+// P0; each trains only its own tensors above L_mid, counts its parameters by hand, and
+// round-trips through a results file.
 #include <gtest/gtest.h>
 
 #include "prompt_state_io.h"
@@ -43,6 +44,9 @@ TEST(AdapterMethods, TrainableParametersAreTheAdaptersOnly) {
   EXPECT_FALSE(lora->adapters[2].wk.defined());
   auto ia3 = random_state(adapter_config(PromptMethod::kIa3), 54);
   EXPECT_EQ(ia3->trained_values(), 2 * (8 + 8 + 24));
+  auto prefix = random_state(adapter_config(PromptMethod::kPrefix), 54);  // E x P = 8 keys and values of G D = 8
+  EXPECT_EQ(prefix->trained_values(), 2 * 2 * 8 * 8);
+  EXPECT_EQ(prefix->adapters[2].prefix_length(), 8);
   auto mop = random_state(tiny_mop(PromptMethod::kMop), 55);
   EXPECT_EQ(mop->trained_values(), 4 * 2 * 16 + (16 * 8 + 8) + (8 * 4 + 4));  // mid prompts, gate w1, w2
 }
@@ -50,7 +54,7 @@ TEST(AdapterMethods, TrainableParametersAreTheAdaptersOnly) {
 // Local training moves the adapters (B leaves 0), lowers the loss, and leaves P0 alone.
 TEST(AdapterMethods, TrainingMovesOnlyTheAdapters) {
   const auto train = tiny_examples(8, 56);
-  for (auto method : {PromptMethod::kLora, PromptMethod::kIa3}) {
+  for (auto method : {PromptMethod::kLora, PromptMethod::kIa3, PromptMethod::kPrefix}) {
     SCOPED_TRACE(method_name(method));
     auto backbone = tiny_backbone();
     auto state = random_state(adapter_config(method), 57);
@@ -72,7 +76,7 @@ TEST(AdapterMethods, TrainingMovesOnlyTheAdapters) {
 
 TEST(AdapterMethods, RoundTripThroughAResultsFile) {
   const auto dir = fresh_test_dir("adapters");
-  for (auto method : {PromptMethod::kLora, PromptMethod::kIa3}) {
+  for (auto method : {PromptMethod::kLora, PromptMethod::kIa3, PromptMethod::kPrefix}) {
     auto config = adapter_config(method, {"wk", "w2"});
     config.lora_alpha = 3;
     auto state = random_state(config, 58);

@@ -624,15 +624,16 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
   EXPECT_NE(no_instruction.output.find("--prompts needs --instruction"), std::string::npos) << no_instruction.output;
 }
 
-// `mops train --method lora | ia3`: a results file with the schema, the method, its trainable
+// `mops train --method lora | ia3 | prefix`: a results file with the schema, the method, its trainable
 // parameters counted by hand (embedded model: d 128, G D 64, F hidden, layers 2 and 3 >= L_mid),
 // and a state that `mops generate --prompts` reads.
-TEST(MopsTrain, LoraAndIa3WriteResultsFilesWithTheirTrainableParameters) {
+TEST(MopsTrain, PeerMethodsWriteResultsFilesWithTheirTrainableParameters) {
   const auto dir = fresh_test_dir("adapters");
   const auto model = MOPS_SOURCE_DIR "/models/skills7-base.safetensors";
   const int64_t F = load_model(model).model->config().hidden_dim;
   const std::map<std::string, int64_t> expected = {{"lora", 2 * (4 * (128 + 128) + 4 * (128 + 64))},
-                                                   {"ia3", 2 * (64 + 64 + F)}};
+                                                   {"ia3", 2 * (64 + 64 + F)},
+                                                   {"prefix", 2 * 2 * 70 * 64}};  // E x P = 70 keys and values
   for (const auto& [method, count] : expected) {
     const auto out = (dir / (method + ".h5")).string();
     const auto run = run_mops("train --method " + method + " --model " + model + " --tokenizer " MOPS_SOURCE_DIR
@@ -641,7 +642,8 @@ TEST(MopsTrain, LoraAndIa3WriteResultsFilesWithTheirTrainableParameters) {
     ASSERT_EQ(run.exit_code, 0) << run.output;
     EXPECT_NE(run.output.find(method + ": " + std::to_string(count) + " trainable parameters"), std::string::npos)
         << run.output;
-    EXPECT_NE(run.output.find(method == "lora" ? "LoRA" : "IA3"), std::string::npos) << run.output;
+    const std::map<std::string, std::string> column = {{"lora", "LoRA"}, {"ia3", "IA3"}, {"prefix", "prefix"}};
+    EXPECT_NE(run.output.find(column.at(method)), std::string::npos) << run.output;
     const auto check = h5py_check(out);
     EXPECT_EQ(check.exit_code, 0) << check.output;
     EXPECT_EQ(read_string_attribute(out, "method"), method);
@@ -665,7 +667,8 @@ namespace {
 TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
   auto backbone = tiny_backbone();
   torch::NoGradGuard no_grad;
-  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt, PromptMethod::kLora, PromptMethod::kIa3}) {
+  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt, PromptMethod::kLora, PromptMethod::kIa3,
+                      PromptMethod::kPrefix}) {
     auto state = random_state(tiny_mop(method), 25);
     for (auto& t : state->adapter_tensors()) t.add_(torch::randn_like(t) * 0.3);  // away from their identity start
     auto whole = tiny_examples(1, 26)[0];
