@@ -39,6 +39,7 @@ def main():
     lines = [l for l in out.splitlines() if l.strip()]
     require(code == 0 and len(lines) == 6, "dry run: 2 compressions + 2 settings x 2 modes x 1 seed", out)
     require(sum(" prune " in l for l in lines) == 2 and sum("mpirun" in l for l in lines) == 2, "dry run commands", out)
+    require(all("--bind-to none" in l for l in lines if "mpirun" in l), "mpirun without --bind-to none", out)
 
     code, out = sweep(args)
     require(code == 0, "the sweep runs", out)
