@@ -42,6 +42,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 SCHEMA = "mops-results/1"
 MODES = ("centralized", "federated")
 BASELINE_METHOD = {"centralized": "prompt", "federated": "fedprompt"}
+PEER_METHODS = ("lora", "ia3", "prefix")  # mops train/federate --method; not in the tables yet
 BASELINE_NAME = {"centralized": "Baseline", "federated": "FedPrompt"}
 STEP_NAME = {"centralized": "step", "federated": "round"}
 PRUNE_NAMES = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude"}
@@ -188,6 +189,10 @@ def read_run(path):
         schema = text(f.attrs["schema"])
         if schema != SCHEMA:
             raise ReportError(f"{path}: root attribute schema is {schema!r}, expected {SCHEMA!r}")
+        method = text(f.attrs.get("method", ""))
+        if method in PEER_METHODS:
+            raise ReportError(f"{path}: method {method!r}; the report's tables have the baseline and MoPs only "
+                              "(peer methods are issue 18's), leave the file out")
         try:
             return read_results(path, f)
         except (KeyError, ValueError, TypeError) as e:

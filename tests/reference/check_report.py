@@ -180,14 +180,18 @@ def check_tables(report_py, work):
 
 
 def check_rejects(report_py, work):
-    """Exit 1 and one clear line for a file that is not HDF5 and one of another schema."""
+    """Exit 1 and one clear line for a file that is not HDF5, one of another schema and one of a peer method."""
     work.mkdir(parents=True, exist_ok=True)
-    not_hdf5, other = work / "not-hdf5.h5", work / "other-schema.h5"
+    not_hdf5, other, peer = work / "not-hdf5.h5", work / "other-schema.h5", work / "lora.h5"
     not_hdf5.write_text("step,loss\n1,2.0\n")
     with h5py.File(other, "w") as f:
         f.attrs["schema"] = "other-results/2"
         f["eval/ppl_all"] = np.ones(3)
-    for path, words in ((not_hdf5, "not a readable HDF5 file"), (other, "schema is 'other-results/2'")):
+    with h5py.File(peer, "w") as f:
+        f.attrs["schema"] = "mops-results/1"
+        f.attrs["method"] = "lora"
+    for path, words in ((not_hdf5, "not a readable HDF5 file"), (other, "schema is 'other-results/2'"),
+                        (peer, "method 'lora'; the report's tables have the baseline and MoPs only")):
         code, stdout, stderr = run_report(report_py, [path], work / "rejected")
         require(code == 1, f"{path.name}: exit {code}, expected 1")
         require("Traceback" not in stderr, f"{path.name}: a traceback:\n{stderr}")
