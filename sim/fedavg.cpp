@@ -3,25 +3,16 @@
 #include "errors.h"
 
 namespace mops {
-namespace {
 
-// What the method trains, in PromptStateImpl::trained()'s order.
-std::vector<torch::Tensor> averaged_tensors(PromptState& state) { return state->trained(); }
-
-}  // namespace
-
-int64_t averaged_values(PromptState& state) {
-  int64_t n = 0;
-  for (const auto& t : averaged_tensors(state)) n += t.numel();
-  return n;
-}
+// FedAvg averages what the method trains, in PromptStateImpl::trained()'s order.
+int64_t averaged_values(PromptState& state) { return state->trained_values(); }
 
 void add_client(PromptState& client, int64_t examples, torch::Tensor& sums) {
   MOPS_CHECK(sums.scalar_type() == torch::kDouble && sums.dim() == 1 && sums.size(0) > averaged_values(client),
              "FedAvg sums must be float64 (N + 1), got " << sums.scalar_type() << " " << sums.sizes());
   torch::NoGradGuard no_grad;
   int64_t offset = 0;
-  for (const auto& t : averaged_tensors(client)) {
+  for (const auto& t : client->trained()) {
     sums.slice(0, offset, offset + t.numel()).add_(t.reshape(-1).to(sums.device(), torch::kDouble), double(examples));
     offset += t.numel();
   }
@@ -34,7 +25,7 @@ void assign_average(const torch::Tensor& sums, PromptState& global) {
   MOPS_CHECK(total > 0, "FedAvg over clients with no training examples (sum of example counts is " << total << ")");
   torch::NoGradGuard no_grad;
   int64_t offset = 0;
-  for (auto& t : averaged_tensors(global)) {
+  for (auto& t : global->trained()) {
     t.copy_((sums.slice(0, offset, offset + t.numel()) / total).view(t.sizes()));
     offset += t.numel();
   }
@@ -42,7 +33,7 @@ void assign_average(const torch::Tensor& sums, PromptState& global) {
 
 void copy_averaged(PromptState& from, PromptState& to) {
   torch::NoGradGuard no_grad;
-  auto source = averaged_tensors(from), target = averaged_tensors(to);
+  auto source = from->trained(), target = to->trained();
   for (size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
 }
 

@@ -218,8 +218,7 @@ MethodOutcome run_federated_method(FederatedSetup& s, const MethodPath& output, 
                                                                       s.federated.clients_per_round));
     write_partition(*results, s, comm.size());
     results->write_attribute("compression", s.compression);
-    results->write_attribute("trainable_parameters", std::to_string(global->trained_values()));
-    std::cerr << federated_method_name(method) << ": " << global->trained_values() << " trainable parameters\n";
+    write_trainable_parameters(*results, global, federated_method_name(method));
     if (first_round > 1) {
       replay_resume_point(point, *results);
       global = point.state;

@@ -1,6 +1,5 @@
 #include "prompt_options.h"
 
-#include <algorithm>
 #include <limits>
 #include <sstream>
 
@@ -133,12 +132,11 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
   const int top_k = cl.get<int>("gate-top-k");
   cl.require(top_k <= cl.get<int>("experts"), "--gate-top-k " + std::to_string(top_k) + " is more than the --experts " +
                                                   std::to_string(cl.get<int>("experts")) + " (0: all of them)");
-  for (const auto& target : lora_targets(cl)) {
-    const auto& names = lora_target_names();
-    cl.require(std::find(names.begin(), names.end(), target) != names.end(),
-               "--lora-targets: '" + target + "' is not one of wq, wk, wv, wo, w1, w2, w3");
+  const auto targets = lora_targets(cl);
+  for (const auto& target : targets) {
+    cl.require(is_lora_target(target), "--lora-targets: '" + target + "' is not one of wq, wk, wv, wo, w1, w2, w3");
   }
-  cl.require(!lora_targets(cl).empty(), "--lora-targets names no matrix; give a comma list such as wq,wv");
+  cl.require(!targets.empty(), "--lora-targets names no matrix; give a comma list such as wq,wv");
   if (cl.get<std::string>("gate-route") == "hash") {
     for (const char* gate_only : {"gate-noise", "gate-balance"}) {
       cl.require(cl.get<double>(gate_only) == 0, std::string("--") + gate_only +

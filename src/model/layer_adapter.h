@@ -35,6 +35,9 @@ struct LayerAdapter {
   int64_t prefix_length() const { return prefix_keys.defined() ? prefix_keys.size(0) : 0; }
 };
 
+// `adapter`, or for null a LayerAdapter that changes nothing (one shared instance).
+const LayerAdapter& adapter_or_none(const LayerAdapter* adapter);
+
 // x (..., n) times `scale` (n) when it is defined, else x unchanged.
 torch::Tensor scaled_by(const torch::Tensor& x, const torch::Tensor& scale);
 // y plus update(x) when the update is defined, else y unchanged.

@@ -103,8 +103,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   } else {
     q = wq(x.slice(1, first)), k = wk(x), v = wv(x);
   }
-  const LayerAdapter none;
-  const auto& a = context.adapter ? *context.adapter : none;
+  const auto& a = adapter_or_none(context.adapter);
   q = plus_update(q, a.wq, x.slice(1, first));
   k = scaled_by(plus_update(k, a.wk, x), a.key_scale);
   v = scaled_by(plus_update(v, a.wv, x), a.value_scale);
@@ -190,8 +189,7 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* re
   } else {
     gate = w1(x), up = w3(x);
   }
-  const LayerAdapter none;
-  const auto& a = adapter ? *adapter : none;
+  const auto& a = adapter_or_none(adapter);
   auto hidden = scaled_by(torch::silu(plus_update(gate, a.w1, x)) * plus_update(up, a.w3, x), a.hidden_scale);  // (B, S, F)
   if (record_hidden) *record_hidden = hidden;
   return plus_update(w2(hidden), a.w2, hidden);

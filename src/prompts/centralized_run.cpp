@@ -56,8 +56,7 @@ MethodOutcome run_centralized_method(Llama& model, const PromptRunSettings& s, c
   auto state = initial_prompt_state(s, method, model, p0, data.train);
   ResultsFile results(output.path, prompt_results_header(s, state->config(), data, method_name(state->config().method)));
   results.write_attribute("compression", compression);
-  results.write_attribute("trainable_parameters", std::to_string(state->trained_values()));
-  std::cerr << method_name(method) << ": " << state->trained_values() << " trainable parameters\n";
+  write_trainable_parameters(results, state, method_name(method));
   if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) pretrain_gate_for_run(s, model, state, data.train, cache);
   const auto start = write_start_state(results, references, model, state, data.test, data.tasks, s.train.eval_batch_size);
   RunObserver observer(std::string("train ") + method_name(method), s.train.steps, data.held_out, results, state);

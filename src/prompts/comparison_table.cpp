@@ -28,6 +28,13 @@ double start_perplexity(const std::string& references_json) {
 
 namespace {
 
+// What a method's main loop starts from, as the note under the table says it.
+const char* start_of(PromptMethod method) {
+  if (uses_mid_prompts(method)) return "Its mid prompts take P0's place from L_mid on";
+  if (method == PromptMethod::kPrefix) return "Its prefixes start random";
+  return "Its adapters start as the identity";
+}
+
 // Why a method that ends above P0 alone does: where it started, and which way training took it.
 std::string note_worse_than_p0(const std::string& label, PromptMethod method, double end, double start, double p0,
                                const std::string& held_out) {
@@ -38,10 +45,7 @@ std::string note_worse_than_p0(const std::string& label, PromptMethod method, do
     out << "Where its training started is not in its results file (written before it was recorded).\n";
     return out.str();
   }
-  out << (uses_mid_prompts(method) ? "Its mid prompts take P0's place from L_mid on, so before training it stood at "
-                                   : method == PromptMethod::kPrefix ? "Its prefixes start random, so before training it stood at "
-                                   : "Its adapters start as the identity, so before training it stood at ")
-      << start;
+  out << start_of(method) << ", so before training it stood at " << start;
   if (end <= start) {
     out << ", and training brought it down, but not yet below P0 alone: a longer run (--steps; federated "
            "--rounds, --local-steps) gives it more room\n";

@@ -36,6 +36,11 @@ const std::vector<std::string>& lora_target_names() {
   return names;
 }
 
+bool is_lora_target(const std::string& name) {
+  const auto& names = lora_target_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MopConfig c = *this;
   const int L = backbone.n_layers;
@@ -58,8 +63,7 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
              "--lora-rank " << c.lora_rank << " must be at least 1 and --lora-alpha " << c.lora_alpha << " positive");
   MOPS_CHECK(c.method != PromptMethod::kLora || !c.lora_targets.empty(), "--lora-targets names no matrix");
   for (const auto& target : c.lora_targets) {
-    const auto& names = lora_target_names();
-    MOPS_CHECK(std::find(names.begin(), names.end(), target) != names.end(),
+    MOPS_CHECK(is_lora_target(target),
                "--lora-targets: '" << target << "' is not one of wq, wk, wv, wo, w1, w2, w3");
   }
   MOPS_CHECK(c.first_prompt_count + 1 <= backbone.max_seq_len && c.mid_prompt_count() + 1 <= backbone.max_seq_len,

@@ -28,6 +28,7 @@ bool uses_mid_prompts(PromptMethod method);
 
 // The matrices LoRA may adapt, by their names in the backbone (llama.h).
 const std::vector<std::string>& lora_target_names();
+bool is_lora_target(const std::string& name);  // one of lora_target_names()
 
 struct MopConfig {
   PromptMethod method = PromptMethod::kMop;
@@ -67,6 +68,8 @@ class PromptStateImpl : public torch::nn::Module {
   torch::Tensor mid_prompts;    // (E * P, C), MoPs and prompt only
   Gate gate{nullptr};           // MoPs only
   std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below L_mid), LoRA, IA3 and prefix only
+  // What a run of the layers takes (LayerRun::adapters): `adapters`, or null for the prompt methods.
+  const std::vector<LayerAdapter>* layer_adapters() const { return adapters.empty() ? nullptr : &adapters; }
 
   // What the main loop trains and FedAvg averages, in a fixed order: the mid prompts, the gate's
   // parameters, then the adapters' tensors layer by layer.

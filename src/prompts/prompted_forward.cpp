@@ -37,7 +37,7 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& l
     run.column_weights = out.column_weights;
   }
   run.prompt_columns = c.upper_prompt_count();
-  if (!state->adapters.empty()) run.adapters = &state->adapters;
+  run.adapters = state->layer_adapters();
   auto h = uses_mid_prompts(c.method)
                ? prepend(state->mid_prompts, lower.states.slice(1, c.first_prompt_count))  // (B, E * P + T, C)
                : lower.states;                                                            // (B, K0 + T, C)
@@ -155,7 +155,7 @@ torch::Tensor PromptedDecoder::step(int64_t id) {
   run.cache = &cache_;
   auto h = backbone_->run_layers(backbone_->embed(torch::tensor({id}, torch::kLong).unsqueeze(0)), 0, mid, run);
   run.column_weights = column_weights_;
-  if (!state_->adapters.empty()) run.adapters = &state_->adapters;
+  run.adapters = state_->layer_adapters();
   h = backbone_->run_layers(h, mid, backbone_->config().n_layers, run);  // (1, 1, C)
   return backbone_->classify(h, 0)[0][-1];                                // (V)
 }

@@ -1,6 +1,7 @@
 #include "run_results.h"
 
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 namespace mops {
@@ -76,6 +77,12 @@ EvaluationReport write_start_state(ResultsFile& results, nlohmann::json referenc
                         start.gate_by_task.sizes().vec());
   }
   return start.report;
+}
+
+void write_trainable_parameters(ResultsFile& results, PromptState& state, const std::string& label) {
+  const int64_t count = state->trained_values();
+  results.write_attribute("trainable_parameters", std::to_string(count));
+  std::cerr << label << ": " << count << " trainable parameters\n";
 }
 
 std::string compression_attribute(const std::map<std::string, std::string>& model_metadata) {

@@ -55,6 +55,10 @@ EvaluationReport write_start_state(ResultsFile& results, nlohmann::json referenc
                                    const std::vector<TokenizedExample>& test, const std::vector<std::string>& tasks,
                                    int batch_size);
 
+// The root attribute "trainable_parameters", what `state`'s method trains (trained_values()),
+// and a line on stderr saying it for the method named `label`.
+void write_trainable_parameters(ResultsFile& results, PromptState& state, const std::string& label);
+
 // The root attribute "compression" of a results file: the model's compression record without its
 // per-matrix rows ({"method": "none"} for an uncompressed model).
 std::string compression_attribute(const std::map<std::string, std::string>& model_metadata);

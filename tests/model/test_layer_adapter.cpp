@@ -18,13 +18,20 @@ LowRankUpdate random_update(int64_t in, int64_t out, at::Generator& gen) {
   return {torch::randn({kRank, in}, gen) * 0.3, torch::randn({out, kRank}, gen) * 0.3, kScale};
 }
 
-// Every LoRA target of layers >= 2 of the tiny model (4 layers) given an update.
+// One LayerAdapter per layer of the tiny model (4 layers), layers >= 2 filled by `fill` from one
+// seeded stream.
+template <class Fill>
+std::vector<LayerAdapter> upper_layers(uint64_t seed, Fill fill) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  std::vector<LayerAdapter> adapters(size_t(tiny_config().n_layers));
+  for (size_t l = 2; l < adapters.size(); ++l) fill(adapters[l], gen);
+  return adapters;
+}
+
+// Every LoRA target given an update.
 std::vector<LayerAdapter> lora_everywhere(uint64_t seed) {
   const auto c = tiny_config();
-  auto gen = at::detail::createCPUGenerator(seed);
-  std::vector<LayerAdapter> adapters(size_t(c.n_layers));
-  for (int l = 2; l < c.n_layers; ++l) {
-    auto& a = adapters[size_t(l)];
+  return upper_layers(seed, [&](LayerAdapter& a, at::Generator& gen) {
     a.wq = random_update(c.dim, c.dim, gen);
     a.wk = random_update(c.dim, c.kv_dim(), gen);
     a.wv = random_update(c.dim, c.kv_dim(), gen);
@@ -32,21 +39,16 @@ std::vector<LayerAdapter> lora_everywhere(uint64_t seed) {
     a.w1 = random_update(c.dim, c.hidden_dim, gen);
     a.w3 = random_update(c.dim, c.hidden_dim, gen);
     a.w2 = random_update(c.hidden_dim, c.dim, gen);
-  }
-  return adapters;
+  });
 }
 
 std::vector<LayerAdapter> ia3_everywhere(uint64_t seed) {
   const auto c = tiny_config();
-  auto gen = at::detail::createCPUGenerator(seed);
-  std::vector<LayerAdapter> adapters(size_t(c.n_layers));
-  for (int l = 2; l < c.n_layers; ++l) {
-    auto& a = adapters[size_t(l)];
+  return upper_layers(seed, [&](LayerAdapter& a, at::Generator& gen) {
     a.key_scale = 1 + 0.5 * torch::randn({c.kv_dim()}, gen);
     a.value_scale = 1 + 0.5 * torch::randn({c.kv_dim()}, gen);
     a.hidden_scale = 1 + 0.5 * torch::randn({c.hidden_dim}, gen);
-  }
-  return adapters;
+  });
 }
 
 void add_merged(torch::Tensor& weight, const LowRankUpdate& u) { weight.add_(u.b.mm(u.a) * u.scale); }
@@ -155,13 +157,10 @@ TEST(LayerAdapter, GradientsReachTheAdaptersOnly) {
 
 std::vector<LayerAdapter> prefix_everywhere(uint64_t seed, int64_t length) {
   const auto c = tiny_config();
-  auto gen = at::detail::createCPUGenerator(seed);
-  std::vector<LayerAdapter> adapters(size_t(c.n_layers));
-  for (int l = 2; l < c.n_layers; ++l) {
-    adapters[size_t(l)].prefix_keys = torch::randn({length, c.kv_dim()}, gen);
-    adapters[size_t(l)].prefix_values = torch::randn({length, c.kv_dim()}, gen);
-  }
-  return adapters;
+  return upper_layers(seed, [&](LayerAdapter& a, at::Generator& gen) {
+    a.prefix_keys = torch::randn({length, c.kv_dim()}, gen);
+    a.prefix_values = torch::randn({length, c.kv_dim()}, gen);
+  });
 }
 
 // One token at position 0 (where RoPE is the identity) through layer 3 with a prefix of 2: each

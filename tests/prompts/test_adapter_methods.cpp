@@ -102,7 +102,9 @@ TEST(AdapterMethods, RoundTripThroughAResultsFile) {
     const auto ours = state->trained(), theirs = loaded->trained();
     ASSERT_EQ(ours.size(), theirs.size());
     for (size_t i = 0; i < ours.size(); ++i) EXPECT_TRUE(ours[i].equal(theirs[i])) << i;
-    if (method == PromptMethod::kLora) EXPECT_EQ(loaded->adapters[3].w2.scale, 3.0 / 4);
+    if (method == PromptMethod::kLora) {
+      EXPECT_EQ(loaded->adapters[3].w2.scale, 3.0 / 4);
+    }
   }
 }
 
