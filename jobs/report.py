@@ -42,7 +42,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 SCHEMA = "mops-results/1"
 MODES = ("centralized", "federated")
 BASELINE_METHOD = {"centralized": "prompt", "federated": "fedprompt"}
-PEER_METHODS = ("lora", "ia3", "prefix")  # mops train/federate --method; not in the tables yet
+PEER_METHODS = ("lora", "ia3", "prefix", "mpt")  # mops train/federate --method; not in the tables yet
 BASELINE_NAME = {"centralized": "Baseline", "federated": "FedPrompt"}
 STEP_NAME = {"centralized": "step", "federated": "round"}
 PRUNE_NAMES = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude"}

@@ -180,7 +180,7 @@ void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
 // federated_resume.h); `start` receives its overall perplexity.
 PromptState fresh_state(FederatedSetup& s, PromptMethod method, ResultsFile& results, ActivationCache& cache,
                         double& start) {
-  auto state = initial_prompt_state(s.prompts, method, s.model, s.p0, s.data.train);
+  auto state = initial_prompt_state(s.prompts, method, s.model, s.p0, s.data);
   if (method == PromptMethod::kMop && s.prompts.gate_pretrain_steps > 0) {
     pretrain_gate_for_run(s.prompts, s.model, state, s.data.train, cache);
   }
@@ -210,7 +210,7 @@ MethodOutcome run_federated_method(FederatedSetup& s, const MethodPath& output, 
     if (comm.rank() == 0) std::cerr << path << ": finished already; its last evaluation goes into the table\n";
     return {last, start};
   }
-  const auto config = method_config(s.prompts, method, int(s.p0.size(0)), s.model->config());
+  const auto config = method_config(s.prompts, method, int(s.p0.size(0)), int(s.data.tasks.size()), s.model->config());
   std::unique_ptr<ResultsFile> results;
   PromptState global(config, s.model->config());
   if (comm.rank() == 0) {

@@ -38,6 +38,7 @@ inline MopConfig tiny_mop(PromptMethod method, GateScale scale = GateScale::kExp
   c.prompts_per_expert = 2;
   c.gate_hidden = 8;
   c.gate_scale = scale;
+  c.task_count = 4;  // tiny_examples' tasks
   return c.resolved(tiny_config());
 }
 

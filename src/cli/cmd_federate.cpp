@@ -77,9 +77,10 @@ int run_federate(int argc, const char* const* argv) {
                  "spread over MPI ranks: mpirun -np R mops federate ... Rank 0 writes the HDF5 results file, which "
                  "is also the checkpoint that --resume continues from.");
   constexpr int kMaxInt = std::numeric_limits<int>::max();
-  cl.add_choice("method", "both", {"mop", "fedprompt", "both", "lora", "ia3", "prefix"},
+  cl.add_choice("method", "both", {"mop", "fedprompt", "both", "lora", "ia3", "prefix", "mpt"},
                 "MoPs, FedPrompt, both (FedPrompt first), or a peer method FedAvg'd the same way: lora (FedIT, --lora-*), "
-                "ia3, prefix, each in the layers >= L_mid");
+                "ia3, prefix, each in the layers >= L_mid; mpt (multitask prompt tuning, the task id read from the data; "
+                "mops train --help)");
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "compressed checkpoint (mops prune)")
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")

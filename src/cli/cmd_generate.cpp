@@ -1,4 +1,5 @@
 // `mops generate`: continue a text or a list of token ids.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <limits>
@@ -13,6 +14,28 @@
 #include "tokenizer.h"
 
 namespace mops {
+
+namespace {
+
+// The task id --task names among the --prompts file's tasks: MPT's prompts depend on it; the
+// other methods take none.
+int prompt_task(const CommandLine& cl, const MopConfig& config) {
+  const auto path = cl.get<std::string>("prompts");
+  if (config.method != PromptMethod::kMpt) {
+    cl.require(!cl.has("task"), "--task is for the prompts of a --method mpt run; " + path + " holds " +
+                                    method_name(config.method) + " prompts, which choose no task");
+    return 0;
+  }
+  const auto tasks = read_strings(path, "tasks");
+  std::string names;
+  for (const auto& t : tasks) names += (names.empty() ? "" : ", ") + t;
+  cl.require(cl.has("task"), path + " holds multitask prompts (--method mpt): name the task with --task, one of " + names);
+  const auto found = std::find(tasks.begin(), tasks.end(), cl.get<std::string>("task"));
+  cl.require(found != tasks.end(), "--task '" + cl.get<std::string>("task") + "' is not one of " + path + "'s tasks: " + names);
+  return int(found - tasks.begin());
+}
+
+}  // namespace
 
 int run_generate(int argc, const char* const* argv) {
   CommandLine cl("generate",
@@ -31,6 +54,8 @@ int run_generate(int argc, const char* const* argv) {
       ("prompts", po::value<std::string>()->value_name("RESULTS.h5"),
        "generate with the prompts (and gate) a `mops train` run saved; needs --instruction, from which the gate "
        "chooses the experts")
+      ("task", po::value<std::string>()->value_name("NAME"),
+       "with --prompts of a `--method mpt` run: the task whose prompts to use, one of the results file's /tasks")
       ("greedy", po::bool_switch(), "always take the most likely token")
       ("print-ids", po::bool_switch(), "print the generated ids, space separated, on one line");
   cl.add_number<int>("max-new-tokens", 64, Range::closed(0, 1 << 20),
@@ -52,6 +77,7 @@ int run_generate(int argc, const char* const* argv) {
              "needs no tokenizer");
   cl.require(!cl.has("prompts") || cl.has("instruction"),
              "--prompts needs --instruction TEXT [--input TEXT]: the gate reads the instruction to choose experts");
+  cl.require(!cl.has("task") || cl.has("prompts"), "--task NAME needs --prompts RESULTS.h5 (of a --method mpt run)");
   const auto ids = cl.has("ids") ? as_usage_error([&] { return parse_id_list(cl.get<std::string>("ids"), "ids"); })
                                  : std::vector<int64_t>{};
   const auto compute = start_command(cl);
@@ -70,10 +96,11 @@ int run_generate(int argc, const char* const* argv) {
     prompt = ids;
   } else if (cl.has("instruction")) {
     const InstructionRecord record{"", cl.get<std::string>("instruction"), cl.get<std::string>("input"), "", "command line"};
-    const auto example = tokenize_prompt(record, *tokenizer);
+    auto example = tokenize_prompt(record, *tokenizer);
     prompt = example.ids;
     if (cl.has("prompts")) {
       auto state = read_prompt_state(cl.get<std::string>("prompts"), loaded.model->config());
+      example.task = prompt_task(cl, state->config());
       state->to(compute.device);
       MopConfig resolved = state->config().resolved(loaded.model->config());
       MOPS_CHECK(resolved.mid_layer == state->config().mid_layer, "the prompts were trained for another model");

@@ -33,10 +33,11 @@ int run_train(int argc, const char* const* argv) {
   CommandLine cl("train",
                  "Train MoPs (mid-layer prompt experts with a gate, Algorithm 1) and/or the prompt-tuning baseline on a "
                  "compressed model; evaluate test perplexity per task; stream results to HDF5.");
-  cl.add_choice("method", "both", {"mop", "prompt", "both", "lora", "ia3", "prefix"},
+  cl.add_choice("method", "both", {"mop", "prompt", "both", "lora", "ia3", "prefix", "mpt"},
                 "MoPs, the prompt baseline, both (baseline first), or a peer method on the same P0, data and steps: lora "
                 "(--lora-*), ia3 (keys, values and feed-forward scaled), prefix (E x P learned keys and values), each "
-                "in the layers >= L_mid");
+                "in the layers >= L_mid; mpt (multitask prompt tuning: E x P shared mid prompts times a rank-one "
+                "matrix per task, the task id read from the data in training and at test time)");
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "compressed checkpoint (mops prune)")
       ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model")

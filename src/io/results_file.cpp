@@ -198,8 +198,8 @@ void check_size(const std::string& path, const char* what, size_t size, size_t e
 
 void check_header(const std::string& path, const ResultsHeader& h) {
   MOPS_CHECK(h.method == "mop" || h.method == "prompt" || h.method == "fedprompt" || h.method == "lora" ||
-                 h.method == "ia3" || h.method == "prefix",
-             path << ": unknown method '" << h.method << "' (expected mop, prompt, fedprompt, lora, ia3 or prefix)");
+                 h.method == "ia3" || h.method == "prefix" || h.method == "mpt",
+             path << ": unknown method '" << h.method << "' (expected mop, prompt, fedprompt, lora, ia3, prefix or mpt)");
   MOPS_CHECK(h.mode == "centralized" || h.mode == "federated",
              path << ": unknown mode '" << h.mode << "' (expected centralized or federated)");
   MOPS_CHECK(!h.tasks.empty(), path << ": a results file needs at least one task");

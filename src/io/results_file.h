@@ -50,7 +50,7 @@ namespace mops {
 
 struct ResultsHeader {
   std::string config_json;  // the whole run config as JSON
-  std::string method;       // "mop" | "prompt" | "fedprompt" | "lora" | "ia3" | "prefix"
+  std::string method;       // "mop" | "prompt" | "fedprompt" | "lora" | "ia3" | "prefix" | "mpt"
   std::string mode;         // "centralized" | "federated"
   uint64_t seed = 0;
   std::vector<std::string> tasks;  // (T)

@@ -53,7 +53,7 @@ MethodOutcome run_centralized_method(Llama& model, const PromptRunSettings& s, c
                                         const torch::Tensor& p0, const nlohmann::json& references,
                                         ActivationCache& cache) {
   const auto method = output.method;
-  auto state = initial_prompt_state(s, method, model, p0, data.train);
+  auto state = initial_prompt_state(s, method, model, p0, data);
   ResultsFile results(output.path, prompt_results_header(s, state->config(), data, method_name(state->config().method)));
   results.write_attribute("compression", compression);
   write_trainable_parameters(results, state, method_name(method));

@@ -63,6 +63,7 @@ std::string column_label(PromptMethod method, const std::string& baseline_label)
     case PromptMethod::kLora: return "LoRA";
     case PromptMethod::kIa3: return "IA3";
     case PromptMethod::kPrefix: return "prefix";
+    case PromptMethod::kMpt: return "MPT";
   }
   return "?";
 }

@@ -9,13 +9,17 @@
 
 namespace mops {
 
+const std::vector<PromptMethod>& prompt_methods() {
+  static const std::vector<PromptMethod> methods = {PromptMethod::kMop,  PromptMethod::kPrompt, PromptMethod::kLora,
+                                                    PromptMethod::kIa3,  PromptMethod::kPrefix, PromptMethod::kMpt};
+  return methods;
+}
+
 PromptMethod parse_prompt_method(const std::string& name) {
-  if (name == "mop") return PromptMethod::kMop;
-  if (name == "prompt") return PromptMethod::kPrompt;
-  if (name == "lora") return PromptMethod::kLora;
-  if (name == "ia3") return PromptMethod::kIa3;
-  if (name == "prefix") return PromptMethod::kPrefix;
-  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt, lora, ia3, prefix (or both, where a command allows it)");
+  for (auto method : prompt_methods()) {
+    if (name == method_name(method)) return method;
+  }
+  MOPS_FAIL("--method '" << name << "' is not one of mop, prompt, lora, ia3, prefix, mpt (or both, where a command allows it)");
 }
 
 const char* method_name(PromptMethod method) {
@@ -25,11 +29,14 @@ const char* method_name(PromptMethod method) {
     case PromptMethod::kLora: return "lora";
     case PromptMethod::kIa3: return "ia3";
     case PromptMethod::kPrefix: return "prefix";
+    case PromptMethod::kMpt: return "mpt";
   }
   return "?";
 }
 
-bool uses_mid_prompts(PromptMethod method) { return method == PromptMethod::kMop || method == PromptMethod::kPrompt; }
+bool uses_mid_prompts(PromptMethod method) {
+  return method == PromptMethod::kMop || method == PromptMethod::kPrompt || method == PromptMethod::kMpt;
+}
 
 const std::vector<std::string>& lora_target_names() {
   static const std::vector<std::string> names = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
@@ -62,6 +69,8 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MOPS_CHECK(c.lora_rank >= 1 && c.lora_alpha > 0,
              "--lora-rank " << c.lora_rank << " must be at least 1 and --lora-alpha " << c.lora_alpha << " positive");
   MOPS_CHECK(c.method != PromptMethod::kLora || !c.lora_targets.empty(), "--lora-targets names no matrix");
+  MOPS_CHECK(c.method != PromptMethod::kMpt || c.task_count >= 1,
+             "--method mpt needs the data's tasks (task count " << c.task_count << ")");
   for (const auto& target : c.lora_targets) {
     MOPS_CHECK(is_lora_target(target),
                "--lora-targets: '" << target << "' is not one of wq, wk, wv, wo, w1, w2, w3");
@@ -101,6 +110,10 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
   if (uses_mid_prompts(config.method)) {
     mid_prompts = register_parameter("mid_prompts", torch::zeros({config.mid_prompt_count(), width}));
   }
+  if (config.method == PromptMethod::kMpt) {
+    task_rows = register_parameter("mpt_task_rows", torch::ones({config.task_count, config.mid_prompt_count()}));
+    task_columns = register_parameter("mpt_task_columns", torch::ones({config.task_count, width}));
+  }
   if (config.method == PromptMethod::kMop) {
     gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale,
                                      config.gate_temperature, config.gate_top_k, seed));
@@ -136,9 +149,31 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
   }
 }
 
-std::vector<torch::Tensor> PromptStateImpl::trained() {
+torch::Tensor PromptStateImpl::mid_prompts_for(const std::vector<int>& tasks, const torch::Tensor& like) const {
+  const auto shared = mid_prompts.to(like.scalar_type());  // (E * P, C)
+  if (config_.method != PromptMethod::kMpt) return shared;
+  MOPS_CHECK(int64_t(tasks.size()) == like.size(0),
+             "--method mpt needs each example's task id (" << tasks.size() << " for " << like.size(0) << " examples)");
+  for (int t : tasks) {
+    MOPS_CHECK(t >= 0 && t < config_.task_count,
+               "--method mpt: task id " << t << " is outside the " << config_.task_count << " tasks it was trained on");
+  }
+  const auto index = torch::tensor(std::vector<int64_t>(tasks.begin(), tasks.end())).to(like.device());  // (B)
+  const auto u = task_rows.index_select(0, index).to(like.scalar_type());                              // (B, E * P)
+  const auto v = task_columns.index_select(0, index).to(like.scalar_type());                           // (B, C)
+  return shared.unsqueeze(0) * u.unsqueeze(2) * v.unsqueeze(1);                                        // (B, E * P, C)
+}
+
+std::vector<torch::Tensor> PromptStateImpl::prompt_tensors() {
   std::vector<torch::Tensor> tensors;
-  if (mid_prompts.defined()) tensors.push_back(mid_prompts);
+  for (auto* t : {&mid_prompts, &task_rows, &task_columns}) {
+    if (t->defined()) tensors.push_back(*t);
+  }
+  return tensors;
+}
+
+std::vector<torch::Tensor> PromptStateImpl::trained() {
+  auto tensors = prompt_tensors();
   if (gate) {
     for (auto& p : gate->parameters()) tensors.push_back(p);
   }

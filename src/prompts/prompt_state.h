@@ -4,10 +4,13 @@
 //         (MoPs and the prompt baseline);
 //   gate: MoPs only; what it reads, computes and scales is gate.h;
 //   adapters: LoRA, IA3 or prefix tuning (issue 18) in every layer >= L_mid (layer_adapter.h),
-//         P0's states going on through those layers in the prompt positions.
+//         P0's states going on through those layers in the prompt positions;
+//   task factors: multitask prompt tuning (MPT, Wang et al. 2023, issue 18): the mid prompts are
+//         one shared matrix, and example i of task t sees it times the rank-one matrix u_t v_t^T
+//         (elementwise), t taken from the data's task labels in training and at test time.
 // Every method trains only above L_mid, so the layers below run without autograd for all of them.
 //
-// Letters: C width, K0 first prompts, E experts, P prompts per expert, r LoRA rank.
+// Letters: C width, K0 first prompts, E experts, P prompts per expert, r LoRA rank, T tasks, B batch.
 #pragma once
 #include <torch/torch.h>
 
@@ -20,10 +23,11 @@
 
 namespace mops {
 
-enum class PromptMethod { kMop, kPrompt, kLora, kIa3, kPrefix };
-PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt | lora | ia3 | prefix
+enum class PromptMethod { kMop, kPrompt, kLora, kIa3, kPrefix, kMpt };
+const std::vector<PromptMethod>& prompt_methods();           // every one, in the enum's order
+PromptMethod parse_prompt_method(const std::string& name);  // mop | prompt | lora | ia3 | prefix | mpt
 const char* method_name(PromptMethod method);
-// Whether the method replaces P0's positions at L_mid by the E x P mid prompts (MoPs, prompt).
+// Whether the method replaces P0's positions at L_mid by the E x P mid prompts (MoPs, prompt, MPT).
 bool uses_mid_prompts(PromptMethod method);
 
 // The matrices LoRA may adapt, by their names in the backbone (llama.h).
@@ -45,6 +49,7 @@ struct MopConfig {
   int lora_rank = 8;                        // r
   double lora_alpha = 16;                   // the update's scale is alpha / r
   std::vector<std::string> lora_targets = {"wq", "wv"};  // of lora_target_names()
+  int task_count = 0;                       // T: the data's tasks, MPT's task factors (at least 1 for it)
 
   int mid_prompt_count() const { return experts * prompts_per_expert; }
   // The prompt positions of the layers >= L_mid: E x P mid prompts, or P0's K0.
@@ -65,16 +70,24 @@ class PromptStateImpl : public torch::nn::Module {
   const ModelConfig& backbone_config() const { return backbone_; }
 
   torch::Tensor first_prompts;  // (K0, C), frozen outside prompt pretraining
-  torch::Tensor mid_prompts;    // (E * P, C), MoPs and prompt only
+  torch::Tensor mid_prompts;    // (E * P, C), MoPs, prompt and MPT (its shared prompts)
+  torch::Tensor task_rows;      // (T, E * P) MPT's u_t
+  torch::Tensor task_columns;   // (T, C) MPT's v_t
   Gate gate{nullptr};           // MoPs only
   std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below L_mid), LoRA, IA3 and prefix only
   // What a run of the layers takes (LayerRun::adapters): `adapters`, or null for the prompt methods.
   const std::vector<LayerAdapter>* layer_adapters() const { return adapters.empty() ? nullptr : &adapters; }
 
-  // What the main loop trains and FedAvg averages, in a fixed order: the mid prompts, the gate's
-  // parameters, then the adapters' tensors layer by layer.
+  // The mid prompts each example sees, in `like`'s dtype: (E * P, C) the same for all, or for MPT
+  // (B, E * P, C) those of each example's task (`tasks` (B) indexes the data's tasks). `like` is
+  // (B, ..., C).
+  torch::Tensor mid_prompts_for(const std::vector<int>& tasks, const torch::Tensor& like) const;
+
+  // What the main loop trains and FedAvg averages, in a fixed order: the mid prompts, MPT's task
+  // factors, the gate's parameters, then the adapters' tensors layer by layer.
   std::vector<torch::Tensor> trained();
-  std::vector<torch::Tensor> adapter_tensors();  // the adapters' part of it
+  std::vector<torch::Tensor> prompt_tensors();   // its first part: the mid prompts and MPT's task factors
+  std::vector<torch::Tensor> adapter_tensors();  // its last part: the adapters'
   int64_t trained_values();  // their number of values: the method's trainable parameters
 
  private:

@@ -14,7 +14,8 @@ std::string mop_config_json(const MopConfig& c) {
                         {"gate_scale", gate_scale_name(c.gate_scale)}, {"gate_temperature", c.gate_temperature},
                         {"gate_top_k", c.gate_top_k},         {"gate_layer", c.gate_layer},
                         {"gate_route", gate_route_name(c.gate_route)}, {"lora_rank", c.lora_rank},
-                        {"lora_alpha", c.lora_alpha},          {"lora_targets", c.lora_targets}}
+                        {"lora_alpha", c.lora_alpha},          {"lora_targets", c.lora_targets},
+                        {"tasks", c.task_count}}
       .dump();
 }
 
@@ -36,6 +37,7 @@ MopConfig mop_config_from_json(const std::string& json_text, const std::string& 
     c.lora_rank = j.value("lora_rank", c.lora_rank);                 // (methods without LoRA)
     c.lora_alpha = j.value("lora_alpha", c.lora_alpha);
     c.lora_targets = j.value("lora_targets", c.lora_targets);
+    c.task_count = j.value("tasks", 0);  // (files from before MPT)
     return c;
   } catch (const nlohmann::json::exception& e) {
     MOPS_FAIL(source << ": prompt_config is not a valid MoPs prompt configuration (" << e.what() << ")");

@@ -98,7 +98,7 @@ void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<Tok
                       const std::string& how, uint64_t seed) {
   torch::NoGradGuard no_grad;
   const auto& c = state->config();
-  if (!uses_mid_prompts(c.method)) return;  // LoRA and IA3 start as their constructor made them
+  if (!uses_mid_prompts(c.method)) return;  // the adapter methods start as their constructor made them
   if (how == "random") {
     state->mid_prompts.copy_(random_prompts(backbone, c.mid_prompt_count(), seed));
     return;
@@ -160,11 +160,12 @@ PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const st
 
 namespace {
 
-// Adam on the mid prompts or the adapters at lr and on the gate (MoPs) at gate_lr, which 0 leaves frozen.
+// Adam on the mid prompts (and MPT's task factors) or the adapters at lr and on the gate (MoPs) at
+// gate_lr, which 0 leaves frozen.
 torch::optim::Adam main_loop_optimizer(PromptState& state, const TrainOptions& options) {
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  auto at_lr = state->adapter_tensors();
-  if (state->mid_prompts.defined()) at_lr.insert(at_lr.begin(), state->mid_prompts);
+  auto at_lr = state->prompt_tensors();
+  for (auto& t : state->adapter_tensors()) at_lr.push_back(t);
   groups.emplace_back(at_lr, std::make_unique<torch::optim::AdamOptions>(options.lr));
   const double gate_lr = options.gate_lr < 0 ? options.lr : options.gate_lr;
   if (state->gate && gate_lr > 0) {

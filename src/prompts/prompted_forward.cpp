@@ -6,10 +6,10 @@
 namespace mops {
 namespace {
 
-// (P, C) prompts -> (B, P, C) in `like`'s dtype, in front of `like`'s rows: (B, P + T, C).
+// (P, C) prompts, or (B, P, C) per example, in front of `like`'s rows (B, T, C): (B, P + T, C).
 torch::Tensor prepend(const torch::Tensor& prompts, const torch::Tensor& like) {
-  auto batch = prompts.to(like.scalar_type()).unsqueeze(0).expand({like.size(0), -1, -1});  // (B, P, C)
-  return torch::cat({batch, like}, 1);
+  auto batch = prompts.dim() == 3 ? prompts : prompts.unsqueeze(0).expand({like.size(0), -1, -1});  // (B, P, C)
+  return torch::cat({batch.to(like.scalar_type()), like}, 1);
 }
 
 // Token embeddings (B, T, C) with P0 in front: (B, K0 + T, C).
@@ -25,10 +25,11 @@ struct UpperStates {
   torch::Tensor column_weights;  // (B, E * P)
 };
 
-// The layers [L_mid, L) on the lower half: with the mid prompts in P0's place (MoPs, prompt), or
-// with P0's states going on and the adapters in the layers (LoRA, IA3).
-UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& lower, LayerRun run,
-                         const torch::Tensor& gate_noise = {}) {
+// The layers [L_mid, L) on the lower half: with the mid prompts in P0's place (MoPs, prompt; MPT's
+// those of each example's task in `tasks` (B)), or with P0's states going on and the adapters in
+// the layers (LoRA, IA3, prefix).
+UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& lower, const std::vector<int>& tasks,
+                         LayerRun run, const torch::Tensor& gate_noise = {}) {
   const auto& c = state->config();
   UpperStates out;
   if (c.method == PromptMethod::kMop) {
@@ -38,9 +39,9 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& l
   }
   run.prompt_columns = c.upper_prompt_count();
   run.adapters = state->layer_adapters();
-  auto h = uses_mid_prompts(c.method)
-               ? prepend(state->mid_prompts, lower.states.slice(1, c.first_prompt_count))  // (B, E * P + T, C)
-               : lower.states;                                                            // (B, K0 + T, C)
+  const auto tokens = lower.states.slice(1, c.first_prompt_count);  // (B, T, C)
+  auto h = uses_mid_prompts(c.method) ? prepend(state->mid_prompts_for(tasks, tokens), tokens)  // (B, E * P + T, C)
+                                      : lower.states;                                           // (B, K0 + T, C)
   out.states = backbone->run_layers(h, c.mid_layer, backbone->config().n_layers, run);
   return out;
 }
@@ -84,10 +85,11 @@ torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torc
   return state->gate(lower.gate_input, logit_noise);  // (B, E)
 }
 
-PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower, LayerObserver* observer) {
+PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower, const std::vector<int>& tasks,
+                          LayerObserver* observer) {
   LayerRun run;
   run.observer = observer;
-  auto upper = upper_states(backbone, state, lower, run);
+  auto upper = upper_states(backbone, state, lower, tasks, run);
   return {backbone->classify(upper.states, state->config().upper_prompt_count()), upper.gate};  // (B, T, V)
 }
 
@@ -98,14 +100,14 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHal
   const auto predicts = batch.response_mask.to(device) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
   if (rows.numel() == 0) {  // no response token: loss 0
-    auto upper = upper_states(backbone, state, lower, {}, gate_noise);
+    auto upper = upper_states(backbone, state, lower, batch.tasks, {}, gate_noise);
     return {upper.states.sum() * 0.0, upper.gate};
   }
   // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
   const int64_t first = rows.min().item<int64_t>();
   LayerRun run;
   run.output_from = P + first;
-  auto upper = upper_states(backbone, state, lower, run, gate_noise);  // (B, T - first, C)
+  auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise);  // (B, T - first, C)
   const auto kept = predicts.slice(1, first);                                    // (B, T - 1 - first)
   auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});           // (N, C)
   auto targets = batch.ids.to(device).slice(1, first + 1).index({kept});         // (N)
@@ -116,7 +118,8 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHal
 
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
                                 LayerObserver* observer) {
-  return upper_half(backbone, state, lower_half(backbone, state, batch.ids, gate_question_mask(state, batch)), observer);
+  return upper_half(backbone, state, lower_half(backbone, state, batch.ids, gate_question_mask(state, batch)), batch.tasks,
+                    observer);
 }
 
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids) {
@@ -143,7 +146,7 @@ torch::Tensor PromptedDecoder::prefill() {
   const auto lower = lower_half(backbone_, state_, batch.ids, gate_question_mask(state_, batch), &cache_);
   LayerRun run;
   run.cache = &cache_;
-  auto upper = upper_states(backbone_, state_, lower, run);
+  auto upper = upper_states(backbone_, state_, lower, batch.tasks, run);
   gate_ = upper.gate;
   column_weights_ = upper.column_weights;
   return backbone_->classify(upper.states, state_->config().upper_prompt_count())[0][-1];  // (V)

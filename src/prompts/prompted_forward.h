@@ -49,8 +49,9 @@ torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch);
 // The gate's output (B, E) on the lower half's gate input; logit_noise (B, E), when given, joins
 // its logits (training, gate.h). Under --gate-route hash: one-hot rows on the hashed experts.
 torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise = {});
-// `observer`, when given, sees the layers >= L_mid (llama.h).
-PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower,
+// `tasks` (B), each example's task id, is what MPT's prompts depend on (the other methods ignore
+// it); `observer`, when given, sees the layers >= L_mid (llama.h).
+PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower, const std::vector<int>& tasks,
                           LayerObserver* observer = nullptr);
 PromptedOutput prompted_forward(Llama& backbone, PromptState& state, const ExampleBatch& batch,
                                 LayerObserver* observer = nullptr);
@@ -69,7 +70,8 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHal
 // The backbone with P0 only (no mid prompts, no gate), with autograd to P0: (B, T) -> (B, T, V).
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);
 
-// Generation with a trained state: the gate chooses the experts from the prompt's question span.
+// Generation with a trained state: the gate chooses the experts from the prompt's question span
+// (MoPs); MPT takes the prompts of the prompt's task (TokenizedExample::task).
 class PromptedDecoder : public Decoder {
  public:
   PromptedDecoder(Llama backbone, PromptState state, TokenizedExample prompt);

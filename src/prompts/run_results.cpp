@@ -11,9 +11,10 @@ std::vector<MethodPath> method_results_paths(const std::string& out, const std::
   const std::filesystem::path file = out;
   std::vector<MethodPath> paths;
   for (auto method : {PromptMethod::kPrompt, PromptMethod::kMop, PromptMethod::kLora, PromptMethod::kIa3,
-                      PromptMethod::kPrefix}) {
+                      PromptMethod::kPrefix, PromptMethod::kMpt}) {
     const std::string name = name_of(method);
-    if (chosen == "both" && !uses_mid_prompts(method)) continue;  // both: the baseline and MoPs
+    const bool paper_method = method == PromptMethod::kPrompt || method == PromptMethod::kMop;
+    if (chosen == "both" && !paper_method) continue;  // both: the baseline, then MoPs
     if (chosen == "both")
       paths.push_back({method, (file.parent_path() / (file.stem().string() + "." + name + file.extension().string())).string()});
     else if (chosen == name)

@@ -29,23 +29,24 @@ torch::Tensor load_or_pretrain_first_prompts(const FirstPromptSettings& p0, uint
 }
 
 MopConfig method_config(const PromptRunSettings& settings, PromptMethod method, int first_prompt_count,
-                        const ModelConfig& model) {
+                        int task_count, const ModelConfig& model) {
   MopConfig c = settings.mop;
   c.method = method;
   c.first_prompt_count = first_prompt_count;
+  c.task_count = task_count;
   return c.resolved(model);
 }
 
 PromptState initial_prompt_state(const PromptRunSettings& settings, PromptMethod method, Llama& model,
-                                 const torch::Tensor& p0, const std::vector<TokenizedExample>& train) {
-  const auto config = method_config(settings, method, int(p0.size(0)), model->config());
+                                 const torch::Tensor& p0, const TokenizedSplit& data) {
+  const auto config = method_config(settings, method, int(p0.size(0)), int(data.tasks.size()), model->config());
   PromptState state(config, model->config(), settings.seed + 11);
   state->to(model->device());  // made on the CPU, so that the gate's start is the same on every device
   {
     torch::NoGradGuard no_grad;
     state->first_prompts.copy_(p0);  // (K0, C)
   }
-  init_mid_prompts(model, state, train, settings.mid_init, settings.seed + 7);
+  init_mid_prompts(model, state, data.train, settings.mid_init, settings.seed + 7);
   return state;
 }
 

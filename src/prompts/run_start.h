@@ -14,6 +14,7 @@
 #include "evaluation.h"
 #include "llama.h"
 #include "prompt_run_settings.h"
+#include "tokenized_split.h"
 
 namespace mops {
 
@@ -26,14 +27,15 @@ int prompt_positions(const PromptRunSettings& settings);
 torch::Tensor load_or_pretrain_first_prompts(const FirstPromptSettings& p0, uint64_t seed, Llama& model,
                             const std::vector<TokenizedExample>& train);
 
-// settings.mop for `method` with K0 = first_prompt_count, resolved against the model.
+// settings.mop for `method` with K0 = first_prompt_count and T = task_count, resolved against the
+// model.
 MopConfig method_config(const PromptRunSettings& settings, PromptMethod method, int first_prompt_count,
-                        const ModelConfig& model);
+                        int task_count, const ModelConfig& model);
 
 // P0 copied in and the mid prompts initialised by settings.mid_init; the gate keeps its seeded
 // init. Made on the CPU and moved to the model's device, so the start is the same on every device.
 PromptState initial_prompt_state(const PromptRunSettings& settings, PromptMethod method, Llama& model,
-                                 const torch::Tensor& p0, const std::vector<TokenizedExample>& train);
+                                 const torch::Tensor& p0, const TokenizedSplit& data);
 
 // settings.gate_pretrain_steps of cross-entropy on task labels (MoPs only), in batches of at
 // least 8; prints the accuracy.

@@ -159,7 +159,7 @@ TEST(MopGradients, TrainingLossEqualsTheLossOnAllLogits) {
     auto state = random_state(tiny_mop(PromptMethod::kMop), 12);
     const auto lower = lower_half(backbone, state, batch.ids, batch.question_mask);
     auto loss = response_only ? upper_half_loss(backbone, state, lower, batch).loss
-                              : response_loss(upper_half(backbone, state, lower).logits, batch);
+                              : response_loss(upper_half(backbone, state, lower, batch.tasks).logits, batch);
     loss.backward();
     losses.push_back(loss.detach());
     grads.push_back(torch::cat({state->mid_prompts.grad().flatten(), state->gate->w1->weight.grad().flatten()}));
@@ -624,16 +624,17 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
   EXPECT_NE(no_instruction.output.find("--prompts needs --instruction"), std::string::npos) << no_instruction.output;
 }
 
-// `mops train --method lora | ia3 | prefix`: a results file with the schema, the method, its trainable
-// parameters counted by hand (embedded model: d 128, G D 64, F hidden, layers 2 and 3 >= L_mid),
-// and a state that `mops generate --prompts` reads.
+// `mops train --method lora | ia3 | prefix | mpt`: a results file with the schema, the method, its
+// trainable parameters counted by hand (embedded model: d 128, G D 64, F hidden, layers 2 and 3 >=
+// L_mid, 7 tasks), and a state that `mops generate --prompts` reads (MPT's with --task).
 TEST(MopsTrain, PeerMethodsWriteResultsFilesWithTheirTrainableParameters) {
   const auto dir = fresh_test_dir("adapters");
   const auto model = MOPS_SOURCE_DIR "/models/skills7-base.safetensors";
   const int64_t F = load_model(model).model->config().hidden_dim;
   const std::map<std::string, int64_t> expected = {{"lora", 2 * (4 * (128 + 128) + 4 * (128 + 64))},
                                                    {"ia3", 2 * (64 + 64 + F)},
-                                                   {"prefix", 2 * 2 * 70 * 64}};  // E x P = 70 keys and values
+                                                   {"prefix", 2 * 2 * 70 * 64},  // E x P = 70 keys and values
+                                                   {"mpt", 70 * 128 + 7 * (70 + 128)}};
   for (const auto& [method, count] : expected) {
     const auto out = (dir / (method + ".h5")).string();
     const auto run = run_mops("train --method " + method + " --model " + model + " --tokenizer " MOPS_SOURCE_DIR
@@ -642,16 +643,22 @@ TEST(MopsTrain, PeerMethodsWriteResultsFilesWithTheirTrainableParameters) {
     ASSERT_EQ(run.exit_code, 0) << run.output;
     EXPECT_NE(run.output.find(method + ": " + std::to_string(count) + " trainable parameters"), std::string::npos)
         << run.output;
-    const std::map<std::string, std::string> column = {{"lora", "LoRA"}, {"ia3", "IA3"}, {"prefix", "prefix"}};
+    const std::map<std::string, std::string> column = {{"lora", "LoRA"}, {"ia3", "IA3"}, {"prefix", "prefix"}, {"mpt", "MPT"}};
     EXPECT_NE(run.output.find(column.at(method)), std::string::npos) << run.output;
     const auto check = h5py_check(out);
     EXPECT_EQ(check.exit_code, 0) << check.output;
     EXPECT_EQ(read_string_attribute(out, "method"), method);
     EXPECT_EQ(read_string_attribute(out, "trainable_parameters"), std::to_string(count));
-    const auto answer = run_mops("generate --model " + std::string(model) + " --tokenizer " MOPS_SOURCE_DIR
-                                 "/models/skills7-tokenizer.model --greedy --threads 1 --prompts " + out +
-                                 " --instruction 'Reverse the list.' --input '3, 1, 2'");
+    const auto generate = "generate --model " + std::string(model) + " --tokenizer " MOPS_SOURCE_DIR
+                          "/models/skills7-tokenizer.model --greedy --threads 1 --prompts " + out +
+                          " --instruction 'Reverse the list.' --input '3, 1, 2'";
+    const auto task = " --task " + read_strings(out, "tasks").at(1);
+    const auto answer = run_mops(generate + (method == "mpt" ? task : ""));
     EXPECT_EQ(answer.exit_code, 0) << answer.output;
+    const auto wrong = run_mops(generate + (method == "mpt" ? "" : task));
+    EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+    EXPECT_NE(wrong.output.find(method == "mpt" ? "name the task with --task" : "--task is for the prompts of a --method mpt run"),
+              std::string::npos) << wrong.output;
   }
 }
 
@@ -667,11 +674,11 @@ namespace {
 TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
   auto backbone = tiny_backbone();
   torch::NoGradGuard no_grad;
-  for (auto method : {PromptMethod::kMop, PromptMethod::kPrompt, PromptMethod::kLora, PromptMethod::kIa3,
-                      PromptMethod::kPrefix}) {
+  for (auto method : prompt_methods()) {
     auto state = random_state(tiny_mop(method), 25);
     for (auto& t : state->adapter_tensors()) t.add_(torch::randn_like(t) * 0.3);  // away from their identity start
-    auto whole = tiny_examples(1, 26)[0];
+    if (method == PromptMethod::kMpt) state->task_rows.normal_();                  // and MPT's from the baseline
+    auto whole = tiny_examples(3, 26)[2];  // task 2
     auto prompt = whole;
     prompt.ids.resize(prompt.response_begin);
     PromptedDecoder decoder(backbone, state, prompt);

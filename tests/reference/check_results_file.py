@@ -53,7 +53,7 @@ def check(f):
         for name in ("p0_only", "start"):
             require(name in references and "overall" in references[name], f"references lack {name}.overall")
     method, mode = attrs["method"], attrs["mode"]
-    require(method in ("mop", "prompt", "fedprompt", "lora", "ia3", "prefix"), f"unknown method {method!r}")
+    require(method in ("mop", "prompt", "fedprompt", "lora", "ia3", "prefix", "mpt"), f"unknown method {method!r}")
     require(mode in ("centralized", "federated"), f"unknown mode {mode!r}")
     require(attrs["held_out_split"] in ("test", "validation"), f"unknown held_out_split {attrs['held_out_split']!r}")
     require(np.issubdtype(np.asarray(attrs["seed"]).dtype, np.integer), "seed is not an integer")

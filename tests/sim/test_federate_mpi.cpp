@@ -59,19 +59,29 @@ double max_relative_difference(const std::vector<double>& a, const std::vector<d
 std::vector<double> as_doubles(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
 // Everything a run computes (not its timings): the final state and every metric series.
-double max_result_difference(const std::string& a, const std::string& b, bool gate) {
+// What `method` trains, by its /state/ names, as federate_args configures it (E 4, P 2, LoRA on
+// wq and wv of layers 2 and 3).
+std::vector<std::string> trained_state_names(const std::string& method) {
+  if (method == "mop") return {"mid_prompts", "gate.w1.weight", "gate.w1.bias", "gate.w2.weight", "gate.w2.bias"};
+  if (method == "lora") return {"layer2_wq_lora_a", "layer2_wq_lora_b", "layer3_wv_lora_a", "layer3_wv_lora_b"};
+  if (method == "mpt") return {"mid_prompts", "mpt_task_rows", "mpt_task_columns"};
+  return {"mid_prompts"};  // fedprompt
+}
+
+// The largest relative difference of two runs of `method` over their series and states.
+double max_result_difference(const std::string& a, const std::string& b, const std::string& method) {
   double worst = 0;
   std::vector<std::string> series = {"/fed/round", "/fed/ppl", "/fed/clients", "/fed/client_examples",
                                      "/fed/client_loss", "/fed/bytes_reduced", "/eval/ppl", "/eval/ppl_all",
                                      "/train/loss"};
-  if (gate) series.insert(series.end(), {"/fed/client_gate", "/gate/by_task"});
+  if (method == "mop") series.insert(series.end(), {"/fed/client_gate", "/gate/by_task"});
   for (const auto& name : series) {
     const double d = max_relative_difference(read_dataset(a, name), read_dataset(b, name));
     EXPECT_LE(d, 1e-6) << name;
     worst = std::max(worst, d);
   }
-  std::vector<std::string> states = {"mid_prompts", "first_prompts"};
-  if (gate) states.insert(states.end(), {"gate.w1.weight", "gate.w1.bias", "gate.w2.weight", "gate.w2.bias"});
+  auto states = trained_state_names(method);
+  states.push_back("first_prompts");
   for (const auto& name : states) {
     const double d = max_relative_difference(as_doubles(read_state(a, name, nullptr)), as_doubles(read_state(b, name, nullptr)));
     EXPECT_LE(d, 1e-6) << name;
@@ -98,31 +108,33 @@ TEST(MpiFederate, SameResultsForOneTwoAndFourRanks) {
       EXPECT_EQ(read_string_attribute(path, "status"), "finished");
       if (ranks == 1) continue;
       const auto reference = (dir / (std::string("np1.") + method + ".h5")).string();
-      const double worst = max_result_difference(path, reference, std::string(method) == "mop");
+      const double worst = max_result_difference(path, reference, method);
       std::printf("%s, %d ranks vs 1: max relative difference %.3g\n", method, ranks, worst);
     }
   }
 }
 
-// FedAvg of LoRA's tensors (FedIT) on 1 and 2 ranks: the same series and the same adapters.
-TEST(MpiFederate, LoraIsTheSameOnOneAndTwoRanks) {
+// FedAvg of LoRA's tensors (FedIT) and of MPT's shared prompts and task factors on 1 and 2 ranks:
+// the same series and the same state.
+TEST(MpiFederate, PeerMethodsAreTheSameOnOneAndTwoRanks) {
   const auto dir = fresh_test_dir("federate");
-  for (int ranks : {1, 2}) {
-    const auto run = mpirun(ranks, federate_args((dir / ("lora" + std::to_string(ranks) + ".h5")).string(),
-                                                 {{"method", "lora"}, {"lora-rank", "2"}}));
-    ASSERT_EQ(run.exit_code, 0) << run.output;
-    EXPECT_NE(run.output.find("LoRA"), std::string::npos) << run.output;
-  }
-  const auto one = (dir / "lora1.h5").string(), two = (dir / "lora2.h5").string();
-  EXPECT_EQ(read_string_attribute(one, "method"), "lora");
-  for (const char* name : {"/fed/ppl", "/fed/client_loss", "/eval/ppl", "/train/loss"}) {
-    EXPECT_LE(max_relative_difference(read_dataset(two, name), read_dataset(one, name)), 1e-6) << name;
-  }
-  for (const char* name : {"layer2_wq_lora_a", "layer2_wq_lora_b", "layer3_wv_lora_a", "layer3_wv_lora_b"}) {
-    const auto a = as_doubles(read_state(one, name, nullptr)), b = as_doubles(read_state(two, name, nullptr));
-    EXPECT_LE(max_relative_difference(b, a), 1e-6) << name;
-    if (std::string(name).find("_b") != std::string::npos) {
-      EXPECT_TRUE(std::any_of(a.begin(), a.end(), [](double v) { return v != 0; })) << name << ": B left its zero start";
+  for (const std::string method : {"lora", "mpt"}) {
+    SCOPED_TRACE(method);
+    for (int ranks : {1, 2}) {
+      const auto run = mpirun(ranks, federate_args((dir / (method + std::to_string(ranks) + ".h5")).string(),
+                                                   {{"method", method}, {"lora-rank", "2"}}));
+      ASSERT_EQ(run.exit_code, 0) << run.output;
+      EXPECT_NE(run.output.find(method == "lora" ? "LoRA" : "MPT"), std::string::npos) << run.output;
+    }
+    const auto one = (dir / (method + "1.h5")).string(), two = (dir / (method + "2.h5")).string();
+    EXPECT_EQ(read_string_attribute(one, "method"), method);
+    max_result_difference(two, one, method);
+    for (const auto& name : trained_state_names(method)) {  // LoRA's B leaves 0, MPT's factors leave 1
+      const double start = name.find("_lora_b") != std::string::npos ? 0.0 : name.find("mpt_") == 0 ? 1.0 : NAN;
+      const auto values = as_doubles(read_state(one, name, nullptr));
+      if (!std::isnan(start)) {
+        EXPECT_TRUE(std::any_of(values.begin(), values.end(), [&](double v) { return v != start; })) << name;
+      }
     }
   }
 }
@@ -187,10 +199,12 @@ int checkpoint_round(const std::string& path) {
   }
 }
 
-TEST(MpiFederate, AKilledRankStopsTheJobAndResumeEndsWithTheUninterruptedResult) {
+// A 12-round run of `method` on 2 ranks, one rank killed after a checkpoint, is a valid file with
+// status running; --resume refuses a changed --lr and ends with the uninterrupted run's results.
+void kill_a_rank_and_resume(const std::string& method) {
   const auto dir = fresh_test_dir("federate");
   const auto whole = (dir / "whole.h5").string(), killed = (dir / "killed.h5").string();
-  const std::map<std::string, std::string> slow = {{"rounds", "12"}, {"local-steps", "12"}};
+  const std::map<std::string, std::string> slow = {{"rounds", "12"}, {"local-steps", "12"}, {"method", method}};
   ASSERT_EQ(mpirun(2, federate_args(whole, slow)).exit_code, 0);
 
   const pid_t launcher = spawn_shell(kMpirun + "-np 2 " + federate_args(killed, slow));
@@ -223,11 +237,15 @@ TEST(MpiFederate, AKilledRankStopsTheJobAndResumeEndsWithTheUninterruptedResult)
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming after round " + std::to_string(saved)), std::string::npos) << resumed.output;
   EXPECT_EQ(read_dataset(killed, "/fed/round").size(), 12u);
-  const double worst = max_result_difference(killed, whole, true);
-  std::printf("killed after checkpoint %d, resumed: max relative difference to the uninterrupted run %.3g\n", saved,
-              worst);
+  const double worst = max_result_difference(killed, whole, method);
+  std::printf("%s killed after checkpoint %d, resumed: max relative difference to the uninterrupted run %.3g\n",
+              method.c_str(), saved, worst);
   EXPECT_EQ(worst, 0.0);
 }
+
+TEST(MpiFederate, AKilledRankStopsTheJobAndResumeEndsWithTheUninterruptedResult) { kill_a_rank_and_resume("mop"); }
+
+TEST(MpiFederate, AKilledLoraRunResumesToTheUninterruptedResult) { kill_a_rank_and_resume("lora"); }
 
 TEST(MpiFederate, ImpossiblePlacementsAndMismatchedConfigsAreClearErrors) {
   const auto dir = fresh_test_dir("federate");
@@ -280,7 +298,7 @@ TEST(GpuFederate, MatchesTheCpuRunAndRepeatsBitForBit) {
   EXPECT_NEAR(final_perplexity(gpu2) / reference, 1.0, 1e-3);
   EXPECT_NEAR(final_perplexity(nccl) / reference, 1.0, 1e-3);
   EXPECT_NEAR(final_perplexity(bf16) / reference, 1.0, 0.02);
-  EXPECT_EQ(max_result_difference(gpu2, again, true), 0.0);
+  EXPECT_EQ(max_result_difference(gpu2, again, "mop"), 0.0);
 }
 
 }  // namespace
