@@ -6,7 +6,9 @@ usage: jobs/report.py RESULTS... --out DIR
 RESULTS are .h5 files or directories (searched recursively for *.h5). Writes into DIR:
   report.md                   the paper's tables: per mode and compression setting, Baseline
                               (FedPrompt when federated), MoPs and Gain (%) per task and overall,
-                              mean +- sample std over seeds; a summary table per mode
+                              then a column per peer method present (LoRA, IA3, prefix, MPT) and
+                              the gain of MoPs against it, mean +- sample std over seeds; a
+                              summary table per mode
   gates-SETTING.png           MoPs mean gate per task x expert, after gate pretraining and after
                               training (figures 2/3 of the paper), mean over seeds
   clients-SETTING-sSEED.png   federated MoPs: each client's mean gate and its dominant expert
@@ -42,7 +44,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 SCHEMA = "mops-results/1"
 MODES = ("centralized", "federated")
 BASELINE_METHOD = {"centralized": "prompt", "federated": "fedprompt"}
-PEER_METHODS = ("lora", "ia3", "prefix", "mpt")  # mops train/federate --method; not in the tables yet
+PEER_NAME = {"lora": "LoRA", "ia3": "IA3", "prefix": "prefix", "mpt": "MPT"}  # mops train/federate --method
+KNOWN_METHODS = ("mop", "prompt", "fedprompt") + tuple(PEER_NAME)
 BASELINE_NAME = {"centralized": "Baseline", "federated": "FedPrompt"}
 STEP_NAME = {"centralized": "step", "federated": "round"}
 PRUNE_NAMES = {"sparsegpt": "SparseGPT", "wanda": "Wanda", "magnitude": "Magnitude"}
@@ -190,9 +193,8 @@ def read_run(path):
         if schema != SCHEMA:
             raise ReportError(f"{path}: root attribute schema is {schema!r}, expected {SCHEMA!r}")
         method = text(f.attrs.get("method", ""))
-        if method in PEER_METHODS:
-            raise ReportError(f"{path}: method {method!r}; the report's tables have the baseline and MoPs only "
-                              "(peer methods are issue 18's), leave the file out")
+        if method not in KNOWN_METHODS:
+            raise ReportError(f"{path}: method {method!r} is not one of {', '.join(KNOWN_METHODS)}")
         try:
             return read_results(path, f)
         except (KeyError, ValueError, TypeError) as e:
@@ -261,9 +263,14 @@ class Group:
         return self.setting.label + (f" [{self.variant}]" if self.variant else "")
 
     def of(self, method):
-        """Runs of one method ("baseline" or "mop"), by seed."""
-        wanted = BASELINE_METHOD[self.mode] if method == "baseline" else "mop"
+        """Runs of one method ("baseline", "mop" or a peer method), by seed."""
+        wanted = BASELINE_METHOD[self.mode] if method == "baseline" else method
         return sorted((r for r in self.runs if r.method == wanted), key=lambda r: r.seed)
+
+    @property
+    def peers(self):
+        """The peer methods with runs here, in PEER_NAME's order."""
+        return [m for m in PEER_NAME if self.of(m)]
 
     @property
     def tasks(self):
@@ -357,9 +364,10 @@ def column(runs):
     return np.array([last_values(r) for r in chosen]).T if chosen else None
 
 
-def gains(group):
-    """(T + 1, n) gains in % over the seeds where baseline and MoPs both have used runs."""
-    baseline = {(r.seed, r.options.get("model")): last_values(r) for r in used(group.of("baseline"))}
+def gains(group, against="baseline"):
+    """(T + 1, n) gains in % of MoPs against AGAINST (the baseline or a peer method) over the seeds
+    where both have used runs."""
+    baseline = {(r.seed, r.options.get("model")): last_values(r) for r in used(group.of(against))}
     pairs = [100 * (b - last_values(r)) / b for r in used(group.of("mop"))
              if (b := baseline.get((r.seed, r.options.get("model")))) is not None]
     return np.array(pairs).T if pairs else None
@@ -388,12 +396,12 @@ def seeds_text(runs):
 def status_notes(group):
     """One line for every run that is not finished: where it is, and whether the means use it."""
     notes = []
-    for method in ("baseline", "mop"):
+    for method in ["baseline", "mop"] + group.peers:
         runs = group.of(method)
         for run in runs:
             if run.finished:
                 continue
-            name = "MoPs" if method == "mop" else BASELINE_NAME[group.mode]
+            name = method_label(method, group.mode)
             step = STEP_NAME[group.mode]
             note = f"{name} seed {run.seed} is {run.status} ({step} {run.done} of {run.total}; "
             if len(run.eval_step) == 0:
@@ -405,18 +413,36 @@ def status_notes(group):
     return notes
 
 
+def method_label(method, mode):
+    """'Baseline' / 'FedPrompt', 'MoPs', or the peer method's name."""
+    return BASELINE_NAME[mode] if method == "baseline" else "MoPs" if method == "mop" else PEER_NAME[method]
+
+
+def peer_headers(peers):
+    """The table header cells of the peer methods: each, then MoPs' gain against it."""
+    return "".join(f" {PEER_NAME[p]} | MoPs vs {PEER_NAME[p]} (%) |" for p in peers)
+
+
+def peer_cells(group, peers, row):
+    """Row ROW's cells of the peer methods (peer_headers)."""
+    return "".join(f" {cell(column(group.of(p)), row)}{running_mark(group.of(p))} | "
+                   f"{cell(gains(group, p), row, 1, '+')} |" for p in peers)
+
+
 def summary_table(groups, mode):
-    """Markdown rows: one per setting, overall perplexity, gain and seeds."""
+    """Markdown rows: one per setting, overall perplexity, gain, the peer methods and seeds."""
     name = BASELINE_NAME[mode]
-    lines = [f"| Setting | {name} | MoPs | Gain (%) | Seeds ({name} / MoPs / pairs) | Status |",
-             "|---|---|---|---|---|---|"]
+    peers = [p for p in PEER_NAME if any(p in g.peers for g in groups)]
+    lines = [f"| Setting | {name} | MoPs | Gain (%) |{peer_headers(peers)} Seeds ({name} / MoPs / pairs) | Status |",
+             "|---|---|---|---|" + "---|---|" * len(peers) + "---|---|"]
     for g in groups:
         b, m, gain = column(g.of("baseline")), column(g.of("mop")), gains(g)
         counts = " / ".join(str(0 if x is None else x.shape[1]) for x in (b, m, gain))
         running = sum(not r.finished for r in g.runs)
         status = f"{running} of {len(g.runs)} runs still running" if running else "finished"
         lines.append(f"| {g.title} | {cell(b, -1)}{running_mark(g.of('baseline'))} | {cell(m, -1)}"
-                     f"{running_mark(g.of('mop'))} | {cell(gain, -1, 1, '+')} | {counts} | {status} |")
+                     f"{running_mark(g.of('mop'))} | {cell(gain, -1, 1, '+')} |{peer_cells(g, peers, -1)} {counts} | "
+                     f"{status} |")
     return lines
 
 
@@ -428,12 +454,15 @@ def setting_section(group):
     lines = [f"### {group.title}", "",
              f"Test perplexity (response tokens) at each run's last evaluation, mean ± sample std over seeds "
              f"({name}: seeds {seeds_text(group.of('baseline'))}; MoPs: seeds {seeds_text(group.of('mop'))}; "
-             f"gain over {plural(pairs, 'paired seed')}).", "",
-             f"| Task | {name}{running_mark(group.of('baseline'))} | MoPs{running_mark(group.of('mop'))} | Gain (%) |",
-             "|---|---|---|---|"]
+             + "".join(f"{PEER_NAME[p]}: seeds {seeds_text(group.of(p))}; " for p in group.peers)
+             + f"gain over {plural(pairs, 'paired seed')}).", "",
+             f"| Task | {name}{running_mark(group.of('baseline'))} | MoPs{running_mark(group.of('mop'))} | Gain (%) |"
+             f"{peer_headers(group.peers)}",
+             "|---|---|---|---|" + "---|---|" * len(group.peers)]
     for row, task in enumerate(group.tasks + ["overall"]):
         label = f"**{task}**" if task == "overall" else task
-        lines.append(f"| {label} | {cell(b, row)} | {cell(m, row)} | {cell(gain, row, 1, '+')} |")
+        lines.append(f"| {label} | {cell(b, row)} | {cell(m, row)} | {cell(gain, row, 1, '+')} |"
+                     f"{peer_cells(group, group.peers, row)}")
     lines.append("")
     lines += [f"- still running: {note}" for note in status_notes(group)]
     lines += [f"- ignored (another file for the same seed and method): {r.path}" for r in group.ignored]
@@ -449,7 +478,8 @@ def write_report(groups, figures, out, runs):
     running = sum(not r.finished for r in runs)
     lines = ["# MoPs results", "",
              f"{len(runs)} results files, {running} still running; generated {now}. "
-             "Gain (%) = (baseline - MoPs) / baseline x 100, per seed, then mean ± sample std; "
+             "Gain (%) = (baseline - MoPs) / baseline x 100, per seed, then mean ± sample std (MoPs vs X (%): the "
+             "same against the peer method X); "
              "(n=k): only k seeds had test examples of that task.", ""]
     for mode in MODES:
         mine = [g for g in groups if g.mode == mode]

@@ -14,12 +14,15 @@ started from (the repository root). Layout of DIR:
 
     models/<setting>.safetensors              the compressed model of each setting
     <mode>/<setting>/seed<S>.<method>.h5      results (mode: centralized | federated)
-    logs/<mode>-<setting>-seed<S>.log         everything the point's command printed
+    logs/<mode>-<setting>-seed<S>.log         everything the point's commands printed
     index.json                                every point: setting, mode, seed, files, status
 
-A point is complete when each of its results files says status "finished"; a killed sweep
-started again skips those, resumes unfinished federated points from their checkpoints
-(`mops federate --resume`) and reruns unfinished centralized ones.
+`methods = ...` in [sweep] lists what each point runs: one of both (the baseline, then MoPs, in one
+command), mop, baseline, and any of the peer methods lora, ia3, prefix, mpt (a command each, with
+the same options); a single paper method alone writes seed<S>.h5. A point is complete when each
+of its results files says status "finished"; a killed sweep started again skips those, resumes
+unfinished federated runs from their checkpoints (`mops federate --resume`) and reruns unfinished
+centralized ones.
 """
 import argparse
 import configparser
@@ -36,6 +39,8 @@ import h5py
 
 SETTING = re.compile(r"^(?:sparsity(?P<sparsity>0?\.\d+|0|1)|nm(?P<nm>\d+:\d+))(?P<int8>\+int8)?$")
 BASELINE = {"centralized": "prompt", "federated": "fedprompt"}
+PAPER_METHODS = ("both", "mop", "baseline")          # one mops command with --method both | mop | prompt/fedprompt
+PEER_METHODS = ("lora", "ia3", "prefix", "mpt")      # one mops command each
 
 
 class SpecError(Exception):
@@ -72,8 +77,14 @@ def read_spec(path):
         if not SETTING.match(setting):
             raise SpecError(f"{path}: setting '{setting}' is not sparsityS or nmN:M with an optional +int8 "
                             "(e.g. sparsity0.75, nm2:4+int8)")
-    if spec["methods"] not in ("both", "mop", "baseline"):
-        raise SpecError(f"{path}: methods = '{spec['methods']}' is not one of both, mop, baseline")
+    spec["methods"] = spec["methods"].split()
+    unknown = [m for m in spec["methods"] if m not in PAPER_METHODS and m not in PEER_METHODS]
+    if unknown or not spec["methods"] or len(set(spec["methods"])) < len(spec["methods"]):
+        raise SpecError(f"{path}: methods = '{sweep.get('methods')}' is not a list of distinct methods among "
+                        f"{', '.join(PAPER_METHODS + PEER_METHODS)}")
+    if sum(m in PAPER_METHODS for m in spec["methods"]) > 1:
+        raise SpecError(f"{path}: methods = '{sweep.get('methods')}' names more than one of {', '.join(PAPER_METHODS)} "
+                        "(both is the baseline and mop)")
     for mode in spec["modes"]:
         if mode not in BASELINE:
             raise SpecError(f"{path}: mode '{mode}' is not one of centralized, federated")
@@ -93,9 +104,23 @@ def command_options(options):
     return args
 
 
-def methods_of(spec, mode):
-    """The methods of one point, as mops names them in this mode."""
-    return {"both": [BASELINE[mode], "mop"], "mop": ["mop"], "baseline": [BASELINE[mode]]}[spec["methods"]]
+def runs_of(spec, out_dir, mode, setting, seed):
+    """The mops commands of one point, one per entry of `methods`: each its --method, the OUT.h5
+    given to mops and the files it writes (both: OUT.<baseline>.h5 and OUT.mop.h5; a peer method
+    P: seed<S>.P.h5)."""
+    base = os.path.join(out_dir, mode, setting, f"seed{seed}.h5")
+    runs = []
+    for method in spec["methods"]:
+        if method == "both":
+            runs.append({"method": "both", "out": base, "files": [base[:-3] + f".{m}.h5" for m in (BASELINE[mode], "mop")]})
+        elif method in PAPER_METHODS and len(spec["methods"]) == 1:  # alone: OUT.h5 itself
+            name = BASELINE[mode] if method == "baseline" else method
+            runs.append({"method": name, "out": base, "files": [base]})
+        else:
+            name = BASELINE[mode] if method == "baseline" else method
+            out = base[:-3] + f".{name}.h5"
+            runs.append({"method": name, "out": out, "files": [out]})
+    return runs
 
 
 def prune_command(spec, mops, setting, out):
@@ -114,27 +139,17 @@ def mpirun_prefix(ranks):
     return ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(ranks)]
 
 
-def point_command(spec, mops, mode, model, seed, out, resume):
-    """The command of one point; RESUME: its files exist (unfinished), so federated runs go on from
-    their checkpoints and centralized ones start again over them (--overwrite)."""
-    methods = methods_of(spec, mode)
-    method = "both" if len(methods) == 2 else methods[0]
+def point_command(spec, mops, mode, model, seed, run, resume):
+    """The command of one RUN of a point (runs_of); RESUME: its files exist (unfinished), so
+    federated runs go on from their checkpoints and centralized ones start again over them
+    (--overwrite)."""
     common = (["--model", model, "--tokenizer", spec["tokenizer"], "--data", spec["data"], "--seed", str(seed),
-               "--method", method, "--out", out] + command_options(spec["options"]["common"])
+               "--method", run["method"], "--out", run["out"]] + command_options(spec["options"]["common"])
               + command_options(spec["options"]["prompt"]))
     if mode == "centralized":
         return [mops, "train"] + common + command_options(spec["options"]["train"]) + (["--overwrite"] if resume else [])
     return (mpirun_prefix(spec["ranks"]) + [mops, "federate"] + common + command_options(spec["options"]["federate"])
             + (["--resume"] if resume else []))
-
-
-def results_files(spec, out_dir, mode, setting, seed):
-    """OUT.h5 given to mops, and the files it writes (one per method)."""
-    base = os.path.join(out_dir, mode, setting, f"seed{seed}.h5")
-    methods = methods_of(spec, mode)
-    if len(methods) == 1:
-        return base, [base]
-    return base, [base[:-3] + f".{m}.h5" for m in methods]
 
 
 def status_of(path):
@@ -211,6 +226,35 @@ def grid(spec, settings):
     return [(setting, mode, seed) for setting in settings for mode in spec["modes"] for seed in spec["seeds"]]
 
 
+def run_point(spec, args, env, point, runs, label):
+    """Runs each of the point's RUNS whose files are not all finished; returns 'skipped' (all were),
+    'finished' or 'failed' (the first run that failed, whose log tail is printed)."""
+    if all(status_of(f) == "finished" for run in runs for f in run["files"]):
+        print(f"{label}: complete, skipped", flush=True)
+        return "skipped"
+    model = compressed_model(spec, args, point["setting"], env)
+    for run in runs:
+        statuses = [status_of(f) for f in run["files"]]
+        if all(s == "finished" for s in statuses):
+            continue
+        resume = any(s != "missing" for s in statuses)
+        command = point_command(spec, args.mops, point["mode"], model, point["seed"], run, resume)
+        if args.dry_run:
+            print(" ".join(shlex.quote(c) for c in command))
+            continue
+        os.makedirs(os.path.dirname(run["out"]), exist_ok=True)
+        action = "running" if not resume else "resuming" if point["mode"] == "federated" else "running again"
+        print(f"{label} {run['method']}: {action} (log {point['log']})", flush=True)
+        start = time.time()
+        code = run_logged(command, point["log"], env)
+        if code != 0:
+            print(f"{label} {run['method']}: FAILED (exit {code}); last lines of {point['log']}:\n{tail(point['log'])}",
+                  flush=True)
+            return "failed"
+        print(f"{label} {run['method']}: finished in {time.time() - start:.0f} s", flush=True)
+    return "finished"
+
+
 def run_sweep(spec, args, settings):
     """Every point of SETTINGS; returns the number that failed."""
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -220,36 +264,22 @@ def run_sweep(spec, args, settings):
     todo = grid(spec, settings)
     ran = 0
     for number, (setting, mode, seed) in enumerate(todo, 1):
-        out, files = results_files(spec, args.out, mode, setting, seed)
-        statuses = [status_of(f) for f in files]
-        point = {"setting": setting, "mode": mode, "seed": seed, "results": files,
+        runs = runs_of(spec, args.out, mode, setting, seed)
+        point = {"setting": setting, "mode": mode, "seed": seed, "results": [f for run in runs for f in run["files"]],
                  "log": os.path.join(args.out, "logs", f"{mode}-{setting}-seed{seed}.log")}
         label = f"[{number}/{len(todo)}] {mode} {setting} seed {seed}"
-        if all(s == "finished" for s in statuses):
-            print(f"{label}: complete, skipped", flush=True)
+        status = run_point(spec, args, env, point, runs, label)
+        if status == "skipped":
             points.append(dict(point, status="finished"))
             continue
-        model = compressed_model(spec, args, setting, env)
-        resume = any(s != "missing" for s in statuses)
-        command = point_command(spec, args.mops, mode, model, seed, out, resume)
         if args.dry_run:
-            print(" ".join(shlex.quote(c) for c in command))
             continue
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        point_start = time.time()
-        action = "running" if not resume else "resuming" if mode == "federated" else "running again"
-        print(f"{label}: {action} (log {point['log']})", flush=True)
-        code = run_logged(command, point["log"], env)
         ran += 1
-        elapsed = time.time() - point_start
         remaining = (time.time() - started) / ran * (len(todo) - number)
-        if code == 0:
-            print(f"{label}: finished in {elapsed:.0f} s; about {duration(remaining)} left for the rest", flush=True)
-            points.append(dict(point, status="finished"))
-        else:
-            failed += 1
-            print(f"{label}: FAILED (exit {code}); last lines of {point['log']}:\n{tail(point['log'])}", flush=True)
-            points.append(dict(point, status="failed"))
+        failed += status == "failed"
+        if status == "finished":
+            print(f"{label}: finished; about {duration(remaining)} left for the rest", flush=True)
+        points.append(dict(point, status=status))
         write_index(args.out, spec, points)
     if not args.dry_run:
         write_index(args.out, spec, points)

@@ -3,13 +3,13 @@
 
 usage: check_report.py tables REPORT_PY WORK_DIR
          WORK_DIR/results holds train-s1/-s2 (centralized, seeds 1 and 2) and federate (seed 3)
-         .prompt/.fedprompt/.mop.h5 files. Runs the report on them and checks report.md against
+         .prompt/.fedprompt/.mop.h5 files (and train-s1/-s2.lora.h5). Runs the report on them and checks report.md against
          values recomputed here from the files, and that every figure is a non-empty PNG; then on
          modified copies: compression settings read from the attribute and from the model file's
          name, and a federated MoPs run that is still running.
        check_report.py rejects REPORT_PY WORK_DIR
-         The report on a file that is not HDF5 and on an HDF5 file of another schema: exit 1 and
-         one line naming the file, no traceback.
+         The report on a file that is not HDF5, on an HDF5 file of another schema and on one of
+         an unknown method: exit 1 and one line naming the file, no traceback.
 Prints what it checked; exits 1 with the reason on the first failure.
 """
 import json
@@ -69,17 +69,23 @@ def check_png(path):
 
 
 def check_centralized(markdown, results):
-    """Dense centralized: two seeds, mean +- sample std and paired gains as computed here."""
+    """Dense centralized: two seeds, mean +- sample std and paired gains as computed here, against
+    the baseline and against LoRA."""
     summary = section(markdown, "## Centralized")
+    require("| Setting | Baseline | MoPs | Gain (%) | LoRA | MoPs vs LoRA (%) | Seeds" in summary, "no LoRA columns")
     cells = row(summary, "dense")
     base = [last_overall(results / f"train-s{s}.prompt.h5") for s in (1, 2)]
     mop = [last_overall(results / f"train-s{s}.mop.h5") for s in (1, 2)]
-    b, m = np.array([x[1] for x in base]), np.array([x[1] for x in mop])
-    gain = 100 * (b - m) / b
+    lora = [last_overall(results / f"train-s{s}.lora.h5") for s in (1, 2)]
+    b, m, l = (np.array([x[1] for x in runs]) for runs in (base, mop, lora))
+    gain, against_lora = 100 * (b - m) / b, 100 * (l - m) / l
     require(cells[1] == f"{b.mean():.3f} ± {b.std(ddof=1):.3f}", f"baseline cell {cells[1]!r}, values {b}")
     require(cells[2] == f"{m.mean():.3f} ± {m.std(ddof=1):.3f}", f"MoPs cell {cells[2]!r}, values {m}")
     require(cells[3] == f"{gain.mean():+.1f} ± {gain.std(ddof=1):.1f}", f"gain cell {cells[3]!r}, gains {gain}")
-    require(cells[4:] == ["2 / 2 / 2", "finished"], f"seeds and status cells {cells[4:]}")
+    require(cells[4] == f"{l.mean():.3f} ± {l.std(ddof=1):.3f}", f"LoRA cell {cells[4]!r}, values {l}")
+    require(cells[5] == f"{against_lora.mean():+.1f} ± {against_lora.std(ddof=1):.1f}",
+            f"MoPs vs LoRA cell {cells[5]!r}, gains {against_lora}")
+    require(cells[6:] == ["2 / 2 / 2", "finished"], f"seeds and status cells {cells[6:]}")
     detail = section(markdown, "### dense")
     tasks = base[0][2]
     for t, task in enumerate(tasks):
@@ -89,7 +95,7 @@ def check_centralized(markdown, results):
             require(task_cells[1] == f"{values.mean():.3f} ± {values.std(ddof=1):.3f}", f"row {task_cells}")
         else:  # a task without test examples has perplexity NaN (0 in older files): one seed left
             require(task_cells[1] == f"{np.nanmax(values):.3f} (n=1)", f"row {task_cells}, values {values}")
-    require(row(detail, "**overall**")[1] == cells[1], "overall row differs from the summary")
+    require(row(detail, "**overall**")[1:6] == cells[1:6], "overall row differs from the summary")
     print(f"centralized: summary and {len(tasks)} task rows match, overall gain {cells[3]} %")
 
 
@@ -180,18 +186,18 @@ def check_tables(report_py, work):
 
 
 def check_rejects(report_py, work):
-    """Exit 1 and one clear line for a file that is not HDF5, one of another schema and one of a peer method."""
+    """Exit 1 and one clear line for a file that is not HDF5, one of another schema and one of an unknown method."""
     work.mkdir(parents=True, exist_ok=True)
-    not_hdf5, other, peer = work / "not-hdf5.h5", work / "other-schema.h5", work / "lora.h5"
+    not_hdf5, other, peer = work / "not-hdf5.h5", work / "other-schema.h5", work / "dora.h5"
     not_hdf5.write_text("step,loss\n1,2.0\n")
     with h5py.File(other, "w") as f:
         f.attrs["schema"] = "other-results/2"
         f["eval/ppl_all"] = np.ones(3)
     with h5py.File(peer, "w") as f:
         f.attrs["schema"] = "mops-results/1"
-        f.attrs["method"] = "lora"
+        f.attrs["method"] = "dora"
     for path, words in ((not_hdf5, "not a readable HDF5 file"), (other, "schema is 'other-results/2'"),
-                        (peer, "method 'lora'; the report's tables have the baseline and MoPs only")):
+                        (peer, "method 'dora' is not one of mop, prompt, fedprompt, lora, ia3, prefix, mpt")):
         code, stdout, stderr = run_report(report_py, [path], work / "rejected")
         require(code == 1, f"{path.name}: exit {code}, expected 1")
         require("Traceback" not in stderr, f"{path.name}: a traceback:\n{stderr}")
