@@ -61,6 +61,10 @@ void add_prompt_options(CommandLine& cl) {
       ("lora-targets", po::value<std::string>()->default_value("wq,wv")->value_name("LIST"),
        "LoRA: the matrices adapted in every layer >= L_mid, a comma list of wq, wk, wv, wo (attention), w1, w3, w2 "
        "(SwiGLU gate, up, down)");
+  cl.add_choice("lora-layers", "upper", {"upper", "all"},
+                "LoRA: upper, the layers >= L_mid (like every other method, nothing below L_mid needs a backward "
+                "pass and the activation cache applies), or all (the usual LoRA setting; autograd through the whole "
+                "model, no activation cache)");
   cl.add_number<int>("batch-size", 1, Range::closed(1, 4096), "examples per step (paper: 1)");
   cl.add_number<int>("eval-batch-size", 16, Range::closed(1, 4096), "test examples per forward pass");
   cl.options().add_options()
@@ -174,6 +178,7 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.lora_rank = cl.get<int>("lora-rank");
   s.mop.lora_alpha = cl.get<double>("lora-alpha");
   s.mop.lora_targets = lora_targets(cl);
+  s.mop.lora_all_layers = cl.get<std::string>("lora-layers") == "all";
   s.mid_init = cl.get<std::string>("mid-init");
   s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
   s.train = optimizer_options(cl);

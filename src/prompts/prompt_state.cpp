@@ -122,7 +122,7 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
   adapters.resize(size_t(backbone.n_layers));
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(seed);
-  for (int l = config.mid_layer; l < backbone.n_layers; ++l) {
+  for (int l = config.first_adapted_layer(); l < backbone.n_layers; ++l) {
     auto& adapter = adapters[size_t(l)];
     const auto layer = "layer" + std::to_string(l) + "_";
     if (config.method == PromptMethod::kPrefix) {  // as many virtual tokens as mid prompts

@@ -4,11 +4,13 @@
 //         (MoPs and the prompt baseline);
 //   gate: MoPs only; what it reads, computes and scales is gate.h;
 //   adapters: LoRA, IA3 or prefix tuning (issue 18) in every layer >= L_mid (layer_adapter.h),
-//         P0's states going on through those layers in the prompt positions;
+//         P0's states going on through those layers in the prompt positions (LoRA with
+//         --lora-layers all: in every layer);
 //   task factors: multitask prompt tuning (MPT, Wang et al. 2023, issue 18): the mid prompts are
 //         one shared matrix, and example i of task t sees it times the rank-one matrix u_t v_t^T
 //         (elementwise), t taken from the data's task labels in training and at test time.
-// Every method trains only above L_mid, so the layers below run without autograd for all of them.
+// Every method but LoRA in all layers trains only above L_mid, so the layers below run without
+// autograd for them.
 //
 // Letters: C width, K0 first prompts, E experts, P prompts per expert, r LoRA rank, T tasks, B batch.
 #pragma once
@@ -49,11 +51,16 @@ struct MopConfig {
   int lora_rank = 8;                        // r
   double lora_alpha = 16;                   // the update's scale is alpha / r
   std::vector<std::string> lora_targets = {"wq", "wv"};  // of lora_target_names()
+  bool lora_all_layers = false;             // --lora-layers all: LoRA in every layer, not only >= L_mid
   int task_count = 0;                       // T: the data's tasks, MPT's task factors (at least 1 for it)
 
   int mid_prompt_count() const { return experts * prompts_per_expert; }
   // The prompt positions of the layers >= L_mid: E x P mid prompts, or P0's K0.
   int upper_prompt_count() const { return uses_mid_prompts(method) ? mid_prompt_count() : first_prompt_count; }
+  // The first layer with an adapter: L_mid, or 0 for LoRA in all layers, whose lower half then
+  // trains too (autograd below L_mid, no activation cache).
+  int first_adapted_layer() const { return method == PromptMethod::kLora && lora_all_layers ? 0 : mid_layer; }
+  bool trains_lower_half() const { return first_adapted_layer() < mid_layer; }
   // Resolves mid_layer against the backbone and checks every field; errors name the option.
   MopConfig resolved(const ModelConfig& backbone) const;
 };
@@ -74,7 +81,7 @@ class PromptStateImpl : public torch::nn::Module {
   torch::Tensor task_rows;      // (T, E * P) MPT's u_t
   torch::Tensor task_columns;   // (T, C) MPT's v_t
   Gate gate{nullptr};           // MoPs only
-  std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below L_mid), LoRA, IA3 and prefix only
+  std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below first_adapted_layer()), LoRA, IA3, prefix
   // What a run of the layers takes (LayerRun::adapters): `adapters`, or null for the prompt methods.
   const std::vector<LayerAdapter>* layer_adapters() const { return adapters.empty() ? nullptr : &adapters; }
 

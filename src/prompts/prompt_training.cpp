@@ -37,10 +37,11 @@ void check_finite(const torch::Tensor& loss, int64_t step, const char* what) {
                   << "; training stopped before applying it (lower --lr, or check the model for NaN weights)");
 }
 
-// (B, K0 + T, C) lower-half states of examples[indices] (batched as `batch`), from the cache when set.
+// (B, K0 + T, C) lower-half states of examples[indices] (batched as `batch`), from the cache when set
+// and the lower half is frozen.
 LowerHalf lower_states(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
                        const std::vector<size_t>& indices, const ExampleBatch& batch, ActivationCache* cache) {
-  return cache ? cache->lower(backbone, state, examples, indices)
+  return cache && !state->config().trains_lower_half() ? cache->lower(backbone, state, examples, indices)
                : lower_half(backbone, state, batch.ids, gate_question_mask(state, batch));
 }
 

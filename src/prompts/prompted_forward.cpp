@@ -50,11 +50,12 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& l
 
 LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, const torch::Tensor& question_mask,
                      KVCache* cache) {
-  torch::NoGradGuard no_grad;
   const auto& c = state->config();
+  torch::AutoGradMode autograd(c.trains_lower_half() && torch::GradMode::is_enabled());
   LayerRun run;
   run.prompt_columns = c.first_prompt_count;
   run.cache = cache;
+  if (c.trains_lower_half()) run.adapters = state->layer_adapters();
   // The gate's input: the question tokens' mean of states (B, K0 + T, C), in the state's dtype.
   auto gate_input = [&](const torch::Tensor& h) {
     return question_mean(h.slice(1, c.first_prompt_count).to(state->first_prompts.scalar_type()), question_mask);
@@ -156,9 +157,9 @@ torch::Tensor PromptedDecoder::step(int64_t id) {
   const int mid = state_->config().mid_layer;
   LayerRun run;
   run.cache = &cache_;
+  run.adapters = state_->layer_adapters();
   auto h = backbone_->run_layers(backbone_->embed(torch::tensor({id}, torch::kLong).unsqueeze(0)), 0, mid, run);
   run.column_weights = column_weights_;
-  run.adapters = state_->layer_adapters();
   h = backbone_->run_layers(h, mid, backbone_->config().n_layers, run);  // (1, 1, C)
   return backbone_->classify(h, 0)[0][-1];                                // (V)
 }

@@ -1,6 +1,7 @@
 // Where prompts enter the frozen backbone: the one module that puts them there, for training,
 // evaluation and generation alike.
-//   lower half  [0, L_mid): tokens with P0 prepended, without autograd (nothing there trains);
+//   lower half  [0, L_mid): tokens with P0 prepended, without autograd (nothing there trains but
+//               LoRA with --lora-layers all, whose adapters there it runs with autograd);
 //               it also takes the gate's input, the mean hidden state of the question tokens at
 //               the input of the gate layer (L_mid, or a layer below it);
 //   gate        on that input (MoPs);
@@ -37,7 +38,8 @@ struct LowerHalf {
                                 // hash (gate.h); given a question mask and that route only
 };
 
-// (B, T) ids -> the lower half, no autograd; with `question_mask` (B, T) the gate's input too,
+// (B, T) ids -> the lower half, no autograd (but for LoRA's adapters under --lora-layers all);
+// with `question_mask` (B, T) the gate's input too,
 // the mean over the question tokens of the states at the input of the gate layer (and under
 // --gate-route hash each example's expert). A given cache receives the keys and values of
 // layers < L_mid.

@@ -3,6 +3,7 @@
 // round-trips through a results file.
 #include <gtest/gtest.h>
 
+#include "activation_cache.h"
 #include "prompt_state_io.h"
 #include "prompt_training.h"
 #include "prompted_forward.h"
@@ -106,6 +107,61 @@ TEST(AdapterMethods, RoundTripThroughAResultsFile) {
       EXPECT_EQ(loaded->adapters[3].w2.scale, 3.0 / 4);
     }
   }
+}
+
+// --lora-layers all: adapters in all 4 layers; the prompted forward is then the frozen model with
+// P0 and W + s B A merged into every layer's wq and wv; gradients reach the lower layers' adapters;
+// training ignores the activation cache (the lower half is no longer frozen) and gives the same
+// tensors with it as without.
+TEST(AdapterMethods, LoraInAllLayersAdaptsTheLowerHalfToo) {
+  auto config = adapter_config(PromptMethod::kLora);
+  config.lora_all_layers = true;
+  config = config.resolved(tiny_config());
+  EXPECT_TRUE(config.trains_lower_half());
+  auto state = random_state(config, 59);
+  EXPECT_EQ(state->trained_values(), 4 * (4 * (16 + 16) + 4 * (16 + 8)));
+  ASSERT_TRUE(state->adapters[0].wq.defined() && state->adapters[1].wv.defined());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& t : state->adapter_tensors()) t.add_(torch::randn_like(t) * 0.3);
+  }
+  auto backbone = tiny_backbone();
+  auto merged = tiny_backbone();
+  {
+    torch::NoGradGuard no_grad;
+    for (int l = 0; l < 4; ++l) {
+      const auto& a = state->adapters[size_t(l)];
+      merged->block(l)->attention->wq->weight.add_(a.wq.b.mm(a.wq.a) * a.wq.scale);
+      merged->block(l)->attention->wv->weight.add_(a.wv.b.mm(a.wv.a) * a.wv.scale);
+    }
+  }
+  const auto batch = make_batch(tiny_examples(4, 60), 0, 4);
+  const auto ours = prompted_forward(backbone, state, batch).logits;
+  {
+    torch::NoGradGuard no_grad;
+    const auto reference = first_prompts_forward(merged, state, batch.ids);
+    EXPECT_TRUE(ours.allclose(reference, 0, 1e-4)) << (ours - reference).abs().max();
+  }
+  response_loss(ours, batch).backward();
+  EXPECT_GT(state->adapters[0].wq.a.grad().abs().sum().item<double>(), 0);
+  EXPECT_GT(state->adapters[1].wv.b.grad().abs().sum().item<double>(), 0);
+
+  const auto train = tiny_examples(8, 61);
+  auto trained_with = [&](ActivationCache* cache) {
+    auto s = random_state(config, 62);
+    TrainOptions options;
+    options.steps = 6;
+    options.batch_size = 2;
+    options.lower_cache = cache;
+    NullObserver observer;
+    train_prompts(backbone, s, train, train, {"a", "b", "c", "d"}, options, observer);
+    return s->trained();
+  };
+  ActivationCache cache(int64_t(1) << 30);
+  const auto with_cache = trained_with(&cache), without = trained_with(nullptr);
+  ASSERT_EQ(with_cache.size(), without.size());
+  for (size_t i = 0; i < without.size(); ++i) EXPECT_TRUE(with_cache[i].equal(without[i])) << "tensor " << i;
+  EXPECT_EQ(cache.cached_examples(), 0) << "the cache stored lower-half states that LoRA in all layers changes";
 }
 
 TEST(AdapterMethods, ImpossibleLoraSettingsAreClearErrors) {

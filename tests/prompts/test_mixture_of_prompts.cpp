@@ -624,6 +624,19 @@ TEST(MopsTrain, BothMethodsWriteResultsFilesWithTheSchema) {
   EXPECT_NE(no_instruction.output.find("--prompts needs --instruction"), std::string::npos) << no_instruction.output;
 }
 
+// --lora-layers all: LoRA's parameters in all 4 layers of the embedded model, in the results
+// file's prompt_config too.
+TEST(MopsTrain, LoraInAllLayersCountsEveryLayersAdapters) {
+  const auto out = (fresh_test_dir("lora-all") / "lora.h5").string();
+  const auto run = run_mops("train --method lora --lora-layers all --lora-rank 4 --model " MOPS_SOURCE_DIR
+                            "/models/skills7-base.safetensors --tokenizer " MOPS_SOURCE_DIR
+                            "/models/skills7-tokenizer.model --data skills7 --skills7-per-task 30 --steps 4 "
+                            "--eval-every 4 --p0-steps 2 --threads 1 --out " + out);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(read_string_attribute(out, "trainable_parameters"), std::to_string(4 * (4 * (128 + 128) + 4 * (128 + 64))));
+  EXPECT_NE(read_string_attribute(out, "prompt_config").find(R"("lora_layers":"all")"), std::string::npos);
+}
+
 // `mops train --method lora | ia3 | prefix | mpt`: a results file with the schema, the method, its
 // trainable parameters counted by hand (embedded model: d 128, G D 64, F hidden, layers 2 and 3 >=
 // L_mid, 7 tasks), and a state that `mops generate --prompts` reads (MPT's with --task).
@@ -674,8 +687,13 @@ namespace {
 TEST(MopGeneration, DecoderGivesTheLogitsOfThePromptedForward) {
   auto backbone = tiny_backbone();
   torch::NoGradGuard no_grad;
-  for (auto method : prompt_methods()) {
-    auto state = random_state(tiny_mop(method), 25);
+  auto lora_all_layers = tiny_mop(PromptMethod::kLora);
+  lora_all_layers.lora_all_layers = true;
+  std::vector<MopConfig> configs = {lora_all_layers.resolved(tiny_config())};
+  for (auto method : prompt_methods()) configs.push_back(tiny_mop(method));
+  for (const auto& config : configs) {
+    const auto method = config.method;
+    auto state = random_state(config, 25);
     for (auto& t : state->adapter_tensors()) t.add_(torch::randn_like(t) * 0.3);  // away from their identity start
     if (method == PromptMethod::kMpt) state->task_rows.normal_();                  // and MPT's from the baseline
     auto whole = tiny_examples(3, 26)[2];  // task 2
