@@ -61,6 +61,9 @@ void add_prompt_options(CommandLine& cl) {
       ("lora-targets", po::value<std::string>()->default_value("wq,wv")->value_name("LIST"),
        "LoRA: the matrices adapted in every layer >= L_mid, a comma list of wq, wk, wv, wo (attention), w1, w3, w2 "
        "(SwiGLU gate, up, down)");
+  cl.add_number<double>("lora-dropout", 0.0, Range::half_open(0, 1),
+                        "LoRA: dropout on each update's input in training (PEFT's lora_dropout; 0: none, PEFT's "
+                        "default), its masks drawn from the run's seed", "P");
   cl.add_choice("lora-layers", "upper", {"upper", "all"},
                 "LoRA: upper, the layers >= L_mid (like every other method, nothing below L_mid needs a backward "
                 "pass and the activation cache applies), or all (the usual LoRA setting; autograd through the whole "
@@ -179,6 +182,7 @@ PromptRunSettings prompt_run_settings(const CommandLine& cl) {
   s.mop.lora_alpha = cl.get<double>("lora-alpha");
   s.mop.lora_targets = lora_targets(cl);
   s.mop.lora_all_layers = cl.get<std::string>("lora-layers") == "all";
+  s.mop.lora_dropout = cl.get<double>("lora-dropout");
   s.mid_init = cl.get<std::string>("mid-init");
   s.gate_pretrain_steps = cl.get<int>("gate-pretrain-steps");
   s.train = optimizer_options(cl);

@@ -16,9 +16,10 @@
 namespace mops {
 
 struct LowRankUpdate {
-  torch::Tensor a;   // (r, in)
-  torch::Tensor b;   // (out, r)
-  double scale = 1;  // s = alpha / r
+  torch::Tensor a;     // (r, in)
+  torch::Tensor b;     // (out, r)
+  double scale = 1;    // s = alpha / r
+  double dropout = 0;  // p: PEFT's lora_dropout on the update's input, in training only
   bool defined() const { return a.defined(); }
   // x (..., in) -> s B (A x): (..., out), in x's dtype.
   torch::Tensor operator()(const torch::Tensor& x) const;
@@ -40,7 +41,11 @@ const LayerAdapter& adapter_or_none(const LayerAdapter* adapter);
 
 // x (..., n) times `scale` (n) when it is defined, else x unchanged.
 torch::Tensor scaled_by(const torch::Tensor& x, const torch::Tensor& scale);
-// y plus update(x) when the update is defined, else y unchanged.
-torch::Tensor plus_update(const torch::Tensor& y, const LowRankUpdate& update, const torch::Tensor& x);
+// y plus update(x) when the update is defined, else y unchanged. With `dropout_masks` (training)
+// and update.dropout = p > 0, the update reads x with each element zeroed with probability p and
+// the others scaled by 1 / (1 - p), the mask drawn on the CPU from that stream (the same on every
+// device).
+torch::Tensor plus_update(const torch::Tensor& y, const LowRankUpdate& update, const torch::Tensor& x,
+                          at::Generator* dropout_masks = nullptr);
 
 }  // namespace mops

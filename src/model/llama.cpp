@@ -104,9 +104,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
     q = wq(x.slice(1, first)), k = wk(x), v = wv(x);
   }
   const auto& a = adapter_or_none(context.adapter);
-  q = plus_update(q, a.wq, x.slice(1, first));
-  k = scaled_by(plus_update(k, a.wk, x), a.key_scale);
-  v = scaled_by(plus_update(v, a.wv, x), a.value_scale);
+  auto* masks = context.dropout_masks;
+  q = plus_update(q, a.wq, x.slice(1, first), masks);
+  k = scaled_by(plus_update(k, a.wk, x, masks), a.key_scale);
+  v = scaled_by(plus_update(v, a.wv, x, masks), a.value_scale);
   q = q.view({B, Sq, H, D}).transpose(1, 2);  // (B, H, Sq, D)
   k = k.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
   v = v.view({B, S, G, D}).transpose(1, 2);   // (B, G, S, D)
@@ -167,7 +168,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const RotaryEmbeddi
   }
   out = out.transpose(1, 2).reshape({B, Sq, H * D});  // (B, Sq, C)
   if (context.record_mixed) *context.record_mixed = out;
-  return plus_update(wo(out), a.wo, out);
+  return plus_update(wo(out), a.wo, out, masks);
 }
 
 void AttentionImpl::pack_projections() { packed_ = pack_rows({&wq->weight, &wk->weight, &wv->weight}); }
@@ -181,7 +182,7 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* record_hidden,
-                                       const LayerAdapter* adapter) {
+                                       const LayerAdapter* adapter, at::Generator* dropout_masks) {
   torch::Tensor gate, up;  // (B, S, F)
   if (still_packed(packed_, {&w1->weight, &w3->weight})) {
     auto gate_up = torch::linear(x, packed_).chunk(2, -1);  // (B, S, F) twice
@@ -190,9 +191,10 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, torch::Tensor* re
     gate = w1(x), up = w3(x);
   }
   const auto& a = adapter_or_none(adapter);
-  auto hidden = scaled_by(torch::silu(plus_update(gate, a.w1, x)) * plus_update(up, a.w3, x), a.hidden_scale);  // (B, S, F)
+  auto hidden = scaled_by(torch::silu(plus_update(gate, a.w1, x, dropout_masks)) * plus_update(up, a.w3, x, dropout_masks),
+                          a.hidden_scale);  // (B, S, F)
   if (record_hidden) *record_hidden = hidden;
-  return plus_update(w2(hidden), a.w2, hidden);
+  return plus_update(w2(hidden), a.w2, hidden, dropout_masks);
 }
 
 void FeedForwardImpl::pack_projections() { packed_ = pack_rows({&w1->weight, &w3->weight}); }
@@ -215,7 +217,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const RotaryEmbedding& 
     record->attention_in = attention_in;
     record->ffn_in = ffn_in;
   }
-  return h + feed_forward->forward(ffn_in, record ? &record->hidden : nullptr, context.adapter);
+  return h + feed_forward->forward(ffn_in, record ? &record->hidden : nullptr, context.adapter, context.dropout_masks);
 }
 
 // ---------------------------------------------------------------- Llama
@@ -285,6 +287,7 @@ torch::Tensor LlamaImpl::run_layers(torch::Tensor h, int begin, int end, const L
       context.column_weights = weights;
     }
     context.adapter = adapter;
+    context.dropout_masks = run.dropout_masks;
     torch::Tensor probs;  // (B, H, S, Sk) when the observer wants them
     if (run.observer && run.observer->wants_attention()) context.record_probs = &probs;
     const auto input = h;

@@ -55,6 +55,8 @@ struct LayerRun {
   LayerObserver* observer = nullptr;
   const std::vector<LayerAdapter>* adapters = nullptr;  // one per layer of the model (layer_adapter.h),
                                                         // applied in the layers run; null: none
+  at::Generator* dropout_masks = nullptr;  // training: LoRA's dropout masks are drawn from it
+                                           // (plus_update); null: no dropout (evaluation)
 };
 
 class RMSNormImpl : public torch::nn::Module {
@@ -78,6 +80,7 @@ struct AttentionContext {
   torch::Tensor* mask_memo = nullptr;     // when set, the causal mask is reused from (and left in) it
   int64_t output_from = 0;  // rows before this one only give keys and values: the output has S - output_from rows
   const LayerAdapter* adapter = nullptr;  // the layer's LoRA / IA3 changes (attention and feed-forward), or none
+  at::Generator* dropout_masks = nullptr;  // LayerRun::dropout_masks
 };
 
 // The inputs of a block's linear layers in one forward pass, recorded for compression.
@@ -109,7 +112,7 @@ class FeedForwardImpl : public torch::nn::Module {
   explicit FeedForwardImpl(const ModelConfig& config);
   // (B, S, C) -> (B, S, C); `record_hidden` receives the input of w2: (B, S, F)
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* record_hidden = nullptr,
-                        const LayerAdapter* adapter = nullptr);
+                        const LayerAdapter* adapter = nullptr, at::Generator* dropout_masks = nullptr);
   void pack_projections();  // frozen weights only: w1 | w3 as row views of one (2F, C) matrix
   torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};  // gate (F,C), down (C,F), up (F,C)
  private:

@@ -69,6 +69,7 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MOPS_CHECK(c.lora_rank >= 1 && c.lora_alpha > 0,
              "--lora-rank " << c.lora_rank << " must be at least 1 and --lora-alpha " << c.lora_alpha << " positive");
   MOPS_CHECK(c.method != PromptMethod::kLora || !c.lora_targets.empty(), "--lora-targets names no matrix");
+  MOPS_CHECK(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout " << c.lora_dropout << " is outside [0, 1)");
   MOPS_CHECK(c.method != PromptMethod::kMpt || c.task_count >= 1,
              "--method mpt needs the data's tasks (task count " << c.task_count << ")");
   for (const auto& target : c.lora_targets) {
@@ -145,6 +146,7 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
       update.a = register_parameter(layer + name + "_lora_a", torch::empty({config.lora_rank, in}).uniform_(-bound, bound, gen));
       update.b = register_parameter(layer + name + "_lora_b", torch::zeros({out, int64_t(config.lora_rank)}));
       update.scale = config.lora_alpha / config.lora_rank;
+      update.dropout = config.lora_dropout;
     }
   }
 }

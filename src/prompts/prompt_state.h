@@ -50,6 +50,7 @@ struct MopConfig {
   GateRoute gate_route = GateRoute::kGate;  // the gate's output, or the hash control (gate.h)
   int lora_rank = 8;                        // r
   double lora_alpha = 16;                   // the update's scale is alpha / r
+  double lora_dropout = 0;                  // p of dropout on each update's input in training (PEFT's)
   std::vector<std::string> lora_targets = {"wq", "wv"};  // of lora_target_names()
   bool lora_all_layers = false;             // --lora-layers all: LoRA in every layer, not only >= L_mid
   int task_count = 0;                       // T: the data's tasks, MPT's task factors (at least 1 for it)

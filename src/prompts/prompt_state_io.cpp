@@ -15,7 +15,8 @@ std::string mop_config_json(const MopConfig& c) {
                         {"gate_top_k", c.gate_top_k},         {"gate_layer", c.gate_layer},
                         {"gate_route", gate_route_name(c.gate_route)}, {"lora_rank", c.lora_rank},
                         {"lora_alpha", c.lora_alpha},          {"lora_targets", c.lora_targets},
-                        {"lora_layers", c.lora_all_layers ? "all" : "upper"}, {"tasks", c.task_count}}
+                        {"lora_layers", c.lora_all_layers ? "all" : "upper"}, {"lora_dropout", c.lora_dropout},
+                        {"tasks", c.task_count}}
       .dump();
 }
 
@@ -39,6 +40,7 @@ MopConfig mop_config_from_json(const std::string& json_text, const std::string& 
     c.lora_targets = j.value("lora_targets", c.lora_targets);
     c.task_count = j.value("tasks", 0);  // (files from before MPT)
     c.lora_all_layers = j.value("lora_layers", "upper") == "all";
+    c.lora_dropout = j.value("lora_dropout", 0.0);
     return c;
   } catch (const nlohmann::json::exception& e) {
     MOPS_FAIL(source << ": prompt_config is not a valid MoPs prompt configuration (" << e.what() << ")");

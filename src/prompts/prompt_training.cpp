@@ -38,11 +38,13 @@ void check_finite(const torch::Tensor& loss, int64_t step, const char* what) {
 }
 
 // (B, K0 + T, C) lower-half states of examples[indices] (batched as `batch`), from the cache when set
-// and the lower half is frozen.
+// and the lower half is frozen; `dropout_masks` as LayerRun's (LoRA in all layers).
 LowerHalf lower_states(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& examples,
-                       const std::vector<size_t>& indices, const ExampleBatch& batch, ActivationCache* cache) {
-  return cache && !state->config().trains_lower_half() ? cache->lower(backbone, state, examples, indices)
-               : lower_half(backbone, state, batch.ids, gate_question_mask(state, batch));
+                       const std::vector<size_t>& indices, const ExampleBatch& batch, ActivationCache* cache,
+                       at::Generator* dropout_masks = nullptr) {
+  return cache && !state->config().trains_lower_half()
+             ? cache->lower(backbone, state, examples, indices)
+             : lower_half(backbone, state, batch.ids, gate_question_mask(state, batch), nullptr, dropout_masks);
 }
 
 // Runs `steps` Adam steps of `loss_of(batch, indices)` on `parameters`.
@@ -175,24 +177,30 @@ torch::optim::Adam main_loop_optimizer(PromptState& state, const TrainOptions& o
   return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(options.lr));
 }
 
-// The noise of the gate's logits in each main-loop step (TrainOptions::gate_noise): one seeded
-// stream per loop, so a run (and a client's local training) draws the same noise every time.
-class GateNoise {
+// The main loop's randomness besides the batch order, each from its own seeded stream per loop so
+// that a run (and a client's local training) draws the same every time: the noise of the gate's
+// logits (TrainOptions::gate_noise) and LoRA's dropout masks (MopConfig::lora_dropout).
+class TrainingNoise {
  public:
-  GateNoise(PromptState& state, const TrainOptions& options)
+  TrainingNoise(PromptState& state, const TrainOptions& options)
       : scale_(state->gate ? options.gate_noise : 0.0),
         experts_(state->config().experts),
-        generator_(at::detail::createCPUGenerator(options.seed + 13)) {}
+        dropout_(state->config().method == PromptMethod::kLora && state->config().lora_dropout > 0),
+        gate_generator_(at::detail::createCPUGenerator(options.seed + 13)),
+        dropout_generator_(at::detail::createCPUGenerator(options.seed + 17)) {}
   // (batch, E) noise, or undefined without noise.
-  torch::Tensor next(int64_t batch) {
+  torch::Tensor gate_logits(int64_t batch) {
     if (scale_ == 0) return {};
-    return torch::randn({batch, experts_}, generator_, torch::kFloat32) * scale_;
+    return torch::randn({batch, experts_}, gate_generator_, torch::kFloat32) * scale_;
   }
+  // What LayerRun::dropout_masks takes: the stream, or null without dropout.
+  at::Generator* dropout_masks() { return dropout_ ? &dropout_generator_ : nullptr; }
 
  private:
   double scale_;
   int64_t experts_;
-  at::Generator generator_;
+  bool dropout_;
+  at::Generator gate_generator_, dropout_generator_;
 };
 
 struct StepResult {
@@ -203,9 +211,9 @@ struct StepResult {
 // One optimizer step of the main loop on examples[indices], batched as `batch`.
 StepResult main_loop_step(Llama& backbone, PromptState& state, torch::optim::Adam& optimizer,
                           const std::vector<TokenizedExample>& examples, const std::vector<size_t>& indices,
-                          const ExampleBatch& batch, const TrainOptions& options, int64_t step, GateNoise& noise) {
-  const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache);
-  auto out = upper_half_loss(backbone, state, lower, batch, noise.next(batch.ids.size(0)));
+                          const ExampleBatch& batch, const TrainOptions& options, int64_t step, TrainingNoise& noise) {
+  const auto lower = lower_states(backbone, state, examples, indices, batch, options.lower_cache, noise.dropout_masks());
+  auto out = upper_half_loss(backbone, state, lower, batch, noise.gate_logits(batch.ids.size(0)), noise.dropout_masks());
   check_finite(out.loss, step, "training");
   // The response loss is what is reported; a load-balancing term joins it only in the gradient.
   auto objective = out.loss;
@@ -222,7 +230,7 @@ LocalTraining train_local(Llama& backbone, PromptState& state, const std::vector
                           const TrainOptions& options) {
   auto optimizer = main_loop_optimizer(state, options);
   BatchSampler sampler(examples.size(), options.seed);
-  GateNoise noise(state, options);
+  TrainingNoise noise(state, options);
   LocalTraining result;
   torch::Tensor gate_sum;  // (E)
   for (int step = 1; step <= options.steps; ++step) {
@@ -245,7 +253,7 @@ TrainingSummary train_prompts(Llama& backbone, PromptState& state, const std::ve
                               const TrainOptions& options, TrainingObserver& observer) {
   auto optimizer = main_loop_optimizer(state, options);
   BatchSampler sampler(train.size(), options.seed);
-  GateNoise noise(state, options);
+  TrainingNoise noise(state, options);
   const auto started = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   TrainingSummary summary;

@@ -49,13 +49,16 @@ UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& l
 }  // namespace
 
 LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids, const torch::Tensor& question_mask,
-                     KVCache* cache) {
+                     KVCache* cache, at::Generator* dropout_masks) {
   const auto& c = state->config();
   torch::AutoGradMode autograd(c.trains_lower_half() && torch::GradMode::is_enabled());
   LayerRun run;
   run.prompt_columns = c.first_prompt_count;
   run.cache = cache;
-  if (c.trains_lower_half()) run.adapters = state->layer_adapters();
+  if (c.trains_lower_half()) {
+    run.adapters = state->layer_adapters();
+    run.dropout_masks = dropout_masks;
+  }
   // The gate's input: the question tokens' mean of states (B, K0 + T, C), in the state's dtype.
   auto gate_input = [&](const torch::Tensor& h) {
     return question_mean(h.slice(1, c.first_prompt_count).to(state->first_prompts.scalar_type()), question_mask);
@@ -95,18 +98,19 @@ PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& 
 }
 
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHalf& lower, const ExampleBatch& batch,
-                             const torch::Tensor& gate_noise) {
+                             const torch::Tensor& gate_noise, at::Generator* dropout_masks) {
   const int64_t P = state->config().upper_prompt_count(), T = batch.ids.size(1);
   const auto device = lower.states.device();
   const auto predicts = batch.response_mask.to(device) > 0;  // (B, T - 1)
   const auto rows = predicts.any(0).nonzero();    // token positions that predict a response token somewhere
+  LayerRun run;
+  run.dropout_masks = dropout_masks;
   if (rows.numel() == 0) {  // no response token: loss 0
-    auto upper = upper_states(backbone, state, lower, batch.tasks, {}, gate_noise);
+    auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise);
     return {upper.states.sum() * 0.0, upper.gate};
   }
   // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
   const int64_t first = rows.min().item<int64_t>();
-  LayerRun run;
   run.output_from = P + first;
   auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise);  // (B, T - first, C)
   const auto kept = predicts.slice(1, first);                                    // (B, T - 1 - first)

@@ -43,8 +43,10 @@ struct LowerHalf {
 // the mean over the question tokens of the states at the input of the gate layer (and under
 // --gate-route hash each example's expert). A given cache receives the keys and values of
 // layers < L_mid.
+// `dropout_masks` as LayerRun's (LoRA in all layers, training).
 LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& ids,
-                     const torch::Tensor& question_mask = {}, KVCache* cache = nullptr);
+                     const torch::Tensor& question_mask = {}, KVCache* cache = nullptr,
+                     at::Generator* dropout_masks = nullptr);
 // The question mask lower_half needs for `state`: the batch's for MoPs, none for the baseline
 // (which has no gate, and may then see examples without question tokens).
 torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch);
@@ -65,9 +67,9 @@ struct PromptedLoss {
 // The training loss, response_loss(upper_half(...).logits, batch), computing only what it reads:
 // the last layer's outputs from the first position that predicts a response token on, and the
 // final norm and classifier only at positions that predict one. gate_noise (B, E), when given,
-// joins the gate's logits (MoPs).
+// joins the gate's logits (MoPs); dropout_masks, when given, draws LoRA's dropout (llama.h).
 PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHalf& lower, const ExampleBatch& batch,
-                             const torch::Tensor& gate_noise = {});
+                             const torch::Tensor& gate_noise = {}, at::Generator* dropout_masks = nullptr);
 
 // The backbone with P0 only (no mid prompts, no gate), with autograd to P0: (B, T) -> (B, T, V).
 torch::Tensor first_prompts_forward(Llama& backbone, PromptState& state, const torch::Tensor& ids);

@@ -226,5 +226,23 @@ TEST(LayerAdapter, IncrementalDecodingWithAdaptersEqualsTheFullForward) {
   }
 }
 
+// Dropout on the update's input (PEFT's lora_dropout): with A and B identities every element of
+// the update is 0 or x / (1 - p), zero in about p of them; the same stream gives the same mask;
+// without a stream (evaluation) there is none.
+TEST(LayerAdapter, LoraDropoutZeroesTheUpdatesInputInTrainingOnly) {
+  const int64_t n = 64;
+  LowRankUpdate update{torch::eye(n), torch::eye(n), 1.0, 0.25};
+  auto gen = at::detail::createCPUGenerator(7);
+  const auto x = torch::randn({40, n}, gen) + 3;  // (40, n), no zeros
+  const auto y = torch::zeros({40, n});
+  EXPECT_TRUE(plus_update(y, update, x).equal(update(x)));
+  auto masks = at::detail::createCPUGenerator(8), again = at::detail::createCPUGenerator(8);
+  const auto dropped = plus_update(y, update, x, &masks);
+  const auto zero = dropped == 0, kept = (dropped - x / 0.75).abs() < 1e-5;
+  EXPECT_TRUE((zero | kept).all().item<bool>());
+  EXPECT_NEAR(zero.to(torch::kDouble).mean().item<double>(), 0.25, 0.03);
+  EXPECT_TRUE(plus_update(y, update, x, &again).equal(dropped));
+}
+
 }  // namespace
 }  // namespace mops

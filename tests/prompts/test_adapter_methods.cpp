@@ -164,6 +164,33 @@ TEST(AdapterMethods, LoraInAllLayersAdaptsTheLowerHalfToo) {
   EXPECT_EQ(cache.cached_examples(), 0) << "the cache stored lower-half states that LoRA in all layers changes";
 }
 
+// --lora-dropout: training draws masks (another result than without, the same on a second run),
+// evaluation does not (the forward is unchanged by the option).
+TEST(AdapterMethods, LoraDropoutChangesTrainingNotEvaluation) {
+  auto backbone = tiny_backbone();
+  const auto train = tiny_examples(8, 63);
+  auto trained = [&](double dropout) {
+    auto config = adapter_config(PromptMethod::kLora);
+    config.lora_dropout = dropout;
+    auto state = random_state(config.resolved(tiny_config()), 64);
+    TrainOptions options;
+    options.steps = 6;
+    options.batch_size = 2;
+    NullObserver observer;
+    train_prompts(backbone, state, train, train, {"a", "b", "c", "d"}, options, observer);
+    return state;
+  };
+  auto plain = trained(0), dropped = trained(0.5), again = trained(0.5);
+  const auto b = [](PromptState& s) { return s->adapters[2].wq.b; };
+  EXPECT_FALSE(b(dropped).equal(b(plain)));
+  EXPECT_TRUE(b(dropped).equal(b(again)));
+  const auto batch = make_batch(train, 0, 4);
+  auto same = trained(0.5);
+  for (auto& adapter : same->adapters) adapter.wq.dropout = adapter.wv.dropout = 0;
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(prompted_forward(backbone, dropped, batch).logits.equal(prompted_forward(backbone, same, batch).logits));
+}
+
 TEST(AdapterMethods, ImpossibleLoraSettingsAreClearErrors) {
   auto config = tiny_mop(PromptMethod::kLora);
   config.lora_targets = {"wq", "wz"};
@@ -172,6 +199,9 @@ TEST(AdapterMethods, ImpossibleLoraSettingsAreClearErrors) {
   config.lora_targets = {};
   EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--lora-targets names no matrix"), std::string::npos);
   config.lora_targets = {"wq"};
+  config.lora_dropout = 1;
+  EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--lora-dropout 1 is outside [0, 1)"), std::string::npos);
+  config.lora_dropout = 0;
   config.lora_rank = 0;
   EXPECT_NE(error_of([&] { config.resolved(tiny_config()); }).find("--lora-rank 0 must be at least 1"), std::string::npos);
 }

@@ -114,15 +114,15 @@ TEST(MpiFederate, SameResultsForOneTwoAndFourRanks) {
   }
 }
 
-// FedAvg of LoRA's tensors (FedIT) and of MPT's shared prompts and task factors on 1 and 2 ranks:
-// the same series and the same state.
+// FedAvg of LoRA's tensors (FedIT, with dropout: each client's masks from its own seed) and of MPT's
+// shared prompts and task factors on 1 and 2 ranks: the same series and the same state.
 TEST(MpiFederate, PeerMethodsAreTheSameOnOneAndTwoRanks) {
   const auto dir = fresh_test_dir("federate");
   for (const std::string method : {"lora", "mpt"}) {
     SCOPED_TRACE(method);
     for (int ranks : {1, 2}) {
       const auto run = mpirun(ranks, federate_args((dir / (method + std::to_string(ranks) + ".h5")).string(),
-                                                   {{"method", method}, {"lora-rank", "2"}}));
+                                                   {{"method", method}, {"lora-rank", "2"}, {"lora-dropout", "0.1"}}));
       ASSERT_EQ(run.exit_code, 0) << run.output;
       EXPECT_NE(run.output.find(method == "lora" ? "LoRA" : "MPT"), std::string::npos) << run.output;
     }
