@@ -277,14 +277,35 @@ class Group:
         return self.runs[0].tasks
 
 
+# Options that only some methods read (exact names, or prefixes ending in "-"): a run's other
+# options say how it was started, not what it trained, so they do not keep it from its partners.
+METHOD_OPTIONS = {"gate-": {"mop"}, "lora-": {"lora"}, "mid-init": {"mop", "prompt", "fedprompt", "mpt"},
+                  "experts": {"mop", "prompt", "fedprompt", "prefix", "mpt"},
+                  "prompts-per-expert": {"mop", "prompt", "fedprompt", "prefix", "mpt"}}
+
+
+def reads_option(method, name):
+    """Whether METHOD reads option NAME (METHOD_OPTIONS)."""
+    for option, methods in METHOD_OPTIONS.items():
+        if name == option or (option.endswith("-") and name.startswith(option)):
+            return method in methods
+    return True
+
+
 def experiment_options(run):
-    """The options that seeds of one experiment share (the model is named by the setting)."""
-    return {k: v for k, v in run.options.items() if k not in ("seed", "model")}
+    """The options that seeds of one experiment share (the model is named by the setting), of
+    those the run's method reads."""
+    return {k: v for k, v in run.options.items() if k not in ("seed", "model") and reads_option(run.method, k)}
 
 
 def group_key(run):
     """Runs with the same key are seeds of one experiment."""
     return run.mode, run.setting.label, json.dumps(experiment_options(run), sort_keys=True)
+
+
+def agree(options, other):
+    """Whether two option sets are equal on every option both have."""
+    return all(other[k] == v for k, v in options.items() if k in other)
 
 
 def keep_one_per_seed(runs):
@@ -301,15 +322,29 @@ def keep_one_per_seed(runs):
 
 
 def make_groups(runs):
-    """Groups by mode and setting; groups of one setting that differ in other options get a
-    variant label naming the options that differ."""
-    by_key = {}
+    """Seeds of one experiment per method (group_key), then the comparisons: method by method
+    (MoPs first), each method's experiments join every group whose options they agree with on
+    the options both read (a baseline or a LoRA run serves MoPs at any gate setting), one copy of
+    the group per experiment that joins it; those that join none start groups of their own.
+    Groups of one setting that differ in options get a variant label naming them."""
+    experiments = {}
     for run in runs:
-        by_key.setdefault(group_key(run), []).append(run)
+        experiments.setdefault(group_key(run), []).append(run)
+    comparisons = []  # (mode, setting label, the union of the members' options, runs)
+    for method in ["mop", "prompt", "fedprompt"] + list(PEER_NAME):
+        mine = [(experiment_options(m[0]), m) for m in experiments.values() if m[0].method == method]
+        fits = lambda c, options, members: c[:2] == (members[0].mode, members[0].setting.label) and agree(options, c[2])
+        grown = []
+        for c in comparisons:
+            joining = [(options, members) for options, members in mine if fits(c, options, members)]
+            grown += [(c[0], c[1], {**c[2], **options}, c[3] + members) for options, members in joining] or [c]
+        grown += [(m[0].mode, m[0].setting.label, options, list(m)) for options, m in mine
+                  if not any(fits(c, options, m) for c in comparisons)]
+        comparisons = grown
     groups = []
-    for (mode, _, _), members in by_key.items():
+    for mode, _, options, members in comparisons:
         kept, ignored = keep_one_per_seed(members)
-        groups.append(Group(mode, members[0].setting, experiment_options(members[0]), kept, ignored=ignored))
+        groups.append(Group(mode, members[0].setting, options, kept, ignored=ignored))
     groups.sort(key=lambda g: (MODES.index(g.mode), g.setting.order, g.setting.label, json.dumps(g.options)))
     for g in groups:
         siblings = [h for h in groups if (h.mode, h.setting.label) == (g.mode, g.setting.label)]

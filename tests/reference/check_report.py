@@ -114,18 +114,43 @@ def check_federated(markdown, results):
     print(f"federated: summary row {cells}")
 
 
-def copy_with(source, target, attributes=(), drop=(), model=None):
-    """Copies a results file and changes root attributes (and the config's model option)."""
+def copy_with(source, target, attributes=(), drop=(), model=None, options=()):
+    """Copies a results file and changes root attributes (and the config's model and other options)."""
     shutil.copy(source, target)
     with h5py.File(target, "r+") as f:
         for name in drop:
             del f.attrs[name]
         for name, value in attributes:
             f.attrs[name] = value
+        config = json.loads(f.attrs["config"])
         if model is not None:
-            config = json.loads(f.attrs["config"])
             config["options"]["model"] = model
-            f.attrs["config"] = json.dumps(config)
+        config["options"].update(dict(options))
+        f.attrs["config"] = json.dumps(config)
+
+
+def check_partners(report_py, work):
+    """MoPs at two gate settings and LoRA at two ranks: a row per combination; the baseline (which
+    reads no gate option) pairs with all, each LoRA rank with both gate settings."""
+    results, partners = work / "results", work / "partners"
+    shutil.rmtree(partners, ignore_errors=True)
+    partners.mkdir()
+    for seed in (1, 2):
+        for method in ("prompt", "mop", "lora"):
+            shutil.copy(results / f"train-s{seed}.{method}.h5", partners / f"s{seed}.{method}.h5")
+        copy_with(results / f"train-s{seed}.mop.h5", partners / f"topk-s{seed}.mop.h5", options=[("gate-top-k", "1")])
+    copy_with(results / "train-s1.lora.h5", partners / "rank4-s1.lora.h5", options=[("lora-rank", "4")])
+    code, out, err = run_report(report_py, [partners], work / "report-partners")
+    require(code == 0, f"report on the partners exited {code}: {err}")
+    summary = section((work / "report-partners" / "report.md").read_text(), "## Centralized")
+    rows = {(k, r): row(summary, f"dense [gate-top-k={k}, lora-rank={r}]") for k in (0, 1) for r in (4, 8)}
+    require(len({cells[1] for cells in rows.values()}) == 1, f"the baseline differs between rows {rows}")
+    for k in (0, 1):
+        require(rows[(k, 8)][4] == rows[(1 - k, 8)][4] and rows[(k, 4)][4] != rows[(k, 8)][4],
+                f"LoRA cells by rank {rows}")
+        require(rows[(k, 4)][4].count("±") == 0, f"rank 4 has one seed: {rows[(k, 4)]}")
+    require(all(cells[-2] == "2 / 2 / 2" for cells in rows.values()), f"seeds {rows}")
+    print("partners: 2 gate settings x 2 LoRA ranks = 4 rows, the baseline in each")
 
 
 def check_variants(report_py, work):
@@ -183,6 +208,7 @@ def check_tables(report_py, work):
         require(f"]({png})" in markdown, f"report.md does not show {png}")
     print(f"figures: {len(figures)} PNGs, all shown in report.md")
     check_variants(report_py, work)
+    check_partners(report_py, work)
 
 
 def check_rejects(report_py, work):
