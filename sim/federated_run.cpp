@@ -181,7 +181,7 @@ void write_partition(ResultsFile& results, const FederatedSetup& s, int ranks) {
 PromptState fresh_state(FederatedSetup& s, PromptMethod method, ResultsFile& results, ActivationCache& cache,
                         double& start) {
   auto state = initial_prompt_state(s.prompts, method, s.model, s.p0, s.data);
-  if (method == PromptMethod::kMop && s.prompts.gate_pretrain_steps > 0) {
+  if (method == PromptMethod::kMop) {
     pretrain_gate_for_run(s.prompts, s.model, state, s.data.train, cache);
   }
   start = write_start_state(results, s.references, s.model, state, s.data.test, s.data.tasks,

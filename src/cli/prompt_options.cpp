@@ -42,10 +42,11 @@ void add_prompt_options(CommandLine& cl) {
   cl.add_number<int>("gate-top-k", 0, Range::closed(0, 4096),
                      "noisy top-k routing (Shazeer et al. 2017): only the k largest gate logits enter the softmax, "
                      "the other experts get weight 0, in training and at test time; 0: all experts (the paper)", "K");
-  cl.add_choice("gate-route", "gate", {"gate", "hash"},
+  cl.add_choice("gate-route", "gate", {"gate", "hash", "knn"},
                 "gate: the gate's output weighs the experts (MoPs); hash: a control that routes each example wholly to "
                 "one expert by a hash of its question tokens, whatever its task (the gate is neither pretrained nor "
-                "used; README, issue 17)");
+                "used; README, issue 17); knn: per-task experts, by the task in training and by the nearest task "
+                "centroid of the gate's input at test time (the gate is not used; issue 18)");
   cl.add_number<double>("gate-noise", 0.0, Range::closed(0, 100),
                         "standard deviation of Gaussian noise added to the gate's logits in each training step "
                         "(a fixed scale, not Shazeer's learned one); never at test time; 0: none (the paper)");
@@ -144,13 +145,14 @@ void validate_prompt_options(const CommandLine& cl, const ModelConfig& model) {
     cl.require(is_lora_target(target), "--lora-targets: '" + target + "' is not one of wq, wk, wv, wo, w1, w2, w3");
   }
   cl.require(!targets.empty(), "--lora-targets names no matrix; give a comma list such as wq,wv");
-  if (cl.get<std::string>("gate-route") == "hash") {
+  const auto route = cl.get<std::string>("gate-route");
+  if (route != "gate") {
     for (const char* gate_only : {"gate-noise", "gate-balance"}) {
-      cl.require(cl.get<double>(gate_only) == 0, std::string("--") + gate_only +
-                                                      " acts on the gate's output, which --gate-route hash does not "
-                                                      "use: leave it at 0 or route by the gate");
+      cl.require(cl.get<double>(gate_only) == 0, std::string("--") + gate_only + " acts on the gate's output, which "
+                                                      "--gate-route " + route + " does not use: leave it at 0 or route by "
+                                                      "the gate");
     }
-    cl.require(top_k <= 1, "--gate-top-k " + std::to_string(top_k) + " with --gate-route hash: hash routing sends "
+    cl.require(top_k <= 1, "--gate-top-k " + std::to_string(top_k) + " with --gate-route " + route + ": it sends "
                            "each example to one expert (top-1); give 0 or 1, or route by the gate");
   }
   as_usage_error([&] { return activation_cache_budget(cl.get<std::string>("activation-cache"), torch::kCPU); });

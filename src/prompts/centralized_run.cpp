@@ -57,7 +57,7 @@ MethodOutcome run_centralized_method(Llama& model, const PromptRunSettings& s, c
   ResultsFile results(output.path, prompt_results_header(s, state->config(), data, method_name(state->config().method)));
   results.write_attribute("compression", compression);
   write_trainable_parameters(results, state, method_name(method));
-  if (method == PromptMethod::kMop && s.gate_pretrain_steps > 0) pretrain_gate_for_run(s, model, state, data.train, cache);
+  if (method == PromptMethod::kMop) pretrain_gate_for_run(s, model, state, data.train, cache);
   const auto start = write_start_state(results, references, model, state, data.test, data.tasks, s.train.eval_batch_size);
   RunObserver observer(std::string("train ") + method_name(method), s.train.steps, data.held_out, results, state);
   results.write_attribute("status", "running");

@@ -21,10 +21,19 @@ const char* gate_scale_name(GateScale scale) { return scale == GateScale::kPaper
 GateRoute parse_gate_route(const std::string& name) {
   if (name == "gate") return GateRoute::kGate;
   if (name == "hash") return GateRoute::kHash;
-  MOPS_FAIL("--gate-route '" << name << "' is not one of gate (the gate's output), hash (a hash of the question)");
+  if (name == "knn") return GateRoute::kKnn;
+  MOPS_FAIL("--gate-route '" << name << "' is not one of gate (the gate's output), hash (a hash of the question), knn "
+                                        "(the nearest task centroid)");
 }
 
-const char* gate_route_name(GateRoute route) { return route == GateRoute::kGate ? "gate" : "hash"; }
+const char* gate_route_name(GateRoute route) {
+  return route == GateRoute::kGate ? "gate" : route == GateRoute::kHash ? "hash" : "knn";
+}
+
+torch::Tensor nearest_centroids(const torch::Tensor& x, const torch::Tensor& centroids) {
+  const auto distances = torch::cdist(x.to(torch::kFloat64), centroids.to(x.device(), torch::kFloat64));  // (B, T)
+  return distances.argmin(1).cpu();                                                                        // (B)
+}
 
 torch::Tensor hashed_experts(const torch::Tensor& ids, const torch::Tensor& question_mask, int experts) {
   constexpr uint64_t kRouteSeed = 23;  // apart from the seeds that sample and split the records

@@ -11,7 +11,8 @@
 //             as Algorithm 1 writes it) or E * G_e (`experts`: a uniform gate is then exactly the
 //             prompt baseline). The backbone multiplies the attention probabilities of those
 //             columns by them, in every head of every layer >= L_mid (llama.h, LayerRun).
-// A control takes the gate's place with --gate-route hash (GateRoute below).
+// A control takes the gate's place with --gate-route hash, a nearest-centroid rule with --gate-route
+// knn (GateRoute below).
 //
 // Letters: B batch, T tokens, C width, E experts, P prompts per expert.
 #pragma once
@@ -29,13 +30,20 @@ const char* gate_scale_name(GateScale scale);
 // capacity per example and scaling but routes without regard to the task (issue 17): each example
 // goes wholly (G one-hot) to expert hashed_experts(...) of its question tokens; the gate is then
 // neither pretrained nor used.
-enum class GateRoute { kGate, kHash };
-GateRoute parse_gate_route(const std::string& name);  // gate | hash
+// `knn` is the reviewers' cheap alternative to a gate (issue 18): per-task prompts chosen by the
+// nearest task centroid. In training each example goes wholly to expert (its task mod E); at test
+// time to that of the task whose centroid, the mean gate input of its training examples
+// (PromptStateImpl::task_centroids), is nearest (Euclidean) to the example's own gate input.
+enum class GateRoute { kGate, kHash, kKnn };
+GateRoute parse_gate_route(const std::string& name);  // gate | hash | knn
 const char* gate_route_name(GateRoute route);
 // (B, T) ids and question mask -> (B) int64: each example's expert under `hash` routing,
 // stable_hash of the ids at its question positions mod `experts` (padding, response tokens and
 // the example's task do not count). On the CPU.
 torch::Tensor hashed_experts(const torch::Tensor& ids, const torch::Tensor& question_mask, int experts);
+// Gate inputs x (B, C) and centroids (T, C) -> (B) int64 on the CPU: the index of each row's
+// nearest centroid (Euclidean; the first of equals).
+torch::Tensor nearest_centroids(const torch::Tensor& x, const torch::Tensor& centroids);
 
 class GateImpl : public torch::nn::Module {
  public:

@@ -72,6 +72,8 @@ MopConfig MopConfig::resolved(const ModelConfig& backbone) const {
   MOPS_CHECK(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout " << c.lora_dropout << " is outside [0, 1)");
   MOPS_CHECK(c.method != PromptMethod::kMpt || c.task_count >= 1,
              "--method mpt needs the data's tasks (task count " << c.task_count << ")");
+  MOPS_CHECK(c.gate_route != GateRoute::kKnn || c.task_count >= 1,
+             "--gate-route knn needs the data's tasks (task count " << c.task_count << ")");
   for (const auto& target : c.lora_targets) {
     MOPS_CHECK(is_lora_target(target),
                "--lora-targets: '" << target << "' is not one of wq, wk, wv, wo, w1, w2, w3");
@@ -114,6 +116,9 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
   if (config.method == PromptMethod::kMpt) {
     task_rows = register_parameter("mpt_task_rows", torch::ones({config.task_count, config.mid_prompt_count()}));
     task_columns = register_parameter("mpt_task_columns", torch::ones({config.task_count, width}));
+  }
+  if (config.method == PromptMethod::kMop && config.gate_route == GateRoute::kKnn) {
+    task_centroids = register_parameter("task_centroids", torch::zeros({config.task_count, width}), false);
   }
   if (config.method == PromptMethod::kMop) {
     gate = register_module("gate", Gate(width, config.gate_hidden, config.experts, config.prompts_per_expert, config.gate_scale,
@@ -176,7 +181,7 @@ std::vector<torch::Tensor> PromptStateImpl::prompt_tensors() {
 
 std::vector<torch::Tensor> PromptStateImpl::trained() {
   auto tensors = prompt_tensors();
-  if (gate) {
+  if (gate && config_.gate_route == GateRoute::kGate) {  // hash and knn do not use it
     for (auto& p : gate->parameters()) tensors.push_back(p);
   }
   for (auto& t : adapter_tensors()) tensors.push_back(t);

@@ -81,6 +81,8 @@ class PromptStateImpl : public torch::nn::Module {
   torch::Tensor mid_prompts;    // (E * P, C), MoPs, prompt and MPT (its shared prompts)
   torch::Tensor task_rows;      // (T, E * P) MPT's u_t
   torch::Tensor task_columns;   // (T, C) MPT's v_t
+  torch::Tensor task_centroids;  // (T, C) MoPs under --gate-route knn: each task's mean gate input over
+                                 // the training examples (fit_task_centroids), not trained
   Gate gate{nullptr};           // MoPs only
   std::vector<LayerAdapter> adapters;  // one per backbone layer (empty below first_adapted_layer()), LoRA, IA3, prefix
   // What a run of the layers takes (LayerRun::adapters): `adapters`, or null for the prompt methods.
@@ -92,7 +94,8 @@ class PromptStateImpl : public torch::nn::Module {
   torch::Tensor mid_prompts_for(const std::vector<int>& tasks, const torch::Tensor& like) const;
 
   // What the main loop trains and FedAvg averages, in a fixed order: the mid prompts, MPT's task
-  // factors, the gate's parameters, then the adapters' tensors layer by layer.
+  // factors, the gate's parameters (when it routes: not under --gate-route hash or knn), then
+  // the adapters' tensors layer by layer.
   std::vector<torch::Tensor> trained();
   std::vector<torch::Tensor> prompt_tensors();   // its first part: the mid prompts and MPT's task factors
   std::vector<torch::Tensor> adapter_tensors();  // its last part: the adapters'

@@ -133,6 +133,31 @@ double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<Toke
   return (gate.argmax(1).cpu() == target).to(torch::kDouble).mean().item<double>();
 }
 
+double fit_task_centroids(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                          const TrainOptions& options) {
+  MOPS_CHECK(state->task_centroids.defined(), "task centroids need --method mop --gate-route knn");
+  torch::NoGradGuard no_grad;
+  const int64_t T = state->task_centroids.size(0);
+  auto sums = torch::zeros_like(state->task_centroids, torch::kDouble).cpu();  // (T, C)
+  auto counts = torch::zeros({T, 1}, torch::kDouble);                         // (T, 1)
+  std::vector<torch::Tensor> inputs;                                          // (B, C) each
+  const size_t step = size_t(std::max(options.eval_batch_size, 1));
+  for (size_t begin = 0; begin < train.size(); begin += step) {
+    std::vector<size_t> indices;
+    for (size_t i = begin; i < std::min(train.size(), begin + step); ++i) indices.push_back(i);
+    const auto batch = make_batch(train, indices);
+    inputs.push_back(lower_states(backbone, state, train, indices, batch, options.lower_cache).gate_input.to(torch::kCPU, torch::kDouble));
+    const auto task = torch::tensor(std::vector<int64_t>(batch.tasks.begin(), batch.tasks.end()));  // (B)
+    sums.index_add_(0, task, inputs.back());
+    counts.index_add_(0, task, torch::ones({task.size(0), 1}, torch::kDouble));
+  }
+  state->task_centroids.copy_(sums / counts.clamp_min(1));  // a task without examples: the origin
+  auto truth = torch::empty({int64_t(train.size())}, torch::kLong);
+  for (size_t i = 0; i < train.size(); ++i) truth[int64_t(i)] = train[i].task;
+  const auto nearest = nearest_centroids(torch::cat(inputs), state->task_centroids);  // (N)
+  return (nearest == truth).to(torch::kDouble).mean().item<double>();
+}
+
 PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
                                    const std::vector<std::string>& tasks, int batch_size) {
   const int64_t T = int64_t(tasks.size()), E = state->config().experts;
@@ -171,7 +196,7 @@ torch::optim::Adam main_loop_optimizer(PromptState& state, const TrainOptions& o
   for (auto& t : state->adapter_tensors()) at_lr.push_back(t);
   groups.emplace_back(at_lr, std::make_unique<torch::optim::AdamOptions>(options.lr));
   const double gate_lr = options.gate_lr < 0 ? options.lr : options.gate_lr;
-  if (state->gate && gate_lr > 0) {
+  if (state->gate && gate_lr > 0 && state->config().gate_route == GateRoute::kGate) {
     groups.emplace_back(state->gate->parameters(), std::make_unique<torch::optim::AdamOptions>(gate_lr));
   }
   return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(options.lr));

@@ -84,6 +84,11 @@ void init_mid_prompts(Llama& backbone, PromptState& state, const std::vector<Tok
 // Cross-entropy of the gate against expert = task id mod E; returns the last batch's accuracy.
 double pretrain_gate(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
                      const TrainOptions& options);
+// --gate-route knn: state->task_centroids (T, C) = each task's mean gate input over `train`, in
+// batches of options.eval_batch_size (from options.lower_cache when set); returns the fraction of
+// `train` whose nearest centroid is its own task's.
+double fit_task_centroids(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& train,
+                          const TrainOptions& options);
 
 PromptEvaluation evaluate_prompted(Llama& backbone, PromptState& state, const std::vector<TokenizedExample>& test,
                                    const std::vector<std::string>& tasks, int batch_size);

@@ -27,13 +27,14 @@ struct UpperStates {
 
 // The layers [L_mid, L) on the lower half: with the mid prompts in P0's place (MoPs, prompt; MPT's
 // those of each example's task in `tasks` (B)), or with P0's states going on and the adapters in
-// the layers (LoRA, IA3, prefix).
+// the layers (LoRA, IA3, prefix). `training`: the main loop's step (--gate-route knn routes by
+// `tasks` then, by the nearest centroid otherwise).
 UpperStates upper_states(Llama& backbone, PromptState& state, const LowerHalf& lower, const std::vector<int>& tasks,
-                         LayerRun run, const torch::Tensor& gate_noise = {}) {
+                         LayerRun run, const torch::Tensor& gate_noise = {}, bool training = false) {
   const auto& c = state->config();
   UpperStates out;
   if (c.method == PromptMethod::kMop) {
-    out.gate = gate_output(state, lower, gate_noise);  // (B, E)
+    out.gate = gate_output(state, lower, gate_noise, training ? &tasks : nullptr);  // (B, E)
     out.column_weights = state->gate->column_weights(out.gate);
     run.column_weights = out.column_weights;
   }
@@ -79,12 +80,21 @@ torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch) 
   return state->gate ? batch.question_mask : torch::Tensor();
 }
 
-torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise) {
+torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise,
+                          const std::vector<int>* training_tasks) {
   MOPS_CHECK(lower.gate_input.defined(), "the gate needs the lower half's gate input (lower_half with a question mask)");
-  if (state->config().gate_route == GateRoute::kHash) {
+  const auto& c = state->config();
+  const auto one_hot = [&](const torch::Tensor& experts) {  // (B) -> (B, E)
+    return torch::one_hot(experts, c.experts).to(lower.gate_input.device(), lower.gate_input.scalar_type());
+  };
+  if (c.gate_route == GateRoute::kHash) {
     MOPS_CHECK(lower.hashed_expert.defined(), "--gate-route hash needs the lower half's hashed experts");
-    return torch::one_hot(lower.hashed_expert, state->config().experts)
-        .to(lower.gate_input.device(), lower.gate_input.scalar_type());  // (B, E)
+    return one_hot(lower.hashed_expert);
+  }
+  if (c.gate_route == GateRoute::kKnn) {
+    const auto tasks = training_tasks ? torch::tensor(std::vector<int64_t>(training_tasks->begin(), training_tasks->end()))
+                                      : nearest_centroids(lower.gate_input, state->task_centroids);  // (B)
+    return one_hot(tasks % c.experts);
   }
   return state->gate(lower.gate_input, logit_noise);  // (B, E)
 }
@@ -106,13 +116,13 @@ PromptedLoss upper_half_loss(Llama& backbone, PromptState& state, const LowerHal
   LayerRun run;
   run.dropout_masks = dropout_masks;
   if (rows.numel() == 0) {  // no response token: loss 0
-    auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise);
+    auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise, true);
     return {upper.states.sum() * 0.0, upper.gate};
   }
   // The last layer computes only positions first .. T-1; the loss reads first .. T-2.
   const int64_t first = rows.min().item<int64_t>();
   run.output_from = P + first;
-  auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise);  // (B, T - first, C)
+  auto upper = upper_states(backbone, state, lower, batch.tasks, run, gate_noise, true);  // (B, T - first, C)
   const auto kept = predicts.slice(1, first);                                    // (B, T - 1 - first)
   auto states = upper.states.slice(1, 0, T - 1 - first).index({kept});           // (N, C)
   auto targets = batch.ids.to(device).slice(1, first + 1).index({kept});         // (N)

@@ -51,8 +51,11 @@ LowerHalf lower_half(Llama& backbone, PromptState& state, const torch::Tensor& i
 // (which has no gate, and may then see examples without question tokens).
 torch::Tensor gate_question_mask(PromptState& state, const ExampleBatch& batch);
 // The gate's output (B, E) on the lower half's gate input; logit_noise (B, E), when given, joins
-// its logits (training, gate.h). Under --gate-route hash: one-hot rows on the hashed experts.
-torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise = {});
+// its logits (training, gate.h). Under --gate-route hash: one-hot rows on the hashed experts;
+// under knn: on each example's task mod E when `training_tasks` (B) is given (the main loop), on
+// its nearest task centroid's otherwise.
+torch::Tensor gate_output(PromptState& state, const LowerHalf& lower, const torch::Tensor& logit_noise = {},
+                          const std::vector<int>* training_tasks = nullptr);
 // `tasks` (B), each example's task id, is what MPT's prompts depend on (the other methods ignore
 // it); `observer`, when given, sees the layers >= L_mid (llama.h).
 PromptedOutput upper_half(Llama& backbone, PromptState& state, const LowerHalf& lower, const std::vector<int>& tasks,

@@ -59,6 +59,14 @@ void pretrain_gate_for_run(const PromptRunSettings& settings, Llama& model, Prom
   }
   auto options = settings.train;
   options.lower_cache = &cache;
+  if (state->config().gate_route == GateRoute::kKnn) {
+    const double accuracy = fit_task_centroids(model, state, train, options);
+    std::cerr << "gate pretraining replaced: --gate-route knn fitted " << state->config().task_count
+              << " task centroids on " << train.size() << " training examples; nearest centroid = task on " << std::fixed
+              << std::setprecision(1) << 100 * accuracy << " % of them\n";
+    return;
+  }
+  if (settings.gate_pretrain_steps == 0) return;
   options.steps = settings.gate_pretrain_steps;
   options.batch_size = std::max(options.batch_size, 8);
   const double accuracy = pretrain_gate(model, state, train, options);

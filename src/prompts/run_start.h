@@ -37,8 +37,9 @@ MopConfig method_config(const PromptRunSettings& settings, PromptMethod method, 
 PromptState initial_prompt_state(const PromptRunSettings& settings, PromptMethod method, Llama& model,
                                  const torch::Tensor& p0, const TokenizedSplit& data);
 
-// settings.gate_pretrain_steps of cross-entropy on task labels (MoPs only), in batches of at
-// least 8; prints the accuracy.
+// MoPs' routing before the main loop: settings.gate_pretrain_steps of cross-entropy on task labels,
+// in batches of at least 8 (none for 0), printing the accuracy; under --gate-route knn the task
+// centroids instead (fit_task_centroids); nothing under hash.
 void pretrain_gate_for_run(const PromptRunSettings& settings, Llama& model, PromptState& state,
                            const std::vector<TokenizedExample>& train, ActivationCache& cache);
 

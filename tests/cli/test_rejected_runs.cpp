@@ -116,7 +116,9 @@ TEST(RejectedRuns, ImpossibleOptionsNameTheOptionAndItsRange) {
           {train(o, "--experts 2 --gate-top-k 3"), "--gate-top-k 3 is more than the --experts 2"},
           {train(o, "--gate-route hash --gate-noise 1"), "--gate-noise acts on the gate's output, which --gate-route "
                                                          "hash does not use"},
-          {train(o, "--gate-route hash --gate-top-k 2"), "--gate-top-k 2 with --gate-route hash: hash routing sends"},
+          {train(o, "--gate-route hash --gate-top-k 2"), "--gate-top-k 2 with --gate-route hash: it sends"},
+          {train(o, "--gate-route knn --gate-balance 0.01"), "--gate-balance acts on the gate's output, which "
+                                                             "--gate-route knn does not use"},
           {train(o, "--gate-route task"), "--gate-route 'task' is not one of gate, hash"},
           {train(o, "--method lora --lora-targets wq,wz"), "--lora-targets: 'wz' is not one of wq, wk, wv, wo, w1, w2, w3"},
           {train(o, "--method lora --lora-targets ,"), "--lora-targets names no matrix"},

@@ -439,6 +439,51 @@ TEST(Gate, HashRoutingSendsEachExampleWhollyToTheExpertOfItsQuestion) {
   }
 }
 
+// --gate-route knn (issue 18): fit_task_centroids gives each task's mean gate input (recomputed
+// here) and how many training examples lie nearest their own task's centroid; the main loop routes
+// by the task, evaluation one-hot on the nearest centroid (found here by a loop over squared
+// distances); the gate is no trained tensor.
+TEST(Gate, KnnRoutingTakesTheTaskInTrainingAndTheNearestCentroidAtTest) {
+  auto backbone = tiny_backbone();
+  auto config = tiny_mop(PromptMethod::kMop);  // E = 4, T = 4
+  config.gate_route = GateRoute::kKnn;
+  auto state = random_state(config, 44);
+  EXPECT_EQ(state->trained().size(), 1u);  // the mid prompts
+  const auto examples = tiny_examples(40, 45);
+  TrainOptions options;
+  options.eval_batch_size = 7;
+  const double accuracy = fit_task_centroids(backbone, state, examples, options);
+  torch::NoGradGuard no_grad;
+  const auto batch = make_batch(examples, 0, examples.size());
+  const auto lower = lower_half(backbone, state, batch.ids, batch.question_mask);
+  const auto x = lower.gate_input.to(torch::kDouble);  // (40, C)
+  int nearest_own = 0;
+  std::vector<int64_t> nearest(examples.size());
+  for (int64_t t = 0; t < 4; ++t) {
+    auto sum = torch::zeros({x.size(1)}, torch::kDouble);
+    for (size_t i = 0; i < examples.size(); ++i) {
+      if (examples[i].task == t) sum += x[int64_t(i)];
+    }
+    EXPECT_TRUE(state->task_centroids[t].to(torch::kDouble).allclose(sum / 10, 0, 1e-5)) << "task " << t;
+  }
+  for (size_t i = 0; i < examples.size(); ++i) {
+    double best = 1e300;
+    for (int64_t t = 0; t < 4; ++t) {
+      const double d = (x[int64_t(i)] - state->task_centroids[t].to(torch::kDouble)).pow(2).sum().item<double>();
+      if (d < best) best = d, nearest[i] = t;
+    }
+    nearest_own += nearest[i] == examples[i].task;
+  }
+  EXPECT_DOUBLE_EQ(accuracy, nearest_own / 40.0);
+  const auto at_test = gate_output(state, lower);
+  const auto in_training = gate_output(state, lower, {}, &batch.tasks);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    EXPECT_EQ(at_test[int64_t(i)].argmax().item<int64_t>(), nearest[i]) << "example " << i;
+    EXPECT_EQ(in_training[int64_t(i)].argmax().item<int64_t>(), examples[i].task) << "example " << i;
+  }
+  EXPECT_TRUE((at_test.sum(1) == 1).all().item<bool>() && (at_test.amax(1) == 1).all().item<bool>());
+}
+
 // Under hash routing the gate takes no part: a training step moves the mid prompts and leaves every
 // gate weight as it was (the same settings routed by the gate move it).
 TEST(MopTraining, HashRoutingLeavesTheGateAsItWas) {
