@@ -60,8 +60,9 @@ std::vector<double> as_doubles(const std::vector<float>& v) { return std::vector
 
 // Everything a run computes (not its timings): the final state and every metric series.
 // What `method` trains, by its /state/ names, as federate_args configures it (E 4, P 2, LoRA on
-// wq and wv of layers 2 and 3).
+// wq and wv of layers 2 and 3); "knn" is MoPs under --gate-route knn, with its task centroids.
 std::vector<std::string> trained_state_names(const std::string& method) {
+  if (method == "knn") return {"mid_prompts", "task_centroids"};
   if (method == "mop") return {"mid_prompts", "gate.w1.weight", "gate.w1.bias", "gate.w2.weight", "gate.w2.bias"};
   if (method == "lora") return {"layer2_wq_lora_a", "layer2_wq_lora_b", "layer3_wv_lora_a", "layer3_wv_lora_b"};
   if (method == "mpt") return {"mid_prompts", "mpt_task_rows", "mpt_task_columns"};
@@ -74,7 +75,7 @@ double max_result_difference(const std::string& a, const std::string& b, const s
   std::vector<std::string> series = {"/fed/round", "/fed/ppl", "/fed/clients", "/fed/client_examples",
                                      "/fed/client_loss", "/fed/bytes_reduced", "/eval/ppl", "/eval/ppl_all",
                                      "/train/loss"};
-  if (method == "mop") series.insert(series.end(), {"/fed/client_gate", "/gate/by_task"});
+  if (method == "mop" || method == "knn") series.insert(series.end(), {"/fed/client_gate", "/gate/by_task"});
   for (const auto& name : series) {
     const double d = max_relative_difference(read_dataset(a, name), read_dataset(b, name));
     EXPECT_LE(d, 1e-6) << name;
@@ -115,7 +116,21 @@ TEST(MpiFederate, SameResultsForOneTwoAndFourRanks) {
 }
 
 // FedAvg of LoRA's tensors (FedIT, with dropout: each client's masks from its own seed) and of MPT's
-// shared prompts and task factors on 1 and 2 ranks: the same series and the same state.
+// shared prompts and task factors on 1 and 2 ranks: the same series and the same state, and
+// exactly the trained values cross ranks.
+// MoPs under --gate-route knn: the centroids rank 0 fits reach every rank with the start state, and
+// 1 and 2 ranks give the same run.
+TEST(MpiFederate, KnnRoutingIsTheSameOnOneAndTwoRanks) {
+  const auto dir = fresh_test_dir("federate");
+  for (int ranks : {1, 2}) {
+    const auto run = mpirun(ranks, federate_args((dir / ("knn" + std::to_string(ranks) + ".h5")).string(),
+                                                 {{"gate-route", "knn"}, {"gate-top-k", "1"}}));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("--gate-route knn fitted 7 task centroids"), std::string::npos) << run.output;
+  }
+  EXPECT_EQ(max_result_difference((dir / "knn2.h5").string(), (dir / "knn1.h5").string(), "knn"), 0.0);
+}
+
 TEST(MpiFederate, PeerMethodsAreTheSameOnOneAndTwoRanks) {
   const auto dir = fresh_test_dir("federate");
   for (const std::string method : {"lora", "mpt"}) {
@@ -129,6 +144,10 @@ TEST(MpiFederate, PeerMethodsAreTheSameOnOneAndTwoRanks) {
     const auto one = (dir / (method + "1.h5")).string(), two = (dir / (method + "2.h5")).string();
     EXPECT_EQ(read_string_attribute(one, "method"), method);
     max_result_difference(two, one, method);
+    // The byte audit: each round reduces the trained values, the example count and A = 3 slots of
+    // [examples | loss] (no gate), in float64.
+    const double trained = std::stod(read_string_attribute(one, "trainable_parameters"));
+    EXPECT_EQ(read_dataset(two, "/fed/bytes_reduced"), std::vector<double>(6, 8 * (trained + 1 + 3 * 2)));
     for (const auto& name : trained_state_names(method)) {  // LoRA's B leaves 0, MPT's factors leave 1
       const double start = name.find("_lora_b") != std::string::npos ? 0.0 : name.find("mpt_") == 0 ? 1.0 : NAN;
       const auto values = as_doubles(read_state(one, name, nullptr));
