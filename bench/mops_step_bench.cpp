@@ -1,14 +1,15 @@
-// mops_step_bench: milliseconds per MoPs (or baseline) training step on a random-weight Llama,
-// the step the trainer runs (src/prompts/prompt_training.cpp, main_loop_step): the no-grad lower half,
-// gate, upper half with autograd, the loss on the response positions (upper_half_loss),
-// backward, Adam on the mid prompts (and the gate). --profile writes LibTorch's trace of the timed steps (chrome://tracing format; the op
+// mops_step_bench: milliseconds per training step of MoPs, the baseline or a peer method on a
+// random-weight Llama, the step the trainer runs (src/prompts/prompt_training.cpp, main_loop_step):
+// the no-grad lower half, gate, upper half with autograd, the loss on the response positions
+// (upper_half_loss), backward, Adam on what the method trains. --profile writes LibTorch's trace of the timed steps (chrome://tracing format; the op
 // table comes from bench/profile_table.py). With --cache the lower half comes from the activation cache, in its steady state (the
 // warm-up steps fill it), as in the trainer from the second epoch on. bench/pytorch_step.py is
 // the same step in PyTorch eager; bench/step_comparison.sh runs both. A benchmark: it prints,
 // and never passes or fails on time.
 //   mops_step_bench [--dim 128] [--layers 6] [--heads 4] [--kv-heads 2] [--hidden 0 (Llama's)]
 //                   [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]
-//                   [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2] [--cache]
+//                   [--first-prompts 10] [--method mop|prompt|lora|ia3|prefix|mpt]
+//                   [--lora-layers upper|all] [--steps 10] [--warmup 2] [--cache]
 //                   [--threads 0] [--thread-split blas|torch] [--json] [--profile FILE.json]
 //                   [--device cpu|cuda|auto] [--dtype auto|float32|bfloat16]   (as mops train; default cpu)
 //   mops_step_bench --sgemm [--threads N] [--thread-split blas|torch] [--json]   (1024^3 torch::mm rate, GFLOP/s)
@@ -40,6 +41,8 @@
 namespace mops {
 namespace {
 
+constexpr int kTasks = 7;  // the random examples' tasks (MPT's factors, knn's centroids)
+
 struct Options {
   ModelConfig model;
   MopConfig mop;
@@ -59,7 +62,8 @@ struct Options {
 const char* kUsage =
     "usage: mops_step_bench [--dim 128] [--layers 6] [--heads 4] [--kv-heads 2] [--hidden 0]\n"
     "                       [--vocab 1024] [--seq 64] [--batch 8] [--experts 7] [--prompts-per-expert 4]\n"
-    "                       [--first-prompts 10] [--method mop|prompt] [--steps 10] [--warmup 2] [--cache]\n"
+    "                       [--first-prompts 10] [--method mop|prompt|lora|ia3|prefix|mpt]\n"
+    "                       [--lora-layers upper|all] [--steps 10] [--warmup 2] [--cache]\n"
     "                       [--threads 0] [--thread-split blas|torch] [--json] [--profile FILE.json]\n"
     "                       [--device cpu|cuda|auto] [--dtype auto|float32|bfloat16]\n"
     "       mops_step_bench --sgemm [--threads 0] [--thread-split blas|torch] [--json]\n";
@@ -68,6 +72,7 @@ Options parse_options(int argc, char** argv) {
   Options o;
   o.model = ModelConfig{128, 0, 6, 4, 2, 1024, 0};
   o.mop.prompts_per_expert = 4;
+  o.mop.task_count = kTasks;
   int hidden = 0;
   std::map<std::string, int*> ints = {
       {"--dim", &o.model.dim},         {"--layers", &o.model.n_layers},
@@ -85,6 +90,7 @@ Options parse_options(int argc, char** argv) {
     MOPS_CHECK(i + 1 < argc, name << " needs a value\n" << kUsage);
     const std::string value = argv[++i];
     if (name == "--method") o.mop.method = parse_prompt_method(value);
+    else if (name == "--lora-layers") o.mop.lora_all_layers = value == "all";
     else if (name == "--thread-split") o.split = parse_thread_split(value);
     else if (name == "--profile") o.profile = value;
     else if (name == "--device") o.device = value;
@@ -99,7 +105,8 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// B examples of T random tokens: BOS, question [1, T/2), response [T/2, T) (no padding).
+// B examples of T random tokens: BOS, question [1, T/2), response [T/2, T) (no padding); example b
+// of task b mod kTasks.
 std::vector<TokenizedExample> random_examples(const Options& o, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
   auto ids = torch::randint(3, o.model.vocab_size, {o.batch, o.seq}, gen, torch::kLong);  // (B, T)
@@ -111,16 +118,14 @@ std::vector<TokenizedExample> random_examples(const Options& o, uint64_t seed) {
     e.question_begin = 1;
     e.question_end = o.seq / 2;
     e.response_begin = o.seq / 2;
+    e.task = b % kTasks;
   }
   return examples;
 }
 
-// The trainer's optimizer (main_loop_optimizer): Adam lr 1e-3 on the mid prompts and the gate.
+// The trainer's optimizer at its defaults (main_loop_optimizer): Adam lr 1e-3 on what the method trains.
 torch::optim::Adam make_optimizer(PromptState& state) {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<torch::Tensor>{state->mid_prompts}, std::make_unique<torch::optim::AdamOptions>(1e-3));
-  if (state->gate) groups.emplace_back(state->gate->parameters(), std::make_unique<torch::optim::AdamOptions>(1e-3));
-  return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(1e-3));
+  return torch::optim::Adam(state->trained(), torch::optim::AdamOptions(1e-3));
 }
 
 // The step's examples, their batch, and the cache when --cache.
@@ -134,7 +139,7 @@ struct StepInput {
 // One training step (main_loop_step): forward, loss, backward, Adam; returns the loss.
 double train_step(Llama& model, PromptState& state, torch::optim::Adam& optimizer, const StepInput& in) {
   const auto& batch = in.batch;
-  const auto lower = in.cache ? in.cache->lower(model, state, in.examples, in.indices)
+  const auto lower = in.cache && !state->config().trains_lower_half() ? in.cache->lower(model, state, in.examples, in.indices)
                               : lower_half(model, state, batch.ids, gate_question_mask(state, batch));
   auto loss = upper_half_loss(model, state, lower, batch).loss;  // ()
   optimizer.zero_grad();
