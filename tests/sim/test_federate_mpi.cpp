@@ -66,6 +66,8 @@ std::vector<std::string> trained_state_names(const std::string& method) {
   if (method == "mop") return {"mid_prompts", "gate.w1.weight", "gate.w1.bias", "gate.w2.weight", "gate.w2.bias"};
   if (method == "lora") return {"layer2_wq_lora_a", "layer2_wq_lora_b", "layer3_wv_lora_a", "layer3_wv_lora_b"};
   if (method == "mpt") return {"mid_prompts", "mpt_task_rows", "mpt_task_columns"};
+  if (method == "ia3") return {"layer2_ia3_keys", "layer3_ia3_values", "layer3_ia3_hidden"};
+  if (method == "prefix") return {"layer2_prefix_keys", "layer3_prefix_values"};
   return {"mid_prompts"};  // fedprompt
 }
 
@@ -115,8 +117,8 @@ TEST(MpiFederate, SameResultsForOneTwoAndFourRanks) {
   }
 }
 
-// FedAvg of LoRA's tensors (FedIT, with dropout: each client's masks from its own seed) and of MPT's
-// shared prompts and task factors on 1 and 2 ranks: the same series and the same state, and
+// FedAvg of LoRA's tensors (FedIT, with dropout: each client's masks from its own seed), IA3's
+// vectors, the prefixes and MPT's shared prompts and task factors on 1 and 2 ranks: the same series and the same state, and
 // exactly the trained values cross ranks.
 // MoPs under --gate-route knn: the centroids rank 0 fits reach every rank with the start state, and
 // 1 and 2 ranks give the same run.
@@ -133,13 +135,14 @@ TEST(MpiFederate, KnnRoutingIsTheSameOnOneAndTwoRanks) {
 
 TEST(MpiFederate, PeerMethodsAreTheSameOnOneAndTwoRanks) {
   const auto dir = fresh_test_dir("federate");
-  for (const std::string method : {"lora", "mpt"}) {
+  for (const std::string method : {"lora", "ia3", "prefix", "mpt"}) {
     SCOPED_TRACE(method);
     for (int ranks : {1, 2}) {
       const auto run = mpirun(ranks, federate_args((dir / (method + std::to_string(ranks) + ".h5")).string(),
                                                    {{"method", method}, {"lora-rank", "2"}, {"lora-dropout", "0.1"}}));
       ASSERT_EQ(run.exit_code, 0) << run.output;
-      EXPECT_NE(run.output.find(method == "lora" ? "LoRA" : "MPT"), std::string::npos) << run.output;
+      const std::map<std::string, std::string> column = {{"lora", "LoRA"}, {"ia3", "IA3"}, {"prefix", "prefix"}, {"mpt", "MPT"}};
+      EXPECT_NE(run.output.find(column.at(method)), std::string::npos) << run.output;
     }
     const auto one = (dir / (method + "1.h5")).string(), two = (dir / (method + "2.h5")).string();
     EXPECT_EQ(read_string_attribute(one, "method"), method);
@@ -148,8 +151,9 @@ TEST(MpiFederate, PeerMethodsAreTheSameOnOneAndTwoRanks) {
     // [examples | loss] (no gate), in float64.
     const double trained = std::stod(read_string_attribute(one, "trainable_parameters"));
     EXPECT_EQ(read_dataset(two, "/fed/bytes_reduced"), std::vector<double>(6, 8 * (trained + 1 + 3 * 2)));
-    for (const auto& name : trained_state_names(method)) {  // LoRA's B leaves 0, MPT's factors leave 1
-      const double start = name.find("_lora_b") != std::string::npos ? 0.0 : name.find("mpt_") == 0 ? 1.0 : NAN;
+    for (const auto& name : trained_state_names(method)) {  // LoRA's B leaves 0, IA3's and MPT's vectors 1
+      const bool at_one = name.find("mpt_") == 0 || name.find("_ia3_") != std::string::npos;
+      const double start = name.find("_lora_b") != std::string::npos ? 0.0 : at_one ? 1.0 : NAN;
       const auto values = as_doubles(read_state(one, name, nullptr));
       if (!std::isnan(start)) {
         EXPECT_TRUE(std::any_of(values.begin(), values.end(), [&](double v) { return v != start; })) << name;
