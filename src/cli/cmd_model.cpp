@@ -1,4 +1,5 @@
-// `mops info` and `mops convert`: look at a checkpoint, or rewrite it in the project's format.
+// `mops info` and `mops convert`: look at a checkpoint, or rewrite it in the project's format or
+// as a Hugging Face directory.
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "command_start.h"
 #include "commands.h"
 #include "compute_device.h"
+#include "hf_checkpoint.h"
 #include "output_files.h"
 
 namespace mops {
@@ -62,23 +64,65 @@ int run_info(int argc, const char* const* argv) {
   return 0;
 }
 
+namespace {
+
+// The files `mops convert --to hf` writes into DIR, which it makes when missing (its parent must
+// exist); checked and locked before anything is read.
+std::vector<std::string> hf_outputs(const CommandLine& cl) {
+  const std::filesystem::path dir = cl.get<std::string>("out");
+  cl.require(!std::filesystem::exists(dir) || std::filesystem::is_directory(dir),
+             "--out " + dir.string() + " is a file; --to hf writes a directory (config.json, model.safetensors)");
+  std::vector<std::string> files = {(dir / "config.json").string(), (dir / "model.safetensors").string()};
+  if (cl.has("tokenizer")) files.push_back((dir / "tokenizer.model").string());
+  if (!std::filesystem::exists(dir)) {
+    check_writable_path("--out", dir.string());
+    std::filesystem::create_directory(dir);
+  }
+  return files;
+}
+
+}  // namespace
+
 int run_convert(int argc, const char* const* argv) {
   CommandLine cl("convert",
-                 "Convert a llama2.c v0 .bin or a Hugging Face Llama directory to the project's "
-                 "safetensors format (float32, interleaved RoPE layout).");
+                 "Convert a checkpoint mops reads (its own safetensors, a llama2.c v0 .bin, a Hugging Face Llama "
+                 "directory; dense, pruned or int8-dequantized) to the project's safetensors format (float32, "
+                 "interleaved RoPE layout), or with --to hf to a Hugging Face Llama directory that "
+                 "transformers' LlamaForCausalLM.from_pretrained loads (config.json, float32 model.safetensors, "
+                 "q/k rows in the rotate-half layout).");
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "checkpoint to read")
-      ("out", po::value<std::string>()->required()->value_name("FILE"),
-       "where to write (.safetensors); never replaced without --overwrite");
+      ("out", po::value<std::string>()->required()->value_name("PATH"),
+       "where to write: a .safetensors file, or with --to hf a directory (made when missing); nothing in it is "
+       "replaced without --overwrite")
+      ("tokenizer", po::value<std::string>()->value_name("FILE"),
+       "--to hf: a SentencePiece .model copied into the directory as tokenizer.model");
+  cl.add_choice("to", "mops", {"mops", "hf"}, "the format written: mops (the project's) or hf (Hugging Face)");
   cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
+  const bool hf = cl.get<std::string>("to") == "hf";
+  cl.require(hf || !cl.has("tokenizer"), "--tokenizer is copied by --to hf only; the project's format holds no tokenizer");
+  cl.require(!cl.has("tokenizer") || std::filesystem::is_regular_file(cl.get<std::string>("tokenizer")),
+             "--tokenizer " + (cl.has("tokenizer") ? cl.get<std::string>("tokenizer") : "") + " is not a file");
   start_command(cl);
-  const auto locks = claim_outputs("--out", {cl.get<std::string>("out")}, cl.get<bool>("overwrite"));
-  auto loaded = load_model(cl.get<std::string>("model"));
   const auto out = cl.get<std::string>("out");
-  save_model(loaded.model, out, {{"converted_from", cl.get<std::string>("model")}});
-  std::cout << "wrote " << out << " (" << loaded.model->config().parameter_count() << " parameters, "
-            << std::filesystem::file_size(out) << " bytes)\n";
+  const auto files = hf ? hf_outputs(cl) : std::vector<std::string>{out};
+  const auto locks = claim_outputs("--out", files, cl.get<bool>("overwrite"));
+  auto loaded = load_model(cl.get<std::string>("model"));
+  if (!hf) {
+    save_model(loaded.model, out, {{"converted_from", cl.get<std::string>("model")}});
+    std::cout << "wrote " << out << " (" << loaded.model->config().parameter_count() << " parameters, "
+              << std::filesystem::file_size(out) << " bytes)\n";
+    return 0;
+  }
+  save_hf_checkpoint(loaded.model, out);
+  if (cl.has("tokenizer")) {
+    std::filesystem::copy_file(cl.get<std::string>("tokenizer"), files.back(),
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+  std::cout << "wrote " << out << "/: config.json, model.safetensors (" << loaded.model->config().parameter_count()
+            << " parameters, " << std::filesystem::file_size(files[1]) << " bytes)"
+            << (cl.has("tokenizer") ? ", tokenizer.model" : "") << "\n";
   return 0;
 }
 

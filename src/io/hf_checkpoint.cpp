@@ -5,6 +5,7 @@
 #include <iterator>
 #include <memory>
 
+#include "atomic_file.h"
 #include "checkpoint.h"
 #include "errors.h"
 #include "hf_config.h"
@@ -118,6 +119,25 @@ class ShardSet {
 torch::Tensor unpermute_rotate_half(const torch::Tensor& w, int64_t heads) {
   const int64_t rows = w.size(0), cols = w.size(1), half = rows / heads / 2;
   return w.view({heads, 2, half, cols}).transpose(1, 2).reshape({rows, cols});
+}
+
+torch::Tensor permute_rotate_half(const torch::Tensor& w, int64_t heads) {
+  const int64_t rows = w.size(0), cols = w.size(1), half = rows / heads / 2;
+  return w.reshape({heads, half, 2, cols}).transpose(1, 2).reshape({rows, cols});
+}
+
+void save_hf_checkpoint(Llama& model, const std::string& directory) {
+  const auto& c = model->config();
+  std::map<std::string, torch::Tensor> ours;
+  for (const auto& item : model->named_parameters()) ours[item.key()] = item.value().detach();
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const HfTensor& t : hf_tensors(c)) {
+    const auto w = ours.at(t.parameter).to(torch::kCPU, torch::kFloat32);
+    tensors.emplace_back(t.name, (t.rope_heads > 0 ? permute_rotate_half(w, t.rope_heads) : w).contiguous());
+  }
+  write_safetensors((fs::path(directory) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  const auto config = hf_config_json(c);
+  write_file_atomically((fs::path(directory) / "config.json").string(), config.data(), config.size());
 }
 
 // Shapes are checked against config.json before the model is allocated.

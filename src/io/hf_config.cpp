@@ -1,5 +1,7 @@
 #include "hf_config.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -93,6 +95,42 @@ std::map<std::string, std::string> parse_hf_index(const std::string& path, const
   }
   MOPS_CHECK(!weight_map.empty(), path << ": weight_map is empty");
   return weight_map;
+}
+
+namespace {
+
+// The double that prints as `f`'s shortest decimal form (1e-5f as 1e-05, not 9.99999974e-06).
+double shortest(float f) {
+  char text[32];
+  for (int digits = 6; digits <= 9; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, double(f));
+    if (std::strtof(text, nullptr) == f) break;
+  }
+  return std::strtod(text, nullptr);
+}
+
+}  // namespace
+
+std::string hf_config_json(const ModelConfig& c) {
+  const nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                            {"model_type", "llama"},
+                            {"hidden_act", "silu"},
+                            {"hidden_size", c.dim},
+                            {"intermediate_size", c.hidden_dim},
+                            {"num_hidden_layers", c.n_layers},
+                            {"num_attention_heads", c.n_heads},
+                            {"num_key_value_heads", c.n_kv_heads},
+                            {"vocab_size", c.vocab_size},
+                            {"max_position_embeddings", c.max_seq_len},
+                            {"rms_norm_eps", shortest(c.norm_eps)},
+                            {"rope_theta", shortest(c.rope_theta)},
+                            {"tie_word_embeddings", c.tied_classifier},
+                            {"attention_bias", false},
+                            {"mlp_bias", false},
+                            {"bos_token_id", 1},
+                            {"eos_token_id", 2},
+                            {"torch_dtype", "float32"}};
+  return j.dump(2) + "\n";
 }
 
 }  // namespace mops

@@ -15,4 +15,8 @@ ModelConfig parse_hf_config(const std::string& path, const std::string& json_tex
 // be plain file names (no '/', no '..'), every value a string.
 std::map<std::string, std::string> parse_hf_index(const std::string& path, const std::string& json_text);
 
+// The config.json of a Hugging Face LlamaForCausalLM (float32) with the shape of `c`; what
+// parse_hf_config reads back as `c`.
+std::string hf_config_json(const ModelConfig& c);
+
 }  // namespace mops

@@ -10,6 +10,8 @@
 #include "build_paths.h"
 #include "checkpoint.h"
 #include "generate.h"
+#include "safetensors.h"
+#include "test_support.h"
 
 namespace mops {
 namespace {
@@ -63,6 +65,26 @@ TEST(ReferenceHuggingFace, SingleFileF32) { EXPECT_LT(logits_difference(referenc
 TEST(ReferenceHuggingFace, ShardedUntiedF32) {
   EXPECT_LT(logits_difference(reference_dir() + "/hf_sharded", "logits.f32"), 1e-4);
   EXPECT_FALSE(load_model(reference_dir() + "/hf_sharded").model->config().tied_classifier);
+}
+
+// `mops convert --to hf` of stories260K writes exactly the tensors of the NumPy reference's own
+// Hugging Face conversion (q/k rows permuted to rotate-half, the reference's `permute`), which
+// its independent rotate-half forward matches; its config.json reads back as the model's.
+TEST(ReferenceHuggingFace, ExportIsTheReferencesConversion) {
+  const auto dir = fresh_test_dir("hf-export") / "stories";
+  const auto run = run_mops("convert --to hf --model " + kStories + " --out " + dir.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  SafetensorsReader ours((dir / "model.safetensors").string()), theirs(reference_dir() + "/hf/model.safetensors");
+  ASSERT_EQ(ours.names(), theirs.names());
+  for (const auto& name : ours.names()) {
+    EXPECT_TRUE(ours.float_tensor(name).equal(theirs.float_tensor(name))) << name;
+  }
+  const auto exported = load_model(dir.string()).model->config(), original = load_model(kStories).model->config();
+  EXPECT_EQ(exported.to_json(), original.to_json());
+  EXPECT_LT(logits_difference(dir.string(), "logits.f32"), 1e-4);
+  const auto again = run_mops("convert --to hf --model " + kStories + " --out " + dir.string());
+  EXPECT_EQ(again.exit_code, 2) << again.output;
+  EXPECT_NE(again.output.find("config.json"), std::string::npos) << again.output;
 }
 
 TEST(ReferenceHuggingFace, BF16) { EXPECT_LT(logits_difference(reference_dir() + "/hf_bf16", "logits_bf16.f32"), 1e-4); }
