@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "build_paths.h"
@@ -105,6 +106,37 @@ TEST(ReferenceCli, GenerateWithIdsPrintsTheGreedyIds) {
   std::string expected;
   for (const auto& id : ref["greedy_ids"]) expected += (expected.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
   EXPECT_EQ(output, expected + "\n");
+}
+
+// transformers' LlamaForCausalLM on `mops convert --to hf` exports (tests/reference/
+// transformers_peer.py, run by ctest before): the same logits within 1e-4 and the same greedy ids
+// as mops on the model it exported, the embedded model and stories260K.
+TEST(ReferenceTransformers, LogitsAndGreedyIdsMatchMops) {
+  const std::map<std::string, std::string> models = {
+      {"skills7", MOPS_SOURCE_DIR "/models/skills7-base.safetensors"}, {"stories", kStories}};
+  for (const auto& [name, path] : models) {
+    std::ifstream in(reference_dir() + "/transformers/" + name + ".json");
+    ASSERT_TRUE(in) << "run tests/reference/transformers_peer.py first (ctest does)";
+    const auto ref = nlohmann::json::parse(in);
+    auto model = load_model(path).model;
+    torch::NoGradGuard no_grad;
+    const auto ids = torch::tensor(ref["ids"].get<std::vector<int64_t>>(), torch::kLong).unsqueeze(0);
+    const auto ours = model->forward(ids)[0];  // (T, V)
+    auto theirs = torch::empty(ref["logits_shape"].get<std::vector<int64_t>>(), torch::kFloat32);
+    std::ifstream logits(reference_dir() + "/transformers/" + name + ".logits.f32", std::ios::binary);
+    logits.read(reinterpret_cast<char*>(theirs.data_ptr<float>()), theirs.numel() * 4);
+    ASSERT_TRUE(logits) << name;
+    const double diff = (ours - theirs).abs().max().item<double>();
+    std::printf("%s: mops vs transformers %s: max |logit difference| %.3g\n", name.c_str(),
+                ref["transformers"].get<std::string>().c_str(), diff);
+    EXPECT_LT(diff, 1e-4) << name;
+    SamplingOptions options;
+    options.greedy = true;
+    options.max_new_tokens = int(ref["greedy_ids"].size());
+    options.stop_id = -1;
+    const auto result = generate(model, ref["greedy_prompt"].get<std::vector<int64_t>>(), options);
+    EXPECT_EQ(result.ids, ref["greedy_ids"].get<std::vector<int64_t>>()) << name;
+  }
 }
 
 }  // namespace
