@@ -12,6 +12,8 @@
 #include "compute_device.h"
 #include "hf_checkpoint.h"
 #include "output_files.h"
+#include "peft_export.h"
+#include "prompt_state_io.h"
 
 namespace mops {
 
@@ -66,17 +68,37 @@ int run_info(int argc, const char* const* argv) {
 
 namespace {
 
-// The files `mops convert --to hf` writes into DIR, which it makes when missing (its parent must
-// exist); checked and locked before anything is read.
-std::vector<std::string> hf_outputs(const CommandLine& cl) {
+// The directory --out names for --to hf or peft, made when missing (its parent must exist), and
+// its subdirectories `subdirs`; an existing file there is a usage error.
+void make_out_directory(const CommandLine& cl, const std::vector<std::string>& subdirs) {
   const std::filesystem::path dir = cl.get<std::string>("out");
   cl.require(!std::filesystem::exists(dir) || std::filesystem::is_directory(dir),
-             "--out " + dir.string() + " is a file; --to hf writes a directory (config.json, model.safetensors)");
-  std::vector<std::string> files = {(dir / "config.json").string(), (dir / "model.safetensors").string()};
-  if (cl.has("tokenizer")) files.push_back((dir / "tokenizer.model").string());
+             "--out " + dir.string() + " is a file; --to " + cl.get<std::string>("to") + " writes a directory");
   if (!std::filesystem::exists(dir)) {
     check_writable_path("--out", dir.string());
     std::filesystem::create_directory(dir);
+  }
+  for (const auto& sub : subdirs) std::filesystem::create_directories(dir / sub);
+}
+
+// The files `mops convert` writes: OUT, or for --to hf DIR/config.json, DIR/model.safetensors
+// (and tokenizer.model), for --to peft DIR/prompt_tuning/ and DIR/lora/ adapter files.
+std::vector<std::string> convert_outputs(const CommandLine& cl, bool lora) {
+  const auto to = cl.get<std::string>("to");
+  const std::filesystem::path out = cl.get<std::string>("out");
+  if (to == "mops") return {out.string()};
+  std::vector<std::string> files;
+  if (to == "hf") {
+    make_out_directory(cl, {});
+    files = {(out / "config.json").string(), (out / "model.safetensors").string()};
+    if (cl.has("tokenizer")) files.push_back((out / "tokenizer.model").string());
+    return files;
+  }
+  std::vector<std::string> adapters = {"prompt_tuning"};
+  if (lora) adapters.push_back("lora");
+  make_out_directory(cl, adapters);
+  for (const auto& a : adapters) {
+    for (const char* f : {"adapter_config.json", "adapter_model.safetensors"}) files.push_back((out / a / f).string());
   }
   return files;
 }
@@ -96,19 +118,34 @@ int run_convert(int argc, const char* const* argv) {
        "where to write: a .safetensors file, or with --to hf a directory (made when missing); nothing in it is "
        "replaced without --overwrite")
       ("tokenizer", po::value<std::string>()->value_name("FILE"),
-       "--to hf: a SentencePiece .model copied into the directory as tokenizer.model");
-  cl.add_choice("to", "mops", {"mops", "hf"}, "the format written: mops (the project's) or hf (Hugging Face)");
+       "--to hf: a SentencePiece .model copied into the directory as tokenizer.model")
+      ("prompts", po::value<std::string>()->value_name("RESULTS.h5"),
+       "--to peft: the results file of a run on --model whose P0 (and LoRA adapters) to export");
+  cl.add_choice("to", "mops", {"mops", "hf", "peft"},
+                "the format written: mops (the project's), hf (a Hugging Face Llama directory) or peft (a run's P0 "
+                "as a PEFT prompt-tuning adapter and its LoRA as a PEFT LoRA adapter, for the hf export of --model)");
   cl.add_overwrite_option();
   if (!cl.parse(argc, argv, std::cout)) return 0;
-  const bool hf = cl.get<std::string>("to") == "hf";
-  cl.require(hf || !cl.has("tokenizer"), "--tokenizer is copied by --to hf only; the project's format holds no tokenizer");
+  const auto to = cl.get<std::string>("to");
+  const bool hf = to == "hf";
+  cl.require(hf || !cl.has("tokenizer"), "--tokenizer is copied by --to hf only; the other formats hold no tokenizer");
+  cl.require((to == "peft") == cl.has("prompts"), "--prompts RESULTS.h5 goes with --to peft, and --to peft needs it");
   cl.require(!cl.has("tokenizer") || std::filesystem::is_regular_file(cl.get<std::string>("tokenizer")),
              "--tokenizer " + (cl.has("tokenizer") ? cl.get<std::string>("tokenizer") : "") + " is not a file");
   start_command(cl);
   const auto out = cl.get<std::string>("out");
-  const auto files = hf ? hf_outputs(cl) : std::vector<std::string>{out};
+  const bool lora = cl.has("prompts") && mop_config_from_json(read_string_attribute(cl.get<std::string>("prompts"),
+                                                                                    "prompt_config"),
+                                                              cl.get<std::string>("prompts"))
+                                                 .method == PromptMethod::kLora;
+  const auto files = convert_outputs(cl, lora);
   const auto locks = claim_outputs("--out", files, cl.get<bool>("overwrite"));
   auto loaded = load_model(cl.get<std::string>("model"));
+  if (to == "peft") {
+    auto state = read_prompt_state(cl.get<std::string>("prompts"), loaded.model->config());
+    for (const auto& dir : save_peft_adapters(state, out)) std::cout << "wrote " << dir << "/\n";
+    return 0;
+  }
   if (!hf) {
     save_model(loaded.model, out, {{"converted_from", cl.get<std::string>("model")}});
     std::cout << "wrote " << out << " (" << loaded.model->config().parameter_count() << " parameters, "

@@ -23,7 +23,8 @@ struct Command {
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"info", "describe a model checkpoint (format, shapes, parameter count)", mops::run_info},
-      {"convert", "convert a checkpoint to the project's format, or to a Hugging Face directory (--to hf)", mops::run_convert},
+      {"convert", "convert a checkpoint to the project's format or a Hugging Face directory, a run's P0 and LoRA to PEFT",
+       mops::run_convert},
       {"generate", "generate text or token ids from a model, with a KV cache", mops::run_generate},
       {"pretrain", "train a small decoder from scratch on text and/or instruction data", mops::run_pretrain},
       {"evaluate", "per-task test perplexity and exact match on instruction data", mops::run_evaluate},
