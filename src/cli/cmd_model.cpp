@@ -82,7 +82,7 @@ void make_out_directory(const CommandLine& cl, const std::vector<std::string>& s
 }
 
 // The files `mops convert` writes: OUT, or for --to hf DIR/config.json, DIR/model.safetensors
-// (and tokenizer.model), for --to peft DIR/prompt_tuning/ and DIR/lora/ adapter files.
+// (and tokenizer.model), for --to peft DIR/prompt_tuning/ and DIR/lora/ adapter files and DIR/mops/.
 std::vector<std::string> convert_outputs(const CommandLine& cl, bool lora) {
   const auto to = cl.get<std::string>("to");
   const std::filesystem::path out = cl.get<std::string>("out");
@@ -96,10 +96,12 @@ std::vector<std::string> convert_outputs(const CommandLine& cl, bool lora) {
   }
   std::vector<std::string> adapters = {"prompt_tuning"};
   if (lora) adapters.push_back("lora");
-  make_out_directory(cl, adapters);
   for (const auto& a : adapters) {
     for (const char* f : {"adapter_config.json", "adapter_model.safetensors"}) files.push_back((out / a / f).string());
   }
+  for (const char* f : {"config.json", "state.safetensors"}) files.push_back((out / "mops" / f).string());
+  adapters.push_back("mops");
+  make_out_directory(cl, adapters);
   return files;
 }
 

@@ -7,6 +7,7 @@
 #include "atomic_file.h"
 #include "errors.h"
 #include "hf_checkpoint.h"
+#include "prompt_state_io.h"
 #include "safetensors.h"
 
 namespace mops {
@@ -50,6 +51,34 @@ void write_adapter(const fs::path& dir, const nlohmann::json& config,
   write_file_atomically((dir / "adapter_config.json").string(), text.data(), text.size());
 }
 
+// DIR/mops: the whole state and what it is.
+std::string save_own_format(PromptState& state, const fs::path& dir) {
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  nlohmann::json shapes;
+  for (const auto& item : state->named_parameters()) {
+    tensors.emplace_back(item.key(), float_cpu(item.value()));
+    shapes[item.key()] = item.value().sizes().vec();
+  }
+  write_safetensors((dir / "state.safetensors").string(), tensors, {{"format", "mops-prompt-state/1"}});
+  const nlohmann::json config = {
+      {"format", "mops-prompt-state/1"},
+      {"prompt_config", nlohmann::json::parse(mop_config_json(state->config()))},
+      {"backbone", nlohmann::json::parse(state->backbone_config().to_json())},
+      {"tensors", shapes},
+      {"layout",
+       "first_prompts (K0, C): in front of the token embeddings at layer 0, positions 0..K0-1; mid_prompts (E P, C): "
+       "in P0's place at the input of layer mid_layer, positions 0..E P-1 (MPT: times mpt_task_rows[t] (E P) outer "
+       "mpt_task_columns[t] (C) for task t); gate.w1/w2 (MoPs): softmax(w2 relu(w1 x)) over E experts, x the mean "
+       "state of the question tokens at the input of gate_layer, expert e's attention columns scaled by E G_e "
+       "(gate_scale experts) or G_e (paper) in every layer >= mid_layer; task_centroids (T, C): knn routing; "
+       "layerL_*: LoRA, IA3 and prefix tensors of layer L (README, HDF5 schema); q/k rows in the interleaved-pair "
+       "RoPE layout of mops' own format (mops convert --to hf permutes them)"}};
+  const auto text = config.dump(2) + "\n";
+  write_file_atomically((dir / "config.json").string(), text.data(), text.size());
+  return dir.string();
+}
+
 }  // namespace
 
 std::vector<std::string> save_peft_adapters(PromptState& state, const std::string& directory) {
@@ -62,7 +91,7 @@ std::vector<std::string> save_peft_adapters(PromptState& state, const std::strin
                  {"token_dim", m.dim}, {"num_transformer_submodules", 1}, {"num_attention_heads", m.n_heads},
                  {"num_layers", m.n_layers}, {"prompt_tuning_init", "RANDOM"}, {"inference_mode", true}},
                 {{"prompt_embeddings", float_cpu(state->first_prompts)}});
-  std::vector<std::string> written = {prompt_dir.string()};
+  std::vector<std::string> written = {prompt_dir.string(), save_own_format(state, dir / "mops")};
   if (c.method != PromptMethod::kLora) return written;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   std::vector<int> layers;

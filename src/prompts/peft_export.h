@@ -4,7 +4,9 @@
 // LoRA's updates as a LoRA adapter (q/k updates' B rows in the rotate-half layout of the export,
 // `layers_to_transform` the adapted layers). Each adapter is a directory of adapter_config.json
 // and adapter_model.safetensors that peft.PeftModel.from_pretrained loads. The mid prompts, the
-// gate and MPT's factors act at L_mid, where PEFT has no adapter: they are not exported.
+// gate and MPT's factors act at L_mid, where PEFT has no adapter; the whole state goes into a
+// format of its own, DIR/mops/: state.safetensors (every tensor under its /state/ name, float32)
+// and config.json (the prompt config, the backbone's shape, and what each tensor is).
 #pragma once
 #include <string>
 #include <vector>
@@ -13,8 +15,8 @@
 
 namespace mops {
 
-// Writes DIR/prompt_tuning and, for LoRA, DIR/lora (each made if missing; DIR must exist);
-// returns the adapter directories written.
+// Writes DIR/prompt_tuning, for LoRA DIR/lora, and DIR/mops (each made if missing; DIR must
+// exist); returns the directories written.
 std::vector<std::string> save_peft_adapters(PromptState& state, const std::string& directory);
 
 }  // namespace mops

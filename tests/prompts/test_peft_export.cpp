@@ -1,7 +1,7 @@
 // `mops convert --to peft` (issue 19): a LoRA run's P0 and adapters (all seven matrices, so that
 // the q/k permutation matters) in PEFT's format, loaded by PEFT on the `--to hf` export of the
 // embedded model (tests/reference/peft_peer.py): the same logits as mops' P0-only and prompted
-// forwards within 1e-4.
+// forwards within 1e-4; and the whole state in mops' own format (DIR/mops/).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "prompt_state_io.h"
 #include "prompted_forward.h"
+#include "safetensors.h"
 #include "test_support.h"
 
 namespace mops {
@@ -75,6 +76,12 @@ TEST(PeftExport, PeftGivesTheLogitsOfMops) {
   EXPECT_LT(d0, 1e-4);
   EXPECT_LT(d1, 1e-4);
   EXPECT_GT((lora - p0_only).abs().max().item<double>(), 0.1) << "the adapters should change the logits";
+  // The whole state in mops' own format: every tensor as in the results file.
+  SafetensorsReader own((dir / "peft" / "mops" / "state.safetensors").string());
+  for (const auto& item : state->named_parameters()) {
+    EXPECT_TRUE(own.float_tensor(item.key()).equal(item.value())) << item.key();
+  }
+  EXPECT_EQ(own.names().size(), state->named_parameters().size());
 }
 
 }  // namespace
