@@ -113,12 +113,13 @@ int run_convert(int argc, const char* const* argv) {
                  "directory; dense, pruned or int8-dequantized) to the project's safetensors format (float32, "
                  "interleaved RoPE layout), or with --to hf to a Hugging Face Llama directory that "
                  "transformers' LlamaForCausalLM.from_pretrained loads (config.json, float32 model.safetensors, "
-                 "q/k rows in the rotate-half layout).");
+                 "q/k rows in the rotate-half layout); or with --to peft a run's P0 and LoRA as PEFT adapters for "
+                 "that export, and its whole state in mops' own format.");
   cl.options().add_options()
       ("model", po::value<std::string>()->required()->value_name("PATH"), "checkpoint to read")
       ("out", po::value<std::string>()->required()->value_name("PATH"),
-       "where to write: a .safetensors file, or with --to hf a directory (made when missing); nothing in it is "
-       "replaced without --overwrite")
+       "where to write: a .safetensors file, or with --to hf or peft a directory (made when missing); nothing in "
+       "it is replaced without --overwrite")
       ("tokenizer", po::value<std::string>()->value_name("FILE"),
        "--to hf: a SentencePiece .model copied into the directory as tokenizer.model")
       ("prompts", po::value<std::string>()->value_name("RESULTS.h5"),

@@ -103,6 +103,7 @@ TEST(RejectedRuns, ImpossibleOptionsNameTheOptionAndItsRange) {
   const auto o = (dir / "o.h5").string();
   fs::create_directories(dir / "sub");
   const std::string prune = "prune" + kModelOptions + " --data skills7 --sparsity 0.5 --calib-samples 2 ";
+  const std::string convert = "convert --model " MOPS_SOURCE_DIR "/models/skills7-base.safetensors ";
   expect_rejected_untouched(
       dir,
       {
@@ -134,6 +135,10 @@ TEST(RejectedRuns, ImpossibleOptionsNameTheOptionAndItsRange) {
           {"data stats --data skills7 --seed -1", "--seed = -1 is outside its range >= 0"},
           {"data stats --data skills7 --data-seed -2", "--data-seed = -2 is outside its range >= -1"},
           {"generate" + kModelOptions + " --ids 1 --top-p 0", "--top-p = 0 is outside its range (0, 1]"},
+          {convert + "--to peft --out " + (dir / "peft").string(), "--prompts RESULTS.h5 goes with --to peft, and --to "
+                                                                   "peft needs it"},
+          {convert + "--to hf --out " + (dir / "hf").string() + " --tokenizer " + o, "--tokenizer " + o + " is not a file"},
+          {convert + "--out " + o + " --tokenizer x.model", "--tokenizer is copied by --to hf only"},
           {"pretrain --tokenizer x.model --out " + o + " --data skills7 --seq-len 600 --max-seq-len 512",
            "--seq-len 600 is longer than --max-seq-len 512"},
           {prune + "--out " + (dir / "missing" / "p.safetensors").string(), "does not exist; create it first"},
