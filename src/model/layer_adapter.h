@@ -13,6 +13,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <string>
+
 namespace mops {
 
 struct LowRankUpdate {
@@ -34,6 +36,9 @@ struct LayerAdapter {
   torch::Tensor prefix_keys;    // prefix tuning: (N, G D), before the layer's keys (already "rotated")
   torch::Tensor prefix_values;  // prefix tuning: (N, G D)
   int64_t prefix_length() const { return prefix_keys.defined() ? prefix_keys.size(0) : 0; }
+  // The LoRA update of the matrix named `matrix` (wq wk wv wo w1 w2 w3, as in llama.h).
+  LowRankUpdate& update(const std::string& matrix);
+  const LowRankUpdate& update(const std::string& matrix) const;
 };
 
 // `adapter`, or for null a LayerAdapter that changes nothing (one shared instance).

@@ -31,16 +31,6 @@ HfModule hf_module(const std::string& target, const ModelConfig& m) {
   return {"mlp.down_proj"};  // w2
 }
 
-const LowRankUpdate& update_of(const LayerAdapter& a, const std::string& target) {
-  if (target == "wq") return a.wq;
-  if (target == "wk") return a.wk;
-  if (target == "wv") return a.wv;
-  if (target == "wo") return a.wo;
-  if (target == "w1") return a.w1;
-  if (target == "w2") return a.w2;
-  return a.w3;
-}
-
 torch::Tensor float_cpu(const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat32).contiguous(); }
 
 void write_adapter(const fs::path& dir, const nlohmann::json& config,
@@ -100,7 +90,7 @@ std::vector<std::string> save_peft_adapters(PromptState& state, const std::strin
     layers.push_back(l);
     for (const auto& target : lora_target_names()) {
       if (std::find(c.lora_targets.begin(), c.lora_targets.end(), target) == c.lora_targets.end()) continue;
-      const auto& update = update_of(state->adapters[size_t(l)], target);
+      const auto& update = state->adapters[size_t(l)].update(target);
       const auto module = hf_module(target, m);
       const auto prefix = "base_model.model.model.layers." + std::to_string(l) + "." + module.path;
       const auto b = float_cpu(update.b);  // (out, r)

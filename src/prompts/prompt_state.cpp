@@ -94,15 +94,6 @@ std::pair<int64_t, int64_t> target_shape(const ModelConfig& m, const std::string
   return {m.dim, m.dim};  // wq, wo
 }
 
-LowRankUpdate& target_of(LayerAdapter& adapter, const std::string& name) {
-  if (name == "wq") return adapter.wq;
-  if (name == "wk") return adapter.wk;
-  if (name == "wv") return adapter.wv;
-  if (name == "wo") return adapter.wo;
-  if (name == "w1") return adapter.w1;
-  if (name == "w2") return adapter.w2;
-  return adapter.w3;
-}
 
 }  // namespace
 
@@ -146,7 +137,7 @@ PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& bac
     for (const auto& name : lora_target_names()) {  // in this fixed order, whatever the option's
       if (std::find(config.lora_targets.begin(), config.lora_targets.end(), name) == config.lora_targets.end()) continue;
       const auto [out, in] = target_shape(backbone, name);
-      auto& update = target_of(adapter, name);
+      auto& update = adapter.update(name);
       const double bound = 1.0 / std::sqrt(double(in));
       update.a = register_parameter(layer + name + "_lora_a", torch::empty({config.lora_rank, in}).uniform_(-bound, bound, gen));
       update.b = register_parameter(layer + name + "_lora_b", torch::zeros({out, int64_t(config.lora_rank)}));
