@@ -1,12 +1,16 @@
 // `mops data stats`: what a data source holds: records per task, split sizes, length
 // percentiles, and (with --clients) how the training split is partitioned over clients.
+// `mops data export`: the tokenized examples (and their clients) as JSON Lines for other tools.
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
 
+#include "atomic_file.h"
 #include "command_start.h"
 #include "commands.h"
 #include "dataset_options.h"
+#include "example_export.h"
+#include "output_files.h"
 
 namespace mops {
 namespace {
@@ -71,7 +75,54 @@ void print_partition(const CommandLine& cl, const InstructionDataset& dataset) {
             << ")\n" << partition_table(partition, tasks, dataset.tasks);
 }
 
+// client_of[i]: the client of training example i under the partition options.
+std::vector<int> clients_of_examples(const CommandLine& cl, const TokenizedSplit& data) {
+  std::vector<int> tasks;
+  for (const auto& e : data.train) tasks.push_back(e.task);
+  const auto partition = partition_records(tasks, int(data.tasks.size()), partition_options(cl));
+  std::vector<int> client_of(data.train.size());
+  for (size_t c = 0; c < partition.clients.size(); ++c) {
+    for (size_t example : partition.clients[c]) client_of[example] = int(c);
+  }
+  return client_of;
+}
+
 }  // namespace
+
+int run_data_export(int argc, const char* const* argv) {
+  CommandLine cl("data export",
+                 "Write the tokenized examples a run trains and evaluates on as JSON Lines, one object per example "
+                 "(split, index, task, task_id, ids, question_begin, question_end, response_begin; with --clients the "
+                 "training examples' client, the partition `mops federate` uses with the same options): what "
+                 "bench/'s PEFT and Flower peers read. README, \"Exporting data\".");
+  cl.options().add_options()
+      ("tokenizer", po::value<std::string>()->required()->value_name("FILE"), "SentencePiece .model (required)")
+      ("out", po::value<std::string>()->required()->value_name("FILE.jsonl"),
+       "where to write (required); never replaced without --overwrite");
+  cl.add_number<int>("max-tokens", 512, Range::closed(8, 1 << 20),
+                     "truncation limit: mops train and federate use the model's max_seq_len - 1 - the run's prompt "
+                     "positions (431 for the embedded model and the default 80); give the same to export what they "
+                     "train on");
+  cl.add_number<int>("clients", std::nullopt, Range::closed(1, 1 << 20),
+                     "partition the training split over N clients and write each example's client", "N");
+  add_partition_options(cl);
+  add_dataset_options(cl, true);
+  cl.add_seed_option();
+  cl.add_overwrite_option();
+  if (!cl.parse(argc, argv, std::cout)) return 0;
+  start_command(cl);
+  const auto out = cl.get<std::string>("out");
+  const auto locks = claim_outputs("--out", {out}, cl.get<bool>("overwrite"));
+  const auto data = load_tokenized_data(cl, cl.get<int>("max-tokens"));
+  const auto client_of = cl.has("clients") ? clients_of_examples(cl, data) : std::vector<int>{};
+  const auto text = examples_jsonl(data, client_of);
+  write_file_atomically(out, text.data(), text.size());
+  std::cout << "wrote " << out << ": " << data.train.size() << " train and " << data.test.size() << " " << data.held_out
+            << " examples of " << data.tasks.size() << " tasks";
+  if (cl.has("clients")) std::cout << ", over " << cl.get<int>("clients") << " clients";
+  std::cout << "\n";
+  return 0;
+}
 
 int run_data_stats(int argc, const char* const* argv) {
   CommandLine cl("data stats",

@@ -13,6 +13,7 @@ int run_train(int argc, const char* const* argv);
 int run_federate(int argc, const char* const* argv);
 int run_prompts_pretrain(int argc, const char* const* argv);
 int run_data_stats(int argc, const char* const* argv);
+int run_data_export(int argc, const char* const* argv);
 int run_tokenizer_train(int argc, const char* const* argv);
 int run_tokenizer_encode(int argc, const char* const* argv);
 

@@ -36,6 +36,8 @@ const std::vector<Command>& commands() {
        mops::run_federate},
       {"data stats", "records per task, split sizes, lengths and the client partition of instruction data",
        mops::run_data_stats},
+      {"data export", "the tokenized examples (and their federated clients) as JSON Lines, for PEFT, Flower and other tools",
+       mops::run_data_export},
       {"tokenizer train", "train a SentencePiece tokenizer on text or JSONL files", mops::run_tokenizer_train},
       {"tokenizer encode", "print the token ids of a text", mops::run_tokenizer_encode},
   };

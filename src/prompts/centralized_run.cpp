@@ -67,6 +67,7 @@ MethodOutcome run_centralized_method(Llama& model, const PromptRunSettings& s, c
   observer.finish();
   results.write_attribute("status", "finished");
   results.write_attribute("tokens_per_second", std::to_string(summary.tokens_per_second));
+  results.write_attribute("main_loop_seconds", std::to_string(summary.seconds));
   results.close();
   std::cerr << method_name(method) << ": " << std::fixed << std::setprecision(1) << summary.seconds << " s, "
             << std::setprecision(0) << summary.tokens_per_second << " tokens/s; results in " << output.path << "\n"

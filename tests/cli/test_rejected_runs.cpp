@@ -134,6 +134,10 @@ TEST(RejectedRuns, ImpossibleOptionsNameTheOptionAndItsRange) {
           {"data stats --data skills7 --samples-per-source -1", "--samples-per-source = -1 is outside its range >= 1"},
           {"data stats --data skills7 --seed -1", "--seed = -1 is outside its range >= 0"},
           {"data stats --data skills7 --data-seed -2", "--data-seed = -2 is outside its range >= -1"},
+          {"data export --data skills7 --tokenizer x.model --clients 0 --out " + o,
+           "--clients = 0 is outside its range [1, 1048576]"},
+          {"data export --data skills7 --tokenizer x.model --out " + (dir / "missing" / "d.jsonl").string(),
+           "does not exist; create it first"},
           {"generate" + kModelOptions + " --ids 1 --top-p 0", "--top-p = 0 is outside its range (0, 1]"},
           {convert + "--to peft --out " + (dir / "peft").string(), "--prompts RESULTS.h5 goes with --to peft, and --to "
                                                                    "peft needs it"},
