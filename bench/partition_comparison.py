@@ -22,24 +22,22 @@ import warnings
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peft_loop  # noqa: E402  (the export reader; imports no torch)
+
 
 def read_training_tasks_and_clients(path):
-    """(tasks, clients, task names) of the export's training lines; errors name the file and line."""
-    tasks, clients, names = [], [], {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                record = json.loads(line)
-                if record["split"] != "train":
-                    continue
-                tasks.append(int(record["task_id"]))
-                clients.append(int(record["client"]))
-                names[int(record["task_id"])] = record["task"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                sys.exit(f"{path}:{number}: not a training line of `mops data export --clients`: {error!r}")
-    if not tasks:
-        sys.exit(f"{path}: no training lines")
-    return np.array(tasks), np.array(clients), [names[t] for t in sorted(names)]
+    """(tasks, clients, task names) of the export's training lines (peft_loop.read_export, which
+    names the file and line of a malformed one)."""
+    try:
+        export = peft_loop.read_export(path)
+    except (OSError, ValueError) as error:
+        sys.exit(str(error))
+    if export.clients is None:
+        sys.exit(f"{path}: no clients; export with `mops data export --clients N`")
+    tasks = np.array([e.task_id for e in export.train])
+    clients = np.array([e.client for e in export.train])
+    return tasks, clients, [export.tasks[t] for t in sorted(export.tasks)]
 
 
 def counts_per_client(tasks, clients, num_clients, num_tasks):
