@@ -1,11 +1,12 @@
 // Small helpers shared by the test files.
 #pragma once
-#include <torch/cuda.h>
+#include <torch/torch.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <sys/wait.h>
 
@@ -44,6 +45,24 @@ inline std::string error_of(const std::function<void()>& body) {
     return error.what();
   }
   return "";
+}
+
+// The comparison table's column for a peer method's --method name (written out here, not taken
+// from src/prompts/comparison_table.cpp, so the tests check the table's text).
+inline std::string peer_column_label(const std::string& method) {
+  const std::map<std::string, std::string> labels = {{"lora", "LoRA"}, {"ia3", "IA3"}, {"prefix", "prefix"}, {"mpt", "MPT"}};
+  return labels.at(method);
+}
+
+// A raw little-endian float32 file (what the Python references write) as a tensor of `shape`;
+// throws mops::Error naming the file when it is missing or shorter.
+inline torch::Tensor read_float32_file(const std::string& path, const std::vector<int64_t>& shape) {
+  auto values = torch::empty(shape, torch::kFloat32);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(values.data_ptr<float>()), std::streamsize(values.numel() * 4));
+  MOPS_CHECK(in, path << ": missing or shorter than " << values.numel() << " float32 values (its Python reference "
+                      "writes it; ctest runs that first)");
+  return values;
 }
 
 // The header of ../shared/models/stories260K.bin (llama2.c's stories260K), as a model config.

@@ -27,12 +27,7 @@ nlohmann::json reference() {
 }
 
 torch::Tensor read_logits(const std::string& file, const nlohmann::json& ref) {
-  const auto shape = ref["logits_shape"].get<std::vector<int64_t>>();
-  auto logits = torch::empty(shape, torch::kFloat32);
-  std::ifstream in(reference_dir() + "/" + file, std::ios::binary);
-  in.read(reinterpret_cast<char*>(logits.data_ptr<float>()), logits.numel() * 4);
-  EXPECT_TRUE(in) << file;
-  return logits;
+  return read_float32_file(reference_dir() + "/" + file, ref["logits_shape"].get<std::vector<int64_t>>());
 }
 
 // Logits of `model_path` for the reference ids, max |difference| from the reference file.
@@ -122,10 +117,8 @@ TEST(ReferenceTransformers, LogitsAndGreedyIdsMatchMops) {
     torch::NoGradGuard no_grad;
     const auto ids = torch::tensor(ref["ids"].get<std::vector<int64_t>>(), torch::kLong).unsqueeze(0);
     const auto ours = model->forward(ids)[0];  // (T, V)
-    auto theirs = torch::empty(ref["logits_shape"].get<std::vector<int64_t>>(), torch::kFloat32);
-    std::ifstream logits(reference_dir() + "/transformers/" + name + ".logits.f32", std::ios::binary);
-    logits.read(reinterpret_cast<char*>(theirs.data_ptr<float>()), theirs.numel() * 4);
-    ASSERT_TRUE(logits) << name;
+    const auto theirs = read_float32_file(reference_dir() + "/transformers/" + name + ".logits.f32",
+                                          ref["logits_shape"].get<std::vector<int64_t>>());
     const double diff = (ours - theirs).abs().max().item<double>();
     std::printf("%s: mops vs transformers %s: max |logit difference| %.3g\n", name.c_str(),
                 ref["transformers"].get<std::string>().c_str(), diff);

@@ -701,8 +701,7 @@ TEST(MopsTrain, PeerMethodsWriteResultsFilesWithTheirTrainableParameters) {
     ASSERT_EQ(run.exit_code, 0) << run.output;
     EXPECT_NE(run.output.find(method + ": " + std::to_string(count) + " trainable parameters"), std::string::npos)
         << run.output;
-    const std::map<std::string, std::string> column = {{"lora", "LoRA"}, {"ia3", "IA3"}, {"prefix", "prefix"}, {"mpt", "MPT"}};
-    EXPECT_NE(run.output.find(column.at(method)), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find(peer_column_label(method)), std::string::npos) << run.output;
     const auto check = h5py_check(out);
     EXPECT_EQ(check.exit_code, 0) << check.output;
     EXPECT_EQ(read_string_attribute(out, "method"), method);

@@ -16,14 +16,6 @@
 namespace mops {
 namespace {
 
-torch::Tensor read_f32(const std::string& path, const std::vector<int64_t>& shape) {
-  auto t = torch::empty(shape, torch::kFloat32);
-  std::ifstream in(path, std::ios::binary);
-  in.read(reinterpret_cast<char*>(t.data_ptr<float>()), t.numel() * 4);
-  EXPECT_TRUE(in) << path;
-  return t;
-}
-
 TEST(PeftExport, PeftGivesTheLogitsOfMops) {
   const auto dir = fresh_test_dir("peft");
   const std::string model_path = MOPS_SOURCE_DIR "/models/skills7-base.safetensors";
@@ -69,8 +61,8 @@ TEST(PeftExport, PeftGivesTheLogitsOfMops) {
   const int64_t T = int64_t(example.ids.size()), V = model->config().vocab_size;
   const auto p0_only = first_prompts_forward(model, state, batch.ids)[0];  // (T, V)
   const auto lora = prompted_forward(model, state, batch).logits[0];      // (T, V)
-  const auto peft_p0 = read_f32((dir / "out" / "prompt_tuning.logits.f32").string(), {T, V});
-  const auto peft_lora = read_f32((dir / "out" / "lora.logits.f32").string(), {T, V});
+  const auto peft_p0 = read_float32_file((dir / "out" / "prompt_tuning.logits.f32").string(), {T, V});
+  const auto peft_lora = read_float32_file((dir / "out" / "lora.logits.f32").string(), {T, V});
   const double d0 = (p0_only - peft_p0).abs().max().item<double>(), d1 = (lora - peft_lora).abs().max().item<double>();
   std::printf("PEFT vs mops: prompt tuning (P0) max |logit difference| %.3g, LoRA + P0 %.3g\n", d0, d1);
   EXPECT_LT(d0, 1e-4);

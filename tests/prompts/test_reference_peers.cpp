@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "prompted_forward.h"
 #include "safetensors.h"
+#include "test_support.h"
 
 namespace mops {
 namespace {
@@ -66,10 +67,7 @@ TEST(ReferencePeerMethods, PromptedForwardMatchesNumPy) {
     auto state = reference_state(ref, method, model->config());
     torch::NoGradGuard no_grad;
     const auto ours = prompted_forward(model, state, batch).logits[0];  // (T, V)
-    auto expected = torch::empty(shape, torch::kFloat32);
-    std::ifstream in(reference_dir() + "/" + name + ".logits.f32", std::ios::binary);
-    in.read(reinterpret_cast<char*>(expected.data_ptr<float>()), expected.numel() * 4);
-    ASSERT_TRUE(in) << name << ".logits.f32";
+    const auto expected = read_float32_file(reference_dir() + "/" + name + ".logits.f32", shape);
     const double diff = (ours - expected).abs().max().item<double>();
     std::printf("%s vs NumPy: max |logit difference| %.3g (max |logit| %.3g)\n", name.c_str(), diff,
                 expected.abs().max().item<double>());
