@@ -19,7 +19,8 @@ and prints the tables (Markdown) that BENCHMARKS.md holds, writing them with eve
 DIR/peers.json. Peak memory is the largest resident set of the whole process tree (mpirun and its
 ranks; Flower's driver, Ray and its actors), sampled every 0.1 s. Wall time is the process's
 from start to exit. A step whose result exists in DIR is not run again (its measurement is kept
-in DIR/STEP.measure.json): a killed benchmark goes on where it stopped; --fresh starts over.
+in DIR/STEP.measure.json, with its command): a killed benchmark goes on where it stopped; a
+result of other settings is refused; --fresh starts over.
 Settings: the paper's optimizer and length for the centralized runs (Adam 1e-3, batch 1, 20 000
 steps), the main job's federated setting (100 clients, Dirichlet(0.1), 10 per round, 250 local
 steps, 10 rounds); evaluation only at the end.
@@ -90,9 +91,13 @@ def step(name, outputs, command, work, env):
     """Runs a step unless its outputs and measurement exist; returns the measurement."""
     measure_path = os.path.join(work, name + ".measure.json")
     if os.path.exists(measure_path) and all(os.path.exists(o) for o in outputs):
-        print(f"{name}: kept from an earlier run ({measure_path})", file=sys.stderr)
         with open(measure_path) as f:
-            return json.load(f)
+            earlier = json.load(f)
+        if earlier.get("command") != command:
+            sys.exit(f"{work} holds a {name} result of other settings ({measure_path}: {' '.join(earlier.get('command', []))}); "
+                     f"give another --work, or --fresh to start over")
+        print(f"{name}: kept from an earlier run ({measure_path})", file=sys.stderr)
+        return earlier
     for o in outputs:
         if os.path.isdir(o):
             shutil.rmtree(o)
@@ -258,29 +263,35 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--model", required=True, help="the model mops trains on (its .safetensors)")
-    parser.add_argument("--tokenizer", default=os.path.join(ROOT, "models", "skills7-tokenizer.model"))
+    parser.add_argument("--tokenizer", default=os.path.join(ROOT, "models", "skills7-tokenizer.model"),
+                        help="the model's SentencePiece .model (models/skills7-tokenizer.model)")
     parser.add_argument("--work", required=True, help="directory for every output (made if missing)")
-    parser.add_argument("--mops", help="the mops binary (default: $MOPS_BUILD_DIR or build, /mops)")
+    parser.add_argument("--mops", help="the mops binary (default: $MOPS_BUILD_DIR/mops, else build/mops)")
     parser.add_argument("--parts", default="centralized,federated,partition",
                         help="comma list of centralized, federated, partition")
     parser.add_argument("--steps", type=int, default=20000, help="centralized steps (20000)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--alpha", type=float, default=0.1)
-    parser.add_argument("--clients-per-round", type=int, default=10)
-    parser.add_argument("--local-steps", type=int, default=250)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=1, help="examples per step, every run (1)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, every run (1e-3)")
+    parser.add_argument("--clients", type=int, default=100, help="federated clients (100)")
+    parser.add_argument("--alpha", type=float, default=0.1, help="the partition's Dirichlet concentration (0.1)")
+    parser.add_argument("--clients-per-round", type=int, default=10, help="clients sampled per round (10)")
+    parser.add_argument("--local-steps", type=int, default=250, help="each sampled client's steps per round (250)")
+    parser.add_argument("--rounds", type=int, default=10, help="federated rounds (10)")
     parser.add_argument("--parallel-clients", type=int, default=2, help="Flower's concurrent actors (2: the cores)")
     parser.add_argument("--threads", type=int, default=1, help="threads per process (1)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1, help="training seed of every run (1)")
+    parser.add_argument("--data-seed", type=int, default=0, help="mops' --data-seed: the data and the partition (0)")
     parser.add_argument("--fresh", action="store_true", help="remove DIR's earlier results first")
     args = parser.parse_args()
     for name in ("steps", "batch_size", "clients", "clients_per_round", "local_steps", "rounds", "parallel_clients",
                  "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    for name in ("lr", "alpha"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name} {getattr(args, name)}: must be > 0")
+    if args.seed < 0 or args.data_seed < 0:
+        parser.error("--seed and --data-seed must be >= 0")
     if not 1 <= args.clients_per_round <= args.clients:
         parser.error(f"--clients-per-round {args.clients_per_round}: must be in [1, --clients {args.clients}]")
     parts = set(args.parts.split(","))
