@@ -54,7 +54,8 @@ def tree_rss(process):
 
 
 def measured_run(name, command, work, env):
-    """Runs `command` (its output to DIR/NAME.log); returns {seconds, peak_rss_mib}."""
+    """Runs `command` (its output to DIR/NAME.log); returns {wall_seconds, peak_rss_mib} (names no
+    peer's JSON uses, so the two merge into one row)."""
     log_path = os.path.join(work, name + ".log")
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", file=sys.stderr, flush=True)
     with open(log_path, "w") as log:
@@ -84,7 +85,7 @@ def measured_run(name, command, work, env):
         sys.exit(f"{name} failed (exit {code}); the end of {log_path}:\n{tail}")
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {seconds:.1f} s, peak {peak[0] / 2**20:.0f} MiB", file=sys.stderr,
           flush=True)
-    return {"seconds": seconds, "peak_rss_mib": peak[0] / 2**20}
+    return {"wall_seconds": seconds, "peak_rss_mib": peak[0] / 2**20}
 
 
 def step(name, outputs, command, work, env):
@@ -111,7 +112,8 @@ def step(name, outputs, command, work, env):
 
 
 def mops_results(path):
-    """Final overall and per-task perplexity, main loop seconds and the config of a results file."""
+    """A results file's final overall and per-task perplexity, trained parameters, main-loop
+    seconds and tokens/s (centralized) or round seconds (federated)."""
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -159,10 +161,10 @@ def common_mops(args):
             "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
 
 
-def common_peft(args, work, data):
-    return [sys.executable, "--model", os.path.join(work, "hf"), "--data", os.path.join(work, data),
-            "--seed", str(args.seed), "--threads", str(args.threads), "--batch-size", str(args.batch_size),
-            "--lr", str(args.lr)]
+def common_peft(args, work, script, data):
+    return [sys.executable, os.path.join(HERE, script), "--model", os.path.join(work, "hf"),
+            "--data", os.path.join(work, data), "--seed", str(args.seed), "--threads", str(args.threads),
+            "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
 
 
 def run_centralized(args, work, env, mops):
@@ -174,13 +176,10 @@ def run_centralized(args, work, env, mops):
                         "--eval-every", str(args.steps), "--out", out], work, env)
         rows[f"mops {method}"] = {**measure, **mops_results(out)}
         out = os.path.join(work, f"peft-{method}.json")
-        command = common_peft(args, work, "data.jsonl")
-        command[1:1] = [os.path.join(HERE, "peft_train.py")]
+        command = common_peft(args, work, "peft_train.py", "data.jsonl")
         measure = step(f"peft_{method}", [out], command + ["--method", method, "--steps", str(args.steps),
                                                            "--out", out], work, env)
-        peer = read_json(out)
-        peer["loop_and_eval_seconds"] = peer.pop("seconds")  # `seconds` is the process's wall time here
-        rows[f"peft {method}"] = {**measure, **peer}
+        rows[f"peft {method}"] = {**measure, **read_json(out)}
     return rows
 
 
@@ -212,16 +211,13 @@ def run_federated(args, work, env, mops):
         command = [mops, *federate, "--out", out] if ranks == 1 else [*mpirun, "-np", "2", mops, *federate, "--out", out]
         measure = step(f"mops_federate_np{ranks}", [out], command, work, env)
         rows[f"mops federate, {ranks} rank{'s' if ranks > 1 else ''}"] = {**measure, **mops_results(out)}
-    check_same_partition(out, os.path.join(work, "clients.jsonl"))
+        check_same_partition(out, os.path.join(work, "clients.jsonl"))
     out = os.path.join(work, "flower-fedprompt.json")
-    command = common_peft(args, work, "clients.jsonl")
-    command[1:1] = [os.path.join(HERE, "flower_fedprompt.py")]
+    command = common_peft(args, work, "flower_fedprompt.py", "clients.jsonl")
     command += ["--rounds", str(args.rounds), "--clients-per-round", str(args.clients_per_round),
                 "--local-steps", str(args.local_steps), "--parallel-clients", str(args.parallel_clients), "--out", out]
     measure = step("flower_fedprompt", [out], command, work, env)
-    peer = read_json(out)
-    peer["simulation_seconds"] = peer.pop("seconds")  # run_simulation's; `seconds` is the process's wall time
-    rows[f"Flower + PEFT, {args.parallel_clients} actors"] = {**measure, **peer}
+    rows[f"Flower + PEFT, {args.parallel_clients} actors"] = {**measure, **read_json(out)}
     return rows
 
 
@@ -233,18 +229,24 @@ def run_partition(args, work, env):
         return read_json(out), f.read()
 
 
+def overall_perplexity(row):
+    """A row's final overall test perplexity: mops' from its results file, a peer's from its JSON."""
+    return row["ppl_overall"] if "ppl_overall" in row else row["test_perplexity"]["overall"]
+
+
 def centralized_table(rows, steps):
     lines = [f"| run ({steps} steps) | steps/s | tokens/s | training loop + final eval (s) | wall (s) | peak RSS (MiB) "
              "| trained | test ppl |", "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        # Both loops' times include their final evaluation (mops' main_loop_seconds does).
+        # Both loops' times include their final evaluation (mops' main_loop_seconds does; a
+        # peft_train.py JSON's `seconds` is its loop and final evaluation).
         if name.startswith("mops"):
-            loop, tokens_per_second, ppl = r["main_loop_seconds"], r["tokens_per_second"], r["ppl_overall"]
+            loop, tokens_per_second = r["main_loop_seconds"], r["tokens_per_second"]
         else:
-            loop, ppl = r["loop_and_eval_seconds"], r["test_perplexity"]["overall"]
+            loop = r["seconds"]
             tokens_per_second = r["train_tokens"] / loop
-        lines.append(f"| {name} | {steps / loop:.1f} | {tokens_per_second:,.0f} | {loop:.1f} | {r['seconds']:.1f} | "
-                     f"{r['peak_rss_mib']:.0f} | {r['trainable_parameters']:,} | {ppl:.3f} |")
+        lines.append(f"| {name} | {steps / loop:.1f} | {tokens_per_second:,.0f} | {loop:.1f} | {r['wall_seconds']:.1f} | "
+                     f"{r['peak_rss_mib']:.0f} | {r['trainable_parameters']:,} | {overall_perplexity(r):.3f} |")
     return "\n".join(lines)
 
 
@@ -253,9 +255,8 @@ def federated_table(rows, rounds):
              "|---|---|---|---|---|---|"]
     for name, r in rows.items():
         rounds_s = sorted(r["round_seconds"])
-        ppl = r["ppl_overall"] if "ppl_overall" in r else r["test_perplexity"]["overall"]
-        lines.append(f"| {name} | {rounds_s[len(rounds_s) // 2]:.1f} | {sum(rounds_s):.1f} | {r['seconds']:.1f} | "
-                     f"{r['peak_rss_mib']:.0f} | {ppl:.3f} |")
+        lines.append(f"| {name} | {rounds_s[len(rounds_s) // 2]:.1f} | {sum(rounds_s):.1f} | {r['wall_seconds']:.1f} | "
+                     f"{r['peak_rss_mib']:.0f} | {overall_perplexity(r):.3f} |")
     return "\n".join(lines)
 
 

@@ -94,7 +94,6 @@ std::pair<int64_t, int64_t> target_shape(const ModelConfig& m, const std::string
   return {m.dim, m.dim};  // wq, wo
 }
 
-
 }  // namespace
 
 PromptStateImpl::PromptStateImpl(const MopConfig& config, const ModelConfig& backbone, uint64_t seed)

@@ -2,8 +2,6 @@
 // and, with --clients, the partition `mops federate` computes from the same options.
 #include <nlohmann/json.hpp>
 
-#include <sstream>
-
 #include "example_export.h"
 #include "partition.h"
 #include "test_support.h"
@@ -12,7 +10,6 @@
 namespace mops {
 namespace {
 
-namespace fs = std::filesystem;
 const std::string kTokenizer = MOPS_SOURCE_DIR "/models/skills7-tokenizer.model";
 
 std::vector<nlohmann::json> read_lines(const std::string& path) {
